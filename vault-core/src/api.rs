@@ -1,0 +1,312 @@
+//! The JSON types of the HTTP API, shared by the server and the CLI.
+//!
+//! Binary data (envelopes, challenges, encrypted call metadata) travels as standard
+//! base64. Recording ciphertext never travels as JSON: it is the raw body of the upload
+//! request and of the fetch response.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{CaseId, RecordingId, UserName};
+
+/// Exit status of `vault-cli` when the server refused access (SPEC §7).
+pub const EXIT_ACCESS_DENIED: i32 = 3;
+
+/// Response header carrying the caller's envelope (base64) with a fetched recording.
+pub const HEADER_ENVELOPE: &str = "x-vault-envelope";
+/// Response header carrying the case recipient the envelope must open.
+pub const HEADER_CASE_RECIPIENT: &str = "x-vault-case-recipient";
+/// Request header carrying the encrypted call metadata (base64) of an upload.
+pub const HEADER_META: &str = "x-vault-meta";
+
+macro_rules! string_enum {
+    ($(#[$doc:meta])* $name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        pub enum $name {
+            $(#[serde(rename = $text)] $variant),+
+        }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                match s {
+                    $($text => Ok($name::$variant),)+
+                    _ => Err(format!(
+                        "{s:?} is not one of: {}",
+                        [$($text),+].join(", ")
+                    )),
+                }
+            }
+        }
+    };
+}
+
+string_enum!(
+    /// What a user may do (SPEC §6).
+    Role { Admin = "admin", Investigator = "investigator", Auditor = "auditor", Recorder = "recorder" }
+);
+string_enum!(
+    /// The legal basis a case is recorded under (SPEC §2).
+    CaseKind { Customer = "customer", Employee = "employee", Covert = "covert" }
+);
+string_enum!(
+    /// The legitimate interest of a customer-call case (R1).
+    Purpose { Sales = "sales", ComplaintHandling = "complaint-handling", Training = "training", Quality = "quality" }
+);
+string_enum!(
+    /// How the parties were told the call was recorded (R1, R2).
+    Announcement { SpokenNotice = "spoken-notice", SignalTone = "signal-tone", None = "none" }
+);
+string_enum!(
+    /// Where a case is in its life.
+    CaseStatus { PendingApproval = "pending-approval", Open = "open", Closed = "closed", Destroyed = "destroyed" }
+);
+string_enum!(
+    /// The state of one person's access to a case.
+    GrantStatus { Pending = "pending", Active = "active", Expired = "expired", Revoked = "revoked" }
+);
+
+/// Default retention per kind, in days (R7), used when `--retention-days` is not given.
+pub fn default_retention_days(kind: CaseKind) -> u32 {
+    match kind {
+        CaseKind::Customer => 180,
+        CaseKind::Employee => 90,
+        CaseKind::Covert => 365,
+    }
+}
+
+/// An error answer from the server.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// Stable, machine-readable code such as `access_denied` or `bad_request`.
+    pub error: String,
+    /// What went wrong and what to do, for people.
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChallengeRequest {
+    pub user: UserName,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChallengeResponse {
+    pub challenge_id: String,
+    /// base64 of the age ciphertext of the challenge text.
+    pub ciphertext: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LoginRequest {
+    pub challenge_id: String,
+    /// [`crate::challenge::response`] of the decrypted challenge.
+    pub response: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LoginResponse {
+    pub token: String,
+    /// Unix seconds.
+    pub expires_at: i64,
+    pub role: Role,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NewUser {
+    pub name: UserName,
+    pub role: Role,
+    pub recipient: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UserInfo {
+    pub name: UserName,
+    pub role: Role,
+    pub recipient: String,
+    pub enabled: bool,
+    pub created_at: String,
+    pub created_by: Option<String>,
+}
+
+/// Whether a works council consented to employee-call recording (R2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "kind", content = "reference")]
+pub enum WorksCouncil {
+    /// Reference of the works council's consent.
+    Consent(String),
+    /// The organisation has no works council.
+    NoWorksCouncil,
+}
+
+/// The legal basis of a case, with the fields each kind requires.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum CaseBasis {
+    Customer {
+        purpose: Purpose,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        dpia_ref: Option<String>,
+    },
+    Employee {
+        reason: String,
+        works_council: WorksCouncil,
+        ap_informed: NaiveDate,
+        dpia_ref: String,
+    },
+    Covert {
+        suspicion: String,
+        dpia_ref: String,
+    },
+}
+
+impl CaseBasis {
+    pub fn kind(&self) -> CaseKind {
+        match self {
+            CaseBasis::Customer { .. } => CaseKind::Customer,
+            CaseBasis::Employee { .. } => CaseKind::Employee,
+            CaseBasis::Covert { .. } => CaseKind::Covert,
+        }
+    }
+
+    /// Checks the fields the law asks for; the message names the field and why.
+    pub fn validate(&self) -> Result<(), String> {
+        let need = |v: &str, field: &str, why: &str| {
+            if v.trim().is_empty() {
+                Err(format!("{field} is required: {why}"))
+            } else {
+                Ok(())
+            }
+        };
+        match self {
+            CaseBasis::Customer { .. } => Ok(()),
+            CaseBasis::Employee { reason, works_council, dpia_ref, .. } => {
+                need(reason, "--reason", "employee calls may be recorded only for a stated legitimate reason")?;
+                if let WorksCouncil::Consent(r) = works_council {
+                    need(r, "--works-council-ref", "the works council must consent before employee calls are recorded")?;
+                }
+                need(dpia_ref, "--dpia-ref", "monitoring employees requires a data-protection impact assessment")
+            }
+            CaseBasis::Covert { suspicion, dpia_ref } => {
+                need(suspicion, "--suspicion", "covert recording is lawful only on suspicion of a criminal offence")?;
+                need(dpia_ref, "--dpia-ref", "covert investigation requires a data-protection impact assessment")
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NewCase {
+    pub title: String,
+    pub retention_days: Option<u32>,
+    pub basis: CaseBasis,
+    /// The case recipient (`age1...`), generated on the admin's machine.
+    pub recipient: String,
+    /// base64 of the case secret age-encrypted to the creating admin.
+    pub envelope: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Created<I> {
+    pub id: I,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GrantInfo {
+    pub user: UserName,
+    pub status: GrantStatus,
+    pub reason: String,
+    pub until: Option<NaiveDate>,
+    pub granted_by: UserName,
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CaseInfo {
+    pub id: CaseId,
+    pub kind: CaseKind,
+    pub title: String,
+    pub status: CaseStatus,
+    pub retention_days: u32,
+    pub basis: CaseBasis,
+    pub recipient: String,
+    pub key_version: u32,
+    pub created_by: UserName,
+    pub created_at: String,
+    pub custodians: Vec<UserName>,
+    pub grants: Vec<GrantInfo>,
+    pub recordings: u64,
+}
+
+/// The case key envelopes of the caller (custodians use it to grant).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CaseKeyInfo {
+    pub recipient: String,
+    pub key_version: u32,
+    /// base64 of the caller's envelope for `key_version`.
+    pub envelope: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NewGrant {
+    pub user: UserName,
+    pub reason: String,
+    pub until: Option<NaiveDate>,
+    /// base64 of the case secret wrapped to the grantee.
+    pub envelope: String,
+    /// The key version the envelope holds.
+    pub key_version: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Reason {
+    pub reason: String,
+}
+
+/// Query of an upload request.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UploadParams {
+    pub announced: Announcement,
+    /// RFC 3339; defaults to the time of upload.
+    pub recorded_at: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RecordingInfo {
+    pub id: RecordingId,
+    pub case_id: CaseId,
+    pub key_version: u32,
+    pub size: u64,
+    /// Hex SHA-256 of the ciphertext.
+    pub sha256: String,
+    pub announced: Announcement,
+    pub recorded_at: String,
+    pub uploaded_by: UserName,
+    pub uploaded_at: String,
+    /// base64 of the age-encrypted call metadata, if any.
+    pub meta: Option<String>,
+}
+
+/// Call metadata that is personal data; it travels and rests encrypted to the case.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct CallMeta {
+    pub file_name: Option<String>,
+    pub plaintext_size: Option<u64>,
+}

@@ -1,0 +1,355 @@
+//! Keys, envelopes and streaming encryption, all in the standard age format.
+//!
+//! * A person's identity is an age X25519 identity file, the same format `age-keygen`
+//!   writes, so the standard `age` tool can use it.
+//! * A case key is an age X25519 key pair. Its secret half only ever leaves a custodian's
+//!   machine inside an *envelope*: the secret's text age-encrypted to one person.
+//! * Recordings are age-encrypted to the case recipient, in a stream, so memory does not
+//!   grow with a recording's size.
+//!
+//! Nothing here prompts or prints; errors say what went wrong and what to do.
+
+use std::io::{self, BufRead, Read, Write};
+use std::str::FromStr;
+
+use age::secrecy::ExposeSecret;
+use zeroize::Zeroizing;
+
+/// The largest envelope or challenge this module will decrypt into memory.
+const SMALL_CIPHERTEXT_MAX: u64 = 64 * 1024;
+
+/// Errors of key handling and encryption.
+#[derive(Debug, thiserror::Error)]
+pub enum CryptoError {
+    /// The identity file has no usable `AGE-SECRET-KEY-1...` line.
+    #[error(
+        "{0}: not an age X25519 identity file; create one with `vault-cli keygen --out FILE` or `age-keygen -o FILE`"
+    )]
+    BadIdentityFile(String),
+    /// A recipient string is not an `age1...` X25519 recipient.
+    #[error("{0:?} is not an age X25519 recipient; it starts with \"age1\" and is printed by `vault-cli keygen`")]
+    BadRecipient(String),
+    /// The data is not age ciphertext, or it was cut off or altered.
+    #[error("not valid age ciphertext (truncated, corrupted or not encrypted with age): {0}")]
+    Malformed(String),
+    /// The ciphertext is well formed but not encrypted to this identity.
+    #[error("this identity cannot decrypt it: it was not encrypted to you (check --identity)")]
+    NotForThisIdentity,
+    /// An envelope decrypted, but does not hold the case key it claims to.
+    #[error("the envelope does not hold the key of this case: {0}")]
+    WrongCaseKey(String),
+    /// Reading or writing failed.
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
+
+/// Parses the text of an identity file: `#` comment lines, blank lines and exactly one
+/// `AGE-SECRET-KEY-1...` line.
+pub fn parse_identity(text: &str, source: &str) -> Result<age::x25519::Identity, CryptoError> {
+    let mut keys = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'));
+    let (Some(line), None) = (keys.next(), keys.next()) else {
+        return Err(CryptoError::BadIdentityFile(source.to_owned()));
+    };
+    age::x25519::Identity::from_str(line).map_err(|_| CryptoError::BadIdentityFile(source.to_owned()))
+}
+
+/// Reads an identity file from disk.
+pub fn read_identity_file(path: &std::path::Path) -> Result<age::x25519::Identity, CryptoError> {
+    let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
+        io::Error::new(e.kind(), format!("cannot read identity file {}: {e}", path.display()))
+    })?);
+    parse_identity(&text, &path.display().to_string())
+}
+
+/// The text of an identity file in the layout `age-keygen` uses.
+pub fn identity_file_text(identity: &age::x25519::Identity) -> Zeroizing<String> {
+    let created = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ");
+    Zeroizing::new(format!(
+        "# created: {created}\n# public key: {}\n{}\n",
+        identity.to_public(),
+        identity.to_string().expose_secret()
+    ))
+}
+
+/// Parses an `age1...` recipient.
+pub fn parse_recipient(s: &str) -> Result<age::x25519::Recipient, CryptoError> {
+    age::x25519::Recipient::from_str(s.trim()).map_err(|_| CryptoError::BadRecipient(s.chars().take(100).collect()))
+}
+
+/// Encrypts a small secret (a case key, a challenge) to one recipient.
+pub fn encrypt_small(recipient: &age::x25519::Recipient, plaintext: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(plaintext.len() + 256);
+    encrypt_stream(recipient, &mut &plaintext[..], &mut out).expect("writing to memory cannot fail");
+    out
+}
+
+/// Decrypts a small ciphertext (an envelope, a challenge) into zeroizing memory.
+pub fn decrypt_small(identity: &age::x25519::Identity, ciphertext: &[u8]) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+    let mut reader = decrypting_reader(identity, ciphertext)?;
+    let mut out = Zeroizing::new(Vec::new());
+    (&mut reader)
+        .take(SMALL_CIPHERTEXT_MAX + 1)
+        .read_to_end(&mut out)
+        .map_err(stream_error)?;
+    if out.len() as u64 > SMALL_CIPHERTEXT_MAX {
+        return Err(CryptoError::Malformed("larger than any envelope or challenge".into()));
+    }
+    Ok(out)
+}
+
+/// A case key pair, generated on a custodian's machine.
+pub struct CaseKey {
+    identity: age::x25519::Identity,
+}
+
+impl CaseKey {
+    pub fn generate() -> Self {
+        Self { identity: age::x25519::Identity::generate() }
+    }
+
+    /// The recipient recorders encrypt to; stored by the server in clear.
+    pub fn recipient(&self) -> String {
+        self.identity.to_public().to_string()
+    }
+
+    pub fn identity(&self) -> &age::x25519::Identity {
+        &self.identity
+    }
+
+    /// Wraps the case secret to one person: the envelope the server stores for them.
+    pub fn wrap_to(&self, person: &age::x25519::Recipient) -> Vec<u8> {
+        let secret = self.identity.to_string();
+        encrypt_small(person, secret.expose_secret().as_bytes())
+    }
+
+    /// Opens an envelope with a person's identity and checks that it holds the secret of
+    /// `expected_recipient`, so a custodian cannot slip a different key into a case.
+    pub fn unwrap(
+        envelope: &[u8],
+        person: &age::x25519::Identity,
+        expected_recipient: &str,
+    ) -> Result<Self, CryptoError> {
+        let plain = decrypt_small(person, envelope)?;
+        let text = std::str::from_utf8(&plain).map_err(|_| CryptoError::WrongCaseKey("not a key".into()))?;
+        let identity = age::x25519::Identity::from_str(text.trim())
+            .map_err(|_| CryptoError::WrongCaseKey("not an age identity".into()))?;
+        if identity.to_public().to_string() != expected_recipient.trim() {
+            return Err(CryptoError::WrongCaseKey(format!(
+                "it opens {}, not the case recipient {}",
+                identity.to_public(),
+                expected_recipient.trim()
+            )));
+        }
+        Ok(Self { identity })
+    }
+}
+
+/// Encrypts everything `input` yields to `recipient`, writing age ciphertext to `output`
+/// as it goes. Returns the number of plaintext bytes.
+pub fn encrypt_stream<R: Read + ?Sized, W: Write>(
+    recipient: &age::x25519::Recipient,
+    input: &mut R,
+    output: W,
+) -> io::Result<u64> {
+    let encryptor = age::Encryptor::with_recipients(std::iter::once(recipient as &dyn age::Recipient))
+        .map_err(io::Error::other)?;
+    let mut writer = encryptor.wrap_output(output)?;
+    let n = io::copy(input, &mut writer)?;
+    // finish() writes the last chunk; without it the ciphertext is truncated.
+    writer.finish()?;
+    Ok(n)
+}
+
+/// A reader that yields the plaintext of the age ciphertext read from `input`. Errors
+/// from its `read` mean the ciphertext was truncated or altered; map them with
+/// [`stream_error`].
+pub fn decrypting_reader<R: Read>(
+    identity: &age::x25519::Identity,
+    input: R,
+) -> Result<impl Read, CryptoError> {
+    let decryptor = age::Decryptor::new_buffered(io::BufReader::new(input)).map_err(decrypt_error)?;
+    if decryptor.is_scrypt() {
+        return Err(CryptoError::Malformed("passphrase-encrypted files are not used by the vault".into()));
+    }
+    decryptor
+        .decrypt(std::iter::once(identity as &dyn age::Identity))
+        .map_err(decrypt_error)
+}
+
+/// Decrypts `input` to `output` in a stream. Returns the number of plaintext bytes. On
+/// error, `output` holds a prefix of unauthenticated plaintext: write it to a temporary
+/// file and throw that away.
+pub fn decrypt_stream<R: Read, W: Write>(
+    identity: &age::x25519::Identity,
+    input: R,
+    output: &mut W,
+) -> Result<u64, CryptoError> {
+    let mut reader = decrypting_reader(identity, input)?;
+    let mut buf = Zeroizing::new(vec![0u8; 64 * 1024]);
+    let mut total = 0u64;
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(stream_error(e)),
+        };
+        output.write_all(&buf[..n])?;
+        total += n as u64;
+    }
+    Ok(total)
+}
+
+/// Maps a read error from a decrypting reader to a [`CryptoError`].
+pub fn stream_error(e: io::Error) -> CryptoError {
+    match e.kind() {
+        io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof => CryptoError::Malformed(e.to_string()),
+        _ => CryptoError::Io(e),
+    }
+}
+
+fn decrypt_error(e: age::DecryptError) -> CryptoError {
+    match e {
+        age::DecryptError::NoMatchingKeys => CryptoError::NotForThisIdentity,
+        age::DecryptError::Io(io) => stream_error(io),
+        other => CryptoError::Malformed(other.to_string()),
+    }
+}
+
+/// Checks that `header` (the first bytes of an upload) starts like age ciphertext. The
+/// server cannot decrypt, but it can refuse what is plainly not age output.
+pub fn looks_like_age(prefix: &[u8]) -> bool {
+    const MAGIC: &[u8] = b"age-encryption.org/v1\n";
+    let n = prefix.len().min(MAGIC.len());
+    prefix[..n] == MAGIC[..n]
+}
+
+/// Returns true when `buf` holds a complete age header (the `---` MAC line).
+pub fn has_complete_header(buf: &[u8]) -> bool {
+    let mut r = buf;
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match r.read_until(b'\n', &mut line) {
+            Ok(0) | Err(_) => return false,
+            Ok(_) if line.starts_with(b"--- ") && line.ends_with(b"\n") => return true,
+            Ok(_) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn roundtrip(data: &[u8]) -> Vec<u8> {
+        let id = age::x25519::Identity::generate();
+        let mut ct = Vec::new();
+        encrypt_stream(&id.to_public(), &mut &data[..], &mut ct).unwrap();
+        let mut out = Vec::new();
+        decrypt_stream(&id, &ct[..], &mut out).unwrap();
+        out
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(32))]
+        #[test]
+        fn stream_roundtrip(data in proptest::collection::vec(any::<u8>(), 0..200_000)) {
+            prop_assert_eq!(roundtrip(&data), data);
+        }
+
+        #[test]
+        fn envelope_roundtrip(_seed in 0u8..8) {
+            let key = CaseKey::generate();
+            let person = age::x25519::Identity::generate();
+            let env = key.wrap_to(&person.to_public());
+            let back = CaseKey::unwrap(&env, &person, &key.recipient()).unwrap();
+            prop_assert_eq!(back.recipient(), key.recipient());
+        }
+
+        #[test]
+        fn fail_truncated_ciphertext(data in proptest::collection::vec(any::<u8>(), 1..150_000), cut in 1usize..64) {
+            let id = age::x25519::Identity::generate();
+            let mut ct = Vec::new();
+            encrypt_stream(&id.to_public(), &mut &data[..], &mut ct).unwrap();
+            let keep = ct.len() - cut.min(ct.len());
+            let mut out = Vec::new();
+            prop_assert!(decrypt_stream(&id, &ct[..keep], &mut out).is_err());
+        }
+
+        #[test]
+        fn fail_corrupted_ciphertext(data in proptest::collection::vec(any::<u8>(), 1..100_000), pos in any::<prop::sample::Index>(), bit in 0u8..8) {
+            let id = age::x25519::Identity::generate();
+            let mut ct = Vec::new();
+            encrypt_stream(&id.to_public(), &mut &data[..], &mut ct).unwrap();
+            let i = pos.index(ct.len());
+            ct[i] ^= 1 << bit;
+            let mut out = Vec::new();
+            prop_assert!(decrypt_stream(&id, &ct[..], &mut out).is_err());
+        }
+    }
+
+    #[test]
+    fn fail_wrong_identity() {
+        let key = CaseKey::generate();
+        let alice = age::x25519::Identity::generate();
+        let mallory = age::x25519::Identity::generate();
+        let env = key.wrap_to(&alice.to_public());
+        assert!(matches!(
+            CaseKey::unwrap(&env, &mallory, &key.recipient()),
+            Err(CryptoError::NotForThisIdentity)
+        ));
+        let mut ct = Vec::new();
+        encrypt_stream(&alice.to_public(), &mut &b"secret call"[..], &mut ct).unwrap();
+        assert!(matches!(
+            decrypt_stream(&mallory, &ct[..], &mut Vec::new()),
+            Err(CryptoError::NotForThisIdentity)
+        ));
+    }
+
+    #[test]
+    fn fail_envelope_with_another_case_key() {
+        let key = CaseKey::generate();
+        let other = CaseKey::generate();
+        let person = age::x25519::Identity::generate();
+        let env = other.wrap_to(&person.to_public());
+        assert!(matches!(
+            CaseKey::unwrap(&env, &person, &key.recipient()),
+            Err(CryptoError::WrongCaseKey(_))
+        ));
+    }
+
+    #[test]
+    fn fail_not_age_at_all() {
+        let id = age::x25519::Identity::generate();
+        for junk in [&b""[..], b"hello world", b"age-encryption.org/v1\n-> X25519 garbage\n"] {
+            assert!(matches!(decrypt_stream(&id, junk, &mut Vec::new()), Err(CryptoError::Malformed(_))));
+        }
+    }
+
+    #[test]
+    fn identity_file_round_trip_and_refusals() {
+        let id = age::x25519::Identity::generate();
+        let text = identity_file_text(&id);
+        let back = parse_identity(&text, "test").unwrap();
+        assert_eq!(back.to_public().to_string(), id.to_public().to_string());
+        assert!(parse_identity("# only a comment\n", "x").is_err());
+        assert!(parse_identity("AGE-SECRET-KEY-1XYZ\n", "x").is_err());
+        let twice = format!("{}\n{}", id.to_string().expose_secret(), id.to_string().expose_secret());
+        assert!(parse_identity(&twice, "x").is_err());
+    }
+
+    #[test]
+    fn header_checks() {
+        let id = age::x25519::Identity::generate();
+        let ct = encrypt_small(&id.to_public(), b"x");
+        assert!(looks_like_age(&ct[..5]));
+        assert!(has_complete_header(&ct));
+        assert!(!has_complete_header(&ct[..30]));
+        assert!(!looks_like_age(b"RIFF....WAVE"));
+    }
+}

@@ -1,0 +1,210 @@
+//! Access-log entries: their canonical encoding and the hash chain.
+//!
+//! The server writes entries with this code and auditors verify them with the same code,
+//! so there is exactly one definition of the bytes that are hashed:
+//!
+//! ```text
+//! hash = SHA-256(prev || encode(entry))
+//! encode(entry) = u64be(seq) || i64be(time_ms)
+//!              || field(actor) || field(action) || field(case) || field(recording)
+//!              || field(reason) || field(outcome) || field(details)
+//! field(s)      = u32be(len(s)) || utf8(s)
+//! ```
+//!
+//! Entry 0 chains from [`genesis`]. `schema/LOG-FORMAT.md` states the same in prose.
+
+use serde::{Deserialize, Serialize};
+
+/// The text whose SHA-256 is the `prev` of entry 0.
+pub const GENESIS_TEXT: &[u8] = b"recording-vault access log genesis v1";
+
+/// The `prev` value of entry 0.
+pub fn genesis() -> [u8; 32] {
+    crate::sha256(GENESIS_TEXT)
+}
+
+/// What happened to a request.
+pub mod outcome {
+    pub const ALLOWED: &str = "allowed";
+    pub const REFUSED: &str = "refused";
+    pub const FAILED: &str = "failed";
+}
+
+/// One access-log entry. Empty strings stand for "not applicable".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    pub seq: u64,
+    /// Milliseconds since the Unix epoch, UTC.
+    pub time_ms: i64,
+    pub actor: String,
+    pub action: String,
+    pub case_id: String,
+    pub recording_id: String,
+    pub reason: String,
+    pub outcome: String,
+    /// Small details as compact JSON, or empty.
+    pub details: String,
+}
+
+impl Entry {
+    /// Appends the canonical encoding of this entry to `out`.
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.seq.to_be_bytes());
+        out.extend_from_slice(&self.time_ms.to_be_bytes());
+        for f in [
+            &self.actor,
+            &self.action,
+            &self.case_id,
+            &self.recording_id,
+            &self.reason,
+            &self.outcome,
+            &self.details,
+        ] {
+            let len = u32::try_from(f.len()).expect("log fields are far smaller than 4 GiB");
+            out.extend_from_slice(&len.to_be_bytes());
+            out.extend_from_slice(f.as_bytes());
+        }
+    }
+
+    /// `SHA-256(prev || encode(self))`. `scratch` is reused to avoid an allocation per entry.
+    pub fn chain_hash(&self, prev: &[u8; 32], scratch: &mut Vec<u8>) -> [u8; 32] {
+        scratch.clear();
+        self.encode_into(scratch);
+        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+        ctx.update(prev);
+        ctx.update(scratch);
+        let mut out = [0u8; 32];
+        out.copy_from_slice(ctx.finish().as_ref());
+        out
+    }
+}
+
+/// A stored entry with its links.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainedEntry {
+    #[serde(flatten)]
+    pub entry: Entry,
+    #[serde(with = "hex32")]
+    pub prev: [u8; 32],
+    #[serde(with = "hex32")]
+    pub hash: [u8; 32],
+}
+
+/// The first thing wrong with a chain.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ChainError {
+    #[error("entry {seq}: sequence number out of order (expected {expected})")]
+    Sequence { seq: u64, expected: u64 },
+    #[error("entry {seq}: prev does not match the hash of the entry before it")]
+    BrokenLink { seq: u64 },
+    #[error("entry {seq}: stored hash does not match its contents (modified entry)")]
+    BadHash { seq: u64 },
+}
+
+/// Checks entries starting at `start_seq` whose predecessor hash is `prev`. Returns the
+/// head hash.
+pub fn verify_chain<'a>(
+    entries: impl IntoIterator<Item = &'a ChainedEntry>,
+    start_seq: u64,
+    mut prev: [u8; 32],
+) -> Result<[u8; 32], ChainError> {
+    let mut scratch = Vec::with_capacity(512);
+    let mut expected = start_seq;
+    for e in entries {
+        let seq = e.entry.seq;
+        if seq != expected {
+            return Err(ChainError::Sequence { seq, expected });
+        }
+        if e.prev != prev {
+            return Err(ChainError::BrokenLink { seq });
+        }
+        if e.entry.chain_hash(&prev, &mut scratch) != e.hash {
+            return Err(ChainError::BadHash { seq });
+        }
+        prev = e.hash;
+        expected += 1;
+    }
+    Ok(prev)
+}
+
+mod hex32 {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(v))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
+        let s = <&str>::deserialize(d)?;
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(s, &mut out).map_err(serde::de::Error::custom)?;
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn chain(n: u64) -> Vec<ChainedEntry> {
+        let mut prev = genesis();
+        let mut scratch = Vec::new();
+        (0..n)
+            .map(|seq| {
+                let entry = Entry {
+                    seq,
+                    time_ms: 1_700_000_000_000 + seq as i64,
+                    actor: "alice".into(),
+                    action: "fetch".into(),
+                    case_id: String::new(),
+                    recording_id: String::new(),
+                    reason: format!("reason {seq}"),
+                    outcome: outcome::ALLOWED.into(),
+                    details: String::new(),
+                };
+                let hash = entry.chain_hash(&prev, &mut scratch);
+                let e = ChainedEntry { entry, prev, hash };
+                prev = hash;
+                e
+            })
+            .collect()
+    }
+
+    #[test]
+    fn fields_are_length_prefixed_so_boundaries_cannot_shift() {
+        let mut a = chain(1).remove(0).entry;
+        let mut b = a.clone();
+        a.actor = "ab".into();
+        a.action = "c".into();
+        b.actor = "a".into();
+        b.action = "bc".into();
+        let g = genesis();
+        assert_ne!(a.chain_hash(&g, &mut Vec::new()), b.chain_hash(&g, &mut Vec::new()));
+    }
+
+    proptest! {
+        #[test]
+        fn chain_verifies(n in 0u64..50) {
+            let c = chain(n);
+            let head = verify_chain(&c, 0, genesis()).unwrap();
+            prop_assert_eq!(head, c.last().map_or(genesis(), |e| e.hash));
+        }
+
+        #[test]
+        fn fail_modified_entry(n in 1u64..30, i in any::<prop::sample::Index>()) {
+            let mut c = chain(n);
+            let k = i.index(c.len());
+            c[k].entry.reason.push('!');
+            prop_assert_eq!(verify_chain(&c, 0, genesis()), Err(ChainError::BadHash { seq: k as u64 }));
+        }
+
+        #[test]
+        fn fail_deleted_entry(n in 2u64..30, i in any::<prop::sample::Index>()) {
+            let mut c = chain(n);
+            let k = i.index(c.len() - 1);
+            c.remove(k);
+            prop_assert!(verify_chain(&c, 0, genesis()).is_err());
+        }
+    }
+}
