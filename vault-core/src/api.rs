@@ -189,18 +189,18 @@ impl CaseBasis {
     /// Checks the fields the law asks for; the message names the field and why.
     pub fn validate(&self) -> Result<(), String> {
         let need = |v: &str, field: &str, why: &str| {
-            if v.trim().is_empty() {
-                Err(format!("{field} is required: {why}"))
-            } else {
-                Ok(())
-            }
+            if v.trim().is_empty() { Err(format!("{field} is required: {why}")) } else { Ok(()) }
         };
         match self {
             CaseBasis::Customer { .. } => Ok(()),
             CaseBasis::Employee { reason, works_council, dpia_ref, .. } => {
                 need(reason, "--reason", "employee calls may be recorded only for a stated legitimate reason")?;
                 if let WorksCouncil::Consent(r) = works_council {
-                    need(r, "--works-council-ref", "the works council must consent before employee calls are recorded")?;
+                    need(
+                        r,
+                        "--works-council-ref",
+                        "the works council must consent before employee calls are recorded",
+                    )?;
                 }
                 need(dpia_ref, "--dpia-ref", "monitoring employees requires a data-protection impact assessment")
             }
@@ -309,4 +309,18 @@ pub struct RecordingInfo {
 pub struct CallMeta {
     pub file_name: Option<String>,
     pub plaintext_size: Option<u64>,
+}
+
+/// What a recorder needs to encrypt to a case.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CaseRecipient {
+    pub recipient: String,
+    pub key_version: u32,
+}
+
+/// Approval of a covert case by the data-protection authority (R3).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Approval {
+    pub ap_ref: String,
+    pub date: Option<NaiveDate>,
 }

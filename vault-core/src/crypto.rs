@@ -46,10 +46,7 @@ pub enum CryptoError {
 /// Parses the text of an identity file: `#` comment lines, blank lines and exactly one
 /// `AGE-SECRET-KEY-1...` line.
 pub fn parse_identity(text: &str, source: &str) -> Result<age::x25519::Identity, CryptoError> {
-    let mut keys = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'));
+    let mut keys = text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#'));
     let (Some(line), None) = (keys.next(), keys.next()) else {
         return Err(CryptoError::BadIdentityFile(source.to_owned()));
     };
@@ -58,9 +55,10 @@ pub fn parse_identity(text: &str, source: &str) -> Result<age::x25519::Identity,
 
 /// Reads an identity file from disk.
 pub fn read_identity_file(path: &std::path::Path) -> Result<age::x25519::Identity, CryptoError> {
-    let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
-        io::Error::new(e.kind(), format!("cannot read identity file {}: {e}", path.display()))
-    })?);
+    let text = Zeroizing::new(
+        std::fs::read_to_string(path)
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot read identity file {}: {e}", path.display())))?,
+    );
     parse_identity(&text, &path.display().to_string())
 }
 
@@ -90,10 +88,7 @@ pub fn encrypt_small(recipient: &age::x25519::Recipient, plaintext: &[u8]) -> Ve
 pub fn decrypt_small(identity: &age::x25519::Identity, ciphertext: &[u8]) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
     let mut reader = decrypting_reader(identity, ciphertext)?;
     let mut out = Zeroizing::new(Vec::new());
-    (&mut reader)
-        .take(SMALL_CIPHERTEXT_MAX + 1)
-        .read_to_end(&mut out)
-        .map_err(stream_error)?;
+    (&mut reader).take(SMALL_CIPHERTEXT_MAX + 1).read_to_end(&mut out).map_err(stream_error)?;
     if out.len() as u64 > SMALL_CIPHERTEXT_MAX {
         return Err(CryptoError::Malformed("larger than any envelope or challenge".into()));
     }
@@ -154,8 +149,8 @@ pub fn encrypt_stream<R: Read + ?Sized, W: Write>(
     input: &mut R,
     output: W,
 ) -> io::Result<u64> {
-    let encryptor = age::Encryptor::with_recipients(std::iter::once(recipient as &dyn age::Recipient))
-        .map_err(io::Error::other)?;
+    let encryptor =
+        age::Encryptor::with_recipients(std::iter::once(recipient as &dyn age::Recipient)).map_err(io::Error::other)?;
     let mut writer = encryptor.wrap_output(output)?;
     let n = io::copy(input, &mut writer)?;
     // finish() writes the last chunk; without it the ciphertext is truncated.
@@ -166,17 +161,12 @@ pub fn encrypt_stream<R: Read + ?Sized, W: Write>(
 /// A reader that yields the plaintext of the age ciphertext read from `input`. Errors
 /// from its `read` mean the ciphertext was truncated or altered; map them with
 /// [`stream_error`].
-pub fn decrypting_reader<R: Read>(
-    identity: &age::x25519::Identity,
-    input: R,
-) -> Result<impl Read, CryptoError> {
+pub fn decrypting_reader<R: Read>(identity: &age::x25519::Identity, input: R) -> Result<impl Read, CryptoError> {
     let decryptor = age::Decryptor::new_buffered(io::BufReader::new(input)).map_err(decrypt_error)?;
     if decryptor.is_scrypt() {
         return Err(CryptoError::Malformed("passphrase-encrypted files are not used by the vault".into()));
     }
-    decryptor
-        .decrypt(std::iter::once(identity as &dyn age::Identity))
-        .map_err(decrypt_error)
+    decryptor.decrypt(std::iter::once(identity as &dyn age::Identity)).map_err(decrypt_error)
 }
 
 /// Decrypts `input` to `output` in a stream. Returns the number of plaintext bytes. On
@@ -299,16 +289,10 @@ mod tests {
         let alice = age::x25519::Identity::generate();
         let mallory = age::x25519::Identity::generate();
         let env = key.wrap_to(&alice.to_public());
-        assert!(matches!(
-            CaseKey::unwrap(&env, &mallory, &key.recipient()),
-            Err(CryptoError::NotForThisIdentity)
-        ));
+        assert!(matches!(CaseKey::unwrap(&env, &mallory, &key.recipient()), Err(CryptoError::NotForThisIdentity)));
         let mut ct = Vec::new();
         encrypt_stream(&alice.to_public(), &mut &b"secret call"[..], &mut ct).unwrap();
-        assert!(matches!(
-            decrypt_stream(&mallory, &ct[..], &mut Vec::new()),
-            Err(CryptoError::NotForThisIdentity)
-        ));
+        assert!(matches!(decrypt_stream(&mallory, &ct[..], &mut Vec::new()), Err(CryptoError::NotForThisIdentity)));
     }
 
     #[test]
@@ -317,10 +301,7 @@ mod tests {
         let other = CaseKey::generate();
         let person = age::x25519::Identity::generate();
         let env = other.wrap_to(&person.to_public());
-        assert!(matches!(
-            CaseKey::unwrap(&env, &person, &key.recipient()),
-            Err(CryptoError::WrongCaseKey(_))
-        ));
+        assert!(matches!(CaseKey::unwrap(&env, &person, &key.recipient()), Err(CryptoError::WrongCaseKey(_))));
     }
 
     #[test]

@@ -162,9 +162,7 @@ pub fn random_hex16() -> String {
 pub fn random_bytes<const N: usize>() -> [u8; N] {
     use ring::rand::SecureRandom;
     let mut out = [0u8; N];
-    ring::rand::SystemRandom::new()
-        .fill(&mut out)
-        .expect("the operating system's random generator failed");
+    ring::rand::SystemRandom::new().fill(&mut out).expect("the operating system's random generator failed");
     out
 }
 

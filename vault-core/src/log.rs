@@ -51,15 +51,9 @@ impl Entry {
     pub fn encode_into(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(&self.seq.to_be_bytes());
         out.extend_from_slice(&self.time_ms.to_be_bytes());
-        for f in [
-            &self.actor,
-            &self.action,
-            &self.case_id,
-            &self.recording_id,
-            &self.reason,
-            &self.outcome,
-            &self.details,
-        ] {
+        for f in
+            [&self.actor, &self.action, &self.case_id, &self.recording_id, &self.reason, &self.outcome, &self.details]
+        {
             let len = u32::try_from(f.len()).expect("log fields are far smaller than 4 GiB");
             out.extend_from_slice(&len.to_be_bytes());
             out.extend_from_slice(f.as_bytes());

@@ -1,1 +1,113 @@
-fn main() {}
+//! `vault-server`: initialise a data directory, serve it, and check it offline.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use vault_core::ids::UserName;
+use vault_server::{Config, datadir::DataDir, db};
+
+#[derive(Parser)]
+#[command(name = "vault-server", version, about = "Encrypted, access-controlled vault for recorded calls: the server")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create a new vault in DIR with its first admin.
+    Init {
+        #[arg(long, env = "VAULT_DATA_DIR")]
+        data_dir: PathBuf,
+        /// Name of the first admin.
+        #[arg(long)]
+        admin: UserName,
+        /// The admin's age recipient (`age1...`, printed by `vault-cli keygen`).
+        #[arg(long)]
+        recipient: String,
+    },
+    /// Serve the vault's HTTP API.
+    Serve {
+        #[arg(long, env = "VAULT_DATA_DIR")]
+        data_dir: PathBuf,
+        #[arg(long, env = "VAULT_LISTEN", default_value = "127.0.0.1:8700")]
+        listen: SocketAddr,
+        /// The URL clients use for this server (default: http://LISTEN). Login challenges
+        /// name it, and clients refuse challenges for another server.
+        #[arg(long, env = "VAULT_PUBLIC_URL")]
+        public_url: Option<String>,
+        /// Largest accepted upload in MiB of ciphertext.
+        #[arg(long, env = "VAULT_MAX_UPLOAD_MIB", default_value_t = 16 * 1024)]
+        max_upload_mib: u64,
+    },
+    /// Check the whole access-log chain offline.
+    Verify {
+        #[arg(long, env = "VAULT_DATA_DIR")]
+        data_dir: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("VAULT_LOG").unwrap_or_else(|_| "info,tower_http=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("vault-server: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Init { data_dir, admin, recipient } => {
+            DataDir::new(&data_dir).init(&admin, &recipient)?;
+            eprintln!("initialised vault in {} with admin {admin}", data_dir.display());
+            Ok(())
+        }
+        Command::Verify { data_dir } => {
+            let dir = DataDir::new(&data_dir);
+            dir.check()?;
+            let db = db::Db::open(&dir.db_path())?;
+            let (n, head) = db.with(|c| db::verify_log(c))?;
+            println!("ok: {n} entries, head {}", hex::encode(head));
+            Ok(())
+        }
+        Command::Serve { data_dir, listen, public_url, max_upload_mib } => {
+            let cfg = Config {
+                data_dir,
+                origin: public_url.unwrap_or_else(|| format!("http://{listen}")),
+                max_upload: max_upload_mib.saturating_mul(1024 * 1024),
+            };
+            let state = vault_server::open_state(&cfg)?;
+            let rt = tokio::runtime::Runtime::new()?;
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::bind(listen)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+                let addr = listener.local_addr()?;
+                tracing::info!(%addr, origin = %cfg.origin, "serving");
+                // Tests and scripts read this line to learn the port when --listen has port 0.
+                eprintln!("listening on http://{addr}");
+                vault_server::serve(listener, state, shutdown_signal()).await?;
+                Ok(())
+            })
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("signal handler");
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term.recv() => {},
+    }
+}

@@ -1,0 +1,86 @@
+//! The one error type of the HTTP API.
+//!
+//! Each error keeps the message for the caller apart from the detail for the server's
+//! log: the response carries only the first, so internal errors never leak paths, SQL or
+//! key material to a client.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use vault_core::api::ErrorBody;
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    /// For the server log only.
+    pub detail: Option<String>,
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl ApiError {
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self { status: StatusCode::BAD_REQUEST, code: "bad_request", message: message.into(), detail: None }
+    }
+
+    /// The caller is known but may not do this. Also used for "no such thing" where
+    /// telling the two apart would reveal that an id exists.
+    pub fn denied(message: impl Into<String>) -> Self {
+        Self { status: StatusCode::FORBIDDEN, code: "access_denied", message: message.into(), detail: None }
+    }
+
+    pub fn unauthenticated(message: impl Into<String>) -> Self {
+        Self { status: StatusCode::UNAUTHORIZED, code: "unauthenticated", message: message.into(), detail: None }
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self { status: StatusCode::NOT_FOUND, code: "not_found", message: message.into(), detail: None }
+    }
+
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self { status: StatusCode::CONFLICT, code: "conflict", message: message.into(), detail: None }
+    }
+
+    pub fn too_large(message: impl Into<String>) -> Self {
+        Self { status: StatusCode::PAYLOAD_TOO_LARGE, code: "too_large", message: message.into(), detail: None }
+    }
+
+    pub fn internal(detail: impl std::fmt::Display) -> Self {
+        Self {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            code: "internal",
+            message: "internal server error; the server log has the details".into(),
+            detail: Some(detail.to_string()),
+        }
+    }
+
+    pub fn with_detail(mut self, detail: impl std::fmt::Display) -> Self {
+        self.detail = Some(detail.to_string());
+        self
+    }
+}
+
+impl From<rusqlite::Error> for ApiError {
+    fn from(e: rusqlite::Error) -> Self {
+        Self::internal(format!("database: {e}"))
+    }
+}
+
+impl From<std::io::Error> for ApiError {
+    fn from(e: std::io::Error) -> Self {
+        Self::internal(format!("i/o: {e}"))
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if self.status.is_server_error() {
+            tracing::error!(code = self.code, detail = self.detail.as_deref().unwrap_or(""), "request failed");
+        } else if let Some(d) = &self.detail {
+            tracing::info!(code = self.code, detail = d.as_str(), "request refused");
+        }
+        (self.status, Json(ErrorBody { error: self.code.into(), message: self.message })).into_response()
+    }
+}

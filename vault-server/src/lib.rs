@@ -1,0 +1,87 @@
+//! The recording vault's HTTP server, as a library.
+//!
+//! `main.rs` is a thin command line over this crate: [`open_state`] checks and opens a
+//! data directory, [`app`] builds the router (tests can call it without a socket), and
+//! [`serve`] runs it on a listener until a shutdown signal.
+
+use std::future::Future;
+use std::ops::Deref;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+
+pub mod auth;
+pub mod blobs;
+pub mod datadir;
+pub mod db;
+pub mod error;
+pub mod policy;
+pub mod routes;
+
+/// Settings of a running server.
+pub struct Config {
+    pub data_dir: PathBuf,
+    /// The URL clients use to reach this server; it is written into login challenges
+    /// so that a challenge cannot be relayed through another server.
+    pub origin: String,
+    /// Largest accepted upload, in bytes of ciphertext.
+    pub max_upload: u64,
+}
+
+pub struct Inner {
+    pub db: db::Db,
+    pub blobs: blobs::BlobStore,
+    pub tokens: auth::Tokens,
+    pub challenges: auth::Challenges,
+    pub origin: String,
+    pub max_upload: u64,
+}
+
+/// Shared state of all handlers.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+impl Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+/// Checks the data directory, verifies the access-log chain, loads the keys, and clears
+/// uploads left over from a previous run.
+pub fn open_state(cfg: &Config) -> anyhow::Result<AppState> {
+    let dir = datadir::DataDir::new(&cfg.data_dir);
+    dir.check()?;
+    let db = db::Db::open(&dir.db_path())?;
+    let (entries, _) = db
+        .with(|c| db::verify_log(c))
+        .context("the access log is broken; refusing to serve (run `vault-server verify` for details)")?;
+    let (pair, pkcs8) = datadir::load_key(&dir.jwt_key_path())?;
+    let tokens = auth::Tokens::new(&pair, &pkcs8);
+    let swept = dir.sweep_tmp()?;
+    tracing::info!(entries, swept_partial_uploads = swept, "data dir checked");
+    Ok(AppState(Arc::new(Inner {
+        db,
+        blobs: blobs::BlobStore::new(dir.blobs(), dir.tmp()),
+        tokens,
+        challenges: auth::Challenges::default(),
+        origin: vault_core::challenge::normalize_origin(&cfg.origin),
+        max_upload: cfg.max_upload,
+    })))
+}
+
+/// The HTTP API.
+pub fn app(state: AppState) -> axum::Router {
+    routes::router(state)
+}
+
+/// Serves `state` on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await
+}
