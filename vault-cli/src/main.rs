@@ -1,1 +1,72 @@
-fn main() {}
+//! `vault-cli`: the command line of the recording vault.
+//!
+//! Messages for people go to stderr; results (ids, tables, JSON with `--json`) go to
+//! stdout. Exit status: 0 success, 1 error, 2 usage, 3 access denied.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser};
+
+mod client;
+mod cmd;
+mod output;
+
+#[derive(Parser)]
+#[command(
+    name = "vault-cli",
+    version,
+    about = "Encrypted, access-controlled vault for recorded calls",
+    after_help = "Exit status: 0 success, 1 error, 2 usage, 3 access denied."
+)]
+struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: cmd::Command,
+}
+
+/// Options every command takes.
+#[derive(Args, Clone)]
+pub struct Global {
+    /// The vault server's URL.
+    #[arg(long, global = true, env = "VAULT_SERVER", default_value = "http://127.0.0.1:8700")]
+    pub server: String,
+    /// Your user name in the vault.
+    #[arg(long, global = true, env = "VAULT_USER")]
+    pub user: Option<vault_core::ids::UserName>,
+    /// Your age identity file (from `vault-cli keygen`).
+    #[arg(long, global = true, env = "VAULT_IDENTITY")]
+    pub identity: Option<PathBuf>,
+    /// Machine-readable output on stdout.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+/// Where the token cache lives: `$VAULT_CONFIG_DIR`, else `$XDG_CONFIG_HOME/vault-cli`,
+/// else `~/.config/vault-cli`.
+pub fn config_dir() -> anyhow::Result<PathBuf> {
+    if let Some(d) = std::env::var_os("VAULT_CONFIG_DIR") {
+        return Ok(PathBuf::from(d));
+    }
+    if let Some(d) = std::env::var_os("XDG_CONFIG_HOME") {
+        return Ok(PathBuf::from(d).join("vault-cli"));
+    }
+    let home = std::env::var_os("HOME").ok_or_else(|| anyhow::anyhow!("set VAULT_CONFIG_DIR or HOME"))?;
+    Ok(PathBuf::from(home).join(".config").join("vault-cli"))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command.run(&cli.global) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("vault-cli: error: {e:#}");
+            if e.downcast_ref::<client::Denied>().is_some() {
+                ExitCode::from(vault_core::api::EXIT_ACCESS_DENIED as u8)
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}

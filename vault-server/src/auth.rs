@@ -154,8 +154,7 @@ impl FromRequestParts<AppState> for Caller {
         let action = action_of(parts);
         let refuse = |why: String, message: &str| {
             let rec = LogRecord::new("-", action, outcome::REFUSED)
-                .reason("authentication failed")
-                .details(serde_json::json!({ "why": why }));
+                .details(serde_json::json!({ "refusal": "authentication failed", "why": why }));
             (rec, ApiError::unauthenticated(message))
         };
         let token = parts
@@ -190,7 +189,8 @@ impl FromRequestParts<AppState> for Caller {
                 Ok(Caller { name, role })
             }
             _ => {
-                let rec = LogRecord::new(name.as_str(), action, outcome::REFUSED).reason("user disabled or removed");
+                let rec = LogRecord::new(name.as_str(), action, outcome::REFUSED)
+                    .details(serde_json::json!({ "refusal": "user disabled or removed" }));
                 Err(state.db.refuse(rec, ApiError::denied("your account is disabled; ask an admin")).await)
             }
         }
@@ -205,7 +205,7 @@ impl Caller {
         }
         let wanted: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
         let rec = LogRecord::new(self.name.as_str(), action, outcome::REFUSED)
-            .reason(format!("role {} may not do this", self.role));
+            .details(serde_json::json!({ "refusal": format!("role {} may not do this", self.role) }));
         let err = ApiError::denied(format!("{action} needs the role {}; you are {}", wanted.join(" or "), self.role));
         Err(state.db.refuse(rec, err).await)
     }

@@ -218,7 +218,8 @@ async fn login_challenge(
         _ => {
             // Answer exactly as for a real user, so the reply does not reveal who is
             // enrolled; the decoy can never be answered.
-            let rec = LogRecord::new(req.user.as_str(), "login", outcome::REFUSED).reason("unknown or disabled user");
+            let rec = LogRecord::new(req.user.as_str(), "login", outcome::REFUSED)
+                .details(json!({ "refusal": "unknown or disabled user" }));
             st.db.log(rec).await?;
             let decoy = age::x25519::Identity::generate().to_public();
             vault_core::crypto::encrypt_small(&decoy, text.as_bytes())
@@ -236,7 +237,8 @@ async fn login(
         "login failed: the challenge is unknown, expired or was answered wrongly; run `vault-cli login` again",
     );
     let Some(pending) = st.challenges.take(&req.challenge_id) else {
-        let rec = LogRecord::new("-", "login", outcome::REFUSED).reason("unknown, used or expired challenge");
+        let rec = LogRecord::new("-", "login", outcome::REFUSED)
+            .details(json!({ "refusal": "unknown, used or expired challenge" }));
         return Err(st.db.refuse(rec, failed).await);
     };
     let user = pending.user.clone();

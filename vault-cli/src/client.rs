@@ -1,0 +1,194 @@
+//! The HTTP client: logging in on demand, the token cache, and error mapping.
+//!
+//! A session token is cached per server and user in the configuration directory (mode
+//! 0600). When it is missing, about to expire, or refused, the client logs in again with
+//! the age challenge and retries once.
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::PathBuf;
+
+use anyhow::{Context, anyhow, bail};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use reqwest::StatusCode;
+use reqwest::blocking::{Client as Http, RequestBuilder, Response};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use vault_core::api::{ChallengeRequest, ChallengeResponse, ErrorBody, LoginRequest, LoginResponse};
+use vault_core::challenge::Challenge;
+use vault_core::crypto::CryptoError;
+use vault_core::ids::UserName;
+use zeroize::Zeroizing;
+
+use crate::Global;
+
+/// The server refused access; `vault-cli` exits with [`vault_core::api::EXIT_ACCESS_DENIED`].
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Denied(pub String);
+
+#[derive(Serialize, Deserialize)]
+struct CachedToken {
+    token: String,
+    expires_at: i64,
+}
+
+pub struct Client {
+    pub base: String,
+    pub user: UserName,
+    identity_path: Option<PathBuf>,
+    http: Http,
+    token: Option<Zeroizing<String>>,
+}
+
+/// Seconds of validity a cached token must still have to be used.
+const TOKEN_MARGIN_SECS: i64 = 60;
+
+impl Client {
+    pub fn new(g: &Global) -> anyhow::Result<Self> {
+        let user = g.user.clone().ok_or_else(|| anyhow!("no user given: pass --user NAME or set VAULT_USER"))?;
+        let base = vault_core::challenge::normalize_origin(&g.server);
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            bail!("--server must be an http:// or https:// URL, got {base:?}");
+        }
+        let http = Http::builder()
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .timeout(None)
+            .build()
+            .context("cannot build the HTTP client")?;
+        Ok(Self { base, user, identity_path: g.identity.clone(), http, token: None })
+    }
+
+    pub fn identity(&self) -> anyhow::Result<age::x25519::Identity> {
+        let path = self
+            .identity_path
+            .as_ref()
+            .ok_or_else(|| anyhow!("no identity given: pass --identity FILE or set VAULT_IDENTITY"))?;
+        Ok(vault_core::crypto::read_identity_file(path)?)
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    fn cache_path(&self) -> anyhow::Result<PathBuf> {
+        let key = vault_core::sha256(format!("{}\n{}", self.base, self.user).as_bytes());
+        Ok(crate::config_dir()?.join("tokens").join(format!("{}.json", hex::encode(&key[..12]))))
+    }
+
+    fn load_cached(&self) -> Option<Zeroizing<String>> {
+        let text = Zeroizing::new(fs::read_to_string(self.cache_path().ok()?).ok()?);
+        let cached: CachedToken = serde_json::from_str(&text).ok()?;
+        (cached.expires_at > chrono::Utc::now().timestamp() + TOKEN_MARGIN_SECS).then(|| Zeroizing::new(cached.token))
+    }
+
+    fn store_cached(&self, token: &str, expires_at: i64) -> anyhow::Result<()> {
+        let path = self.cache_path()?;
+        let dir = path.parent().expect("token path has a parent");
+        fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+        let tmp = tempfile::NamedTempFile::new_in(dir)?;
+        // NamedTempFile is created 0600.
+        let body = Zeroizing::new(serde_json::to_string(&CachedToken { token: token.into(), expires_at })?);
+        tmp.as_file().write_all(body.as_bytes())?;
+        tmp.persist(&path).map_err(|e| anyhow!("cannot write token cache {}: {e}", path.display()))?;
+        Ok(())
+    }
+
+    /// Logs in with the age challenge and caches the token.
+    pub fn login(&mut self) -> anyhow::Result<LoginResponse> {
+        let identity = self.identity()?;
+        let resp: ChallengeResponse = self.send_plain(
+            self.http.post(self.url("/v1/login/challenge")).json(&ChallengeRequest { user: self.user.clone() }),
+        )?;
+        let ct = B64.decode(resp.ciphertext.as_bytes()).context("the server sent a malformed challenge")?;
+        let plain = vault_core::crypto::decrypt_small(&identity, &ct).map_err(|e| match e {
+            CryptoError::NotForThisIdentity => anyhow::Error::new(Denied(format!(
+                "login failed: this identity is not the one enrolled for {} (check --identity and --user)",
+                self.user
+            ))),
+            other => anyhow!("login failed: {other}"),
+        })?;
+        Challenge::check(&plain, &self.base, &self.user, chrono::Utc::now().timestamp())?;
+        let answer = vault_core::challenge::response(&plain);
+        let login: LoginResponse = self.send_plain(
+            self.http
+                .post(self.url("/v1/login"))
+                .json(&LoginRequest { challenge_id: resp.challenge_id, response: answer }),
+        )?;
+        self.store_cached(&login.token, login.expires_at)?;
+        self.token = Some(Zeroizing::new(login.token.clone()));
+        Ok(login)
+    }
+
+    /// A token valid for at least a minute, logging in if needed.
+    pub fn token(&mut self) -> anyhow::Result<Zeroizing<String>> {
+        if self.token.is_none() {
+            self.token = self.load_cached();
+        }
+        if self.token.is_none() {
+            self.login()?;
+        }
+        Ok(self.token.clone().expect("set above"))
+    }
+
+    /// Sends an authenticated request built by `build`; on 401 logs in once and retries.
+    pub fn send(&mut self, build: impl Fn(&Http, &str) -> RequestBuilder) -> anyhow::Result<Response> {
+        let token = self.token()?;
+        let resp = build(&self.http, &self.base).bearer_auth(token.as_str()).send().map_err(transport)?;
+        if resp.status() != StatusCode::UNAUTHORIZED {
+            return check(resp);
+        }
+        self.token = None;
+        self.login()?;
+        let token = self.token()?;
+        check(build(&self.http, &self.base).bearer_auth(token.as_str()).send().map_err(transport)?)
+    }
+
+    pub fn get_json<T: DeserializeOwned>(&mut self, path: &str) -> anyhow::Result<T> {
+        let url = self.url(path);
+        let resp = self.send(|h, _| h.get(&url))?;
+        resp.json().context("the server's answer is not what this client expects")
+    }
+
+    pub fn post_json<B: Serialize, T: DeserializeOwned>(&mut self, path: &str, body: &B) -> anyhow::Result<T> {
+        let url = self.url(path);
+        let resp = self.send(|h, _| h.post(&url).json(body))?;
+        resp.json().context("the server's answer is not what this client expects")
+    }
+
+    fn send_plain<T: DeserializeOwned>(&self, req: RequestBuilder) -> anyhow::Result<T> {
+        let resp = check(req.send().map_err(transport)?)?;
+        resp.json().context("the server's answer is not what this client expects")
+    }
+
+    pub fn http(&self) -> &Http {
+        &self.http
+    }
+}
+
+fn transport(e: reqwest::Error) -> anyhow::Error {
+    if e.is_connect() {
+        anyhow!("cannot reach the server: {e}; is vault-server running, and is --server right?")
+    } else {
+        anyhow!("request failed: {e}")
+    }
+}
+
+/// Turns an error status into an error with the server's message.
+pub fn check(resp: Response) -> anyhow::Result<Response> {
+    let status = resp.status();
+    if status.is_success() {
+        return Ok(resp);
+    }
+    let msg = match resp.json::<ErrorBody>() {
+        Ok(b) => b.message,
+        Err(_) => format!("the server answered {status}"),
+    };
+    if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+        Err(Denied(msg).into())
+    } else {
+        Err(anyhow!("{msg}"))
+    }
+}

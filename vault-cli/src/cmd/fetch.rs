@@ -1,0 +1,101 @@
+//! `vault-cli fetch RECORDING --reason --out FILE`: fetch, unwrap, decrypt locally.
+//!
+//! The plaintext is written to a temporary file (0600) beside `--out` and renamed into
+//! place only when decryption finished and authenticated every chunk; on any error the
+//! temporary file is removed, so `--out` never holds a partial or forged recording.
+
+use std::io::{self, BufWriter, Read, Write};
+use std::path::PathBuf;
+
+use anyhow::{Context, anyhow, bail};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use clap::Args;
+use vault_core::api::{HEADER_CASE_RECIPIENT, HEADER_ENVELOPE, Reason};
+use vault_core::crypto::CaseKey;
+use vault_core::ids::RecordingId;
+
+use crate::Global;
+use crate::client::Client;
+
+#[derive(Args)]
+pub struct Fetch {
+    recording: RecordingId,
+    /// Why you open this recording (kept in the access log).
+    #[arg(long)]
+    reason: String,
+    /// Where to write the decrypted recording (must not exist yet).
+    #[arg(long)]
+    out: PathBuf,
+}
+
+struct HashingReader<R> {
+    inner: R,
+    ctx: ring::digest::Context,
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.ctx.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+impl Fetch {
+    pub fn run(self, g: &Global) -> anyhow::Result<()> {
+        if self.out.exists() {
+            bail!("{} exists already; choose another --out or remove it", self.out.display());
+        }
+        let dir = match self.out.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+            _ => PathBuf::from("."),
+        };
+        let mut client = Client::new(g)?;
+        let identity = client.identity()?;
+        let url = client.url(&format!("/v1/recordings/{}/fetch", self.recording));
+        let body = Reason { reason: self.reason.clone() };
+        let resp = client.send(|h, _| h.post(&url).json(&body))?;
+        let header = |name: &str| {
+            resp.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+                .ok_or_else(|| anyhow!("the server's answer lacks {name}"))
+        };
+        let envelope = B64.decode(header(HEADER_ENVELOPE)?.as_bytes()).context("malformed envelope from the server")?;
+        let recipient = header(HEADER_CASE_RECIPIENT)?;
+        let expected_sha = header("x-vault-sha256")?;
+        let case_key = CaseKey::unwrap(&envelope, &identity, &recipient)?;
+
+        let tmp = tempfile::Builder::new()
+            .prefix(".vault-fetch-")
+            .tempfile_in(&dir)
+            .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
+        let pb = crate::output::progress(resp.content_length(), "fetching and decrypting");
+        let mut reader =
+            HashingReader { inner: pb.wrap_read(resp), ctx: ring::digest::Context::new(&ring::digest::SHA256) };
+        let mut out = BufWriter::with_capacity(256 * 1024, tmp.as_file());
+        let n = vault_core::crypto::decrypt_stream(case_key.identity(), &mut reader, &mut out).with_context(|| {
+            format!("cannot decrypt recording {}; nothing was written to {}", self.recording, self.out.display())
+        })?;
+        out.flush()?;
+        drop(out);
+        pb.finish_and_clear();
+        // Read any trailing bytes, so the hash covers the whole body.
+        io::copy(&mut reader, &mut io::sink())?;
+        let sha = hex::encode(reader.ctx.finish());
+        if sha != expected_sha {
+            bail!("the ciphertext's SHA-256 {sha} differs from the stored {expected_sha}; nothing was written");
+        }
+        tmp.as_file().sync_all()?;
+        tmp.persist_noclobber(&self.out).map_err(|e| anyhow!("cannot write {}: {}", self.out.display(), e.error))?;
+        if g.json {
+            crate::output::json(&serde_json::json!({ "recording": self.recording, "out": self.out, "bytes": n }))?;
+        } else {
+            println!("{}", self.out.display());
+        }
+        eprintln!("decrypted {} ({n} bytes) to {}", self.recording, self.out.display());
+        Ok(())
+    }
+}

@@ -1,0 +1,55 @@
+//! One module per subcommand; groups of subcommands are enums in their module.
+
+use clap::Subcommand;
+
+use crate::Global;
+
+mod case;
+mod fetch;
+mod grant;
+mod keygen;
+mod login;
+mod recordings;
+mod revoke;
+mod upload;
+mod user;
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Create an age identity file (0600) and print its recipient.
+    Keygen(keygen::Keygen),
+    /// Log in with your identity and cache a session token.
+    Login(login::Login),
+    /// Enrol, list and disable users (admins).
+    #[command(subcommand)]
+    User(user::UserCommand),
+    /// Create, list, show and approve cases.
+    #[command(subcommand)]
+    Case(case::CaseCommand),
+    /// Grant a person access to a case, or approve a pending grant.
+    Grant(grant::Grant),
+    /// Revoke a person's access to a case.
+    Revoke(revoke::Revoke),
+    /// Encrypt a recording to its case and upload it (recorders).
+    Upload(upload::Upload),
+    /// List the recordings of a case.
+    Recordings(recordings::Recordings),
+    /// Fetch and decrypt a recording.
+    Fetch(fetch::Fetch),
+}
+
+impl Command {
+    pub fn run(self, g: &Global) -> anyhow::Result<()> {
+        match self {
+            Command::Keygen(c) => c.run(g),
+            Command::Login(c) => c.run(g),
+            Command::User(c) => c.run(g),
+            Command::Case(c) => c.run(g),
+            Command::Grant(c) => c.run(g),
+            Command::Revoke(c) => c.run(g),
+            Command::Upload(c) => c.run(g),
+            Command::Recordings(c) => c.run(g),
+            Command::Fetch(c) => c.run(g),
+        }
+    }
+}
