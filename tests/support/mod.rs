@@ -1,1 +1,308 @@
-//! Test support.
+//! Support for the end-to-end tests: a real `vault-server` on a free loopback port in a
+//! temporary directory, and the real `vault-cli`, run as separate processes.
+//!
+//! The binaries are the ones Cargo built for this workspace (`cargo test --workspace`
+//! builds them); they are found next to the test executable.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Where Cargo put the workspace's binaries.
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps");
+    let path = dir.join(name);
+    assert!(path.exists(), "{} not built; run `cargo test --workspace` (it builds the binaries)", path.display());
+    path
+}
+
+/// The result of running a binary.
+#[derive(Debug)]
+pub struct Out {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Out {
+    /// Asserts success and returns stdout, trimmed.
+    #[track_caller]
+    pub fn ok(&self) -> String {
+        assert_eq!(
+            self.code, 0,
+            "expected success, got {}:\nstdout: {}\nstderr: {}",
+            self.code, self.stdout, self.stderr
+        );
+        self.stdout.trim().to_owned()
+    }
+
+    /// Asserts the "access denied" exit status and that stderr says `needle`.
+    #[track_caller]
+    pub fn denied(&self, needle: &str) {
+        assert_eq!(
+            self.code, 3,
+            "expected access denied (3), got {}:\nstdout: {}\nstderr: {}",
+            self.code, self.stdout, self.stderr
+        );
+        assert!(self.stderr.contains(needle), "stderr lacks {needle:?}: {}", self.stderr);
+        assert!(self.stdout.trim().is_empty(), "a refused command printed a result: {}", self.stdout);
+    }
+
+    /// Asserts a plain error (exit 1) whose message contains `needle`.
+    #[track_caller]
+    pub fn error(&self, needle: &str) {
+        assert_eq!(
+            self.code, 1,
+            "expected error (1), got {}:\nstdout: {}\nstderr: {}",
+            self.code, self.stdout, self.stderr
+        );
+        assert!(self.stderr.contains(needle), "stderr lacks {needle:?}: {}", self.stderr);
+    }
+
+    /// Asserts a usage error (exit 2) whose message contains `needle`.
+    #[track_caller]
+    pub fn usage(&self, needle: &str) {
+        assert_eq!(
+            self.code, 2,
+            "expected usage error (2), got {}:\nstdout: {}\nstderr: {}",
+            self.code, self.stdout, self.stderr
+        );
+        assert!(self.stderr.contains(needle), "stderr lacks {needle:?}: {}", self.stderr);
+    }
+}
+
+pub fn run(cmd: &mut Command) -> Out {
+    let o = cmd.stdin(Stdio::null()).output().expect("run binary");
+    Out {
+        code: o.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    }
+}
+
+/// A person with an identity file.
+#[derive(Clone, Debug)]
+pub struct Person {
+    pub name: String,
+    pub key: PathBuf,
+    pub recipient: String,
+}
+
+/// A running vault in a temporary directory.
+pub struct Vault {
+    pub dir: tempfile::TempDir,
+    pub url: String,
+    pub admin: Person,
+    server: Option<Child>,
+}
+
+impl Vault {
+    pub fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn server_log(&self) -> PathBuf {
+        self.dir.path().join("server.log")
+    }
+
+    /// Initialises a vault with admin `alice` and starts the server.
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let admin = keygen_in(dir.path(), "alice");
+        let init = run(Command::new(bin("vault-server"))
+            .args(["init", "--data-dir"])
+            .arg(dir.path().join("data"))
+            .args(["--admin", "alice", "--recipient", &admin.recipient]));
+        init.ok();
+        let mut v = Vault { dir, url: String::new(), admin, server: None };
+        v.restart();
+        v
+    }
+
+    /// Starts (or restarts) the server on a free port and waits until it listens.
+    pub fn restart(&mut self) {
+        self.stop();
+        let log = std::fs::File::create(self.server_log()).expect("server log");
+        let child = Command::new(bin("vault-server"))
+            .args(["serve", "--data-dir"])
+            .arg(self.data())
+            .args(["--listen", "127.0.0.1:0"])
+            .env("VAULT_LOG", "debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start vault-server");
+        self.server = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let text = std::fs::read_to_string(self.server_log()).unwrap_or_default();
+            if let Some(line) = text.lines().find(|l| l.starts_with("listening on ")) {
+                self.url = line["listening on ".len()..].trim().to_owned();
+                return;
+            }
+            if let Some(status) = self.server.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                panic!("vault-server exited with {status}: {text}");
+            }
+            assert!(Instant::now() < deadline, "vault-server did not start: {text}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Kills the server at once (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut c) = self.server.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn keygen(&self, name: &str) -> Person {
+        keygen_in(self.dir.path(), name)
+    }
+
+    /// `vault-cli` as `who`, with a token cache of their own.
+    pub fn cli(&self, who: &Person, args: &[&str]) -> Out {
+        run(self.cli_cmd(who).args(args))
+    }
+
+    pub fn cli_cmd(&self, who: &Person) -> Command {
+        let mut c = Command::new(bin("vault-cli"));
+        c.current_dir(self.dir.path())
+            .env("VAULT_SERVER", &self.url)
+            .env("VAULT_USER", &who.name)
+            .env("VAULT_IDENTITY", &who.key)
+            .env("VAULT_CONFIG_DIR", self.dir.path().join(format!("cfg-{}", who.name)))
+            .env_remove("XDG_CONFIG_HOME");
+        c
+    }
+
+    /// Enrols `name` with `role` (as alice) and returns the person.
+    pub fn enrol(&self, name: &str, role: &str) -> Person {
+        let p = self.keygen(name);
+        let out = self.cli(&self.admin, &["user", "add", name, "--role", role, "--recipient", &p.recipient]);
+        assert_eq!(out.ok(), name);
+        p
+    }
+
+    /// Opens the server's database read-only (WAL lets us read while it runs).
+    pub fn db(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open_with_flags(self.data().join("vault.db"), rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .expect("open vault.db")
+    }
+
+    /// The last access-log entry: (actor, action, outcome, reason, details).
+    pub fn last_log(&self) -> (String, String, String, String, String) {
+        self.db()
+            .query_row(
+                "SELECT actor, action, outcome, reason, details FROM access_log ORDER BY seq DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            )
+            .expect("read log")
+    }
+
+    pub fn log_len(&self) -> i64 {
+        self.db().query_row("SELECT count(*) FROM access_log", [], |r| r.get(0)).expect("count")
+    }
+
+    pub fn count(&self, sql: &str) -> i64 {
+        self.db().query_row(sql, [], |r| r.get(0)).expect("count")
+    }
+
+    /// The cached session token of `who` (after they have logged in).
+    pub fn token(&self, who: &Person) -> String {
+        let dir = self.dir.path().join(format!("cfg-{}", who.name)).join("tokens");
+        let entry = std::fs::read_dir(&dir).expect("token dir").next().expect("a token").expect("entry");
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(entry.path()).unwrap()).unwrap();
+        v["token"].as_str().unwrap().to_owned()
+    }
+
+    /// Sends a raw HTTP/1.1 request and returns (status, body). With a
+    /// `transfer-encoding: chunked` header, `body` must be framed by the caller; with an
+    /// `x-test-cut` header the connection is closed right after `body` is sent.
+    pub fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> (u16, String) {
+        let addr = self.url.trim_start_matches("http://");
+        let mut s = TcpStream::connect(addr).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+        if let Some(t) = token {
+            req.push_str(&format!("Authorization: Bearer {t}\r\n"));
+        }
+        let chunked = headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && *v == "chunked");
+        for (k, v) in headers {
+            req.push_str(&format!("{k}: {v}\r\n"));
+        }
+        let has_length = headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-length"));
+        if !chunked && !has_length {
+            req.push_str(&format!("Content-Length: {}\r\n", body.len()));
+        }
+        req.push_str("\r\n");
+        let sent = s.write_all(req.as_bytes()).and_then(|()| s.write_all(body));
+        if headers.iter().any(|(k, _)| *k == "x-test-cut") {
+            // Hang up mid-body, as a client that crashed or lost its network would.
+            let _ = s.shutdown(std::net::Shutdown::Both);
+            return (0, String::new());
+        }
+        sent.expect("send request");
+        let mut resp = Vec::new();
+        let _ = s.read_to_end(&mut resp);
+        let text = String::from_utf8_lossy(&resp).into_owned();
+        let status = text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+        let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+        (status, body)
+    }
+}
+
+impl Drop for Vault {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn keygen_in(dir: &Path, name: &str) -> Person {
+    let key = dir.join(format!("{name}.key"));
+    let out = run(Command::new(bin("vault-cli")).args(["keygen", "--out"]).arg(&key));
+    let recipient = out.ok();
+    assert!(recipient.starts_with("age1"), "keygen printed {recipient:?}");
+    Person { name: name.to_owned(), key, recipient }
+}
+
+/// Every file under `dir`, recursively.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// Whether `needle` occurs in any file under `dir`.
+pub fn grep_dir(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
+    files_under(dir)
+        .into_iter()
+        .filter(|p| std::fs::read(p).map(|b| b.windows(needle.len()).any(|w| w == needle)).unwrap_or(false))
+        .collect()
+}

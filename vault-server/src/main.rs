@@ -81,18 +81,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Serve { data_dir, listen, public_url, max_upload_mib } => {
-            let cfg = Config {
-                data_dir,
-                origin: public_url.unwrap_or_else(|| format!("http://{listen}")),
-                max_upload: max_upload_mib.saturating_mul(1024 * 1024),
-            };
-            let state = vault_server::open_state(&cfg)?;
+            DataDir::new(&data_dir).check()?;
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::bind(listen)
                     .await
                     .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
                 let addr = listener.local_addr()?;
+                let cfg = Config {
+                    data_dir,
+                    // The bound address, so that `--listen 127.0.0.1:0` names the real port.
+                    origin: public_url.unwrap_or_else(|| format!("http://{addr}")),
+                    max_upload: max_upload_mib.saturating_mul(1024 * 1024),
+                };
+                let state = vault_server::open_state(&cfg)?;
                 tracing::info!(%addr, origin = %cfg.origin, "serving");
                 // Tests and scripts read this line to learn the port when --listen has port 0.
                 eprintln!("listening on http://{addr}");
