@@ -103,8 +103,7 @@ pub fn verify_chain<'a>(
     mut prev: [u8; 32],
 ) -> Result<[u8; 32], ChainError> {
     let mut scratch = Vec::with_capacity(512);
-    let mut expected = start_seq;
-    for e in entries {
+    for (expected, e) in (start_seq..).zip(entries) {
         let seq = e.entry.seq;
         if seq != expected {
             return Err(ChainError::Sequence { seq, expected });
@@ -116,7 +115,6 @@ pub fn verify_chain<'a>(
             return Err(ChainError::BadHash { seq });
         }
         prev = e.hash;
-        expected += 1;
     }
     Ok(prev)
 }

@@ -761,13 +761,13 @@ async fn grant(
                     return Err(ApiError::bad_request("--until is in the past; a grant must end today or later"));
                 }
                 let envelope = decode_small(&req.envelope, "the grantee's envelope")?;
-                if let Some(g) = policy::load_grant(tx, &id, &req.user)? {
-                    if g.stored_status != "revoked" {
-                        return Err(ApiError::conflict(format!(
-                            "{} already has a {} grant on this case; revoke it first to change it",
-                            req.user, g.stored_status
-                        )));
-                    }
+                if let Some(g) = policy::load_grant(tx, &id, &req.user)?
+                    && g.stored_status != "revoked"
+                {
+                    return Err(ApiError::conflict(format!(
+                        "{} already has a {} grant on this case; revoke it first to change it",
+                        req.user, g.stored_status
+                    )));
                 }
                 let status = if case.kind == CaseKind::Covert { GrantStatus::Pending } else { GrantStatus::Active };
                 let now = now_rfc3339();
