@@ -10,6 +10,7 @@ pub mod challenge;
 pub mod crypto;
 pub mod ids;
 pub mod log;
+pub mod note;
 
 /// SHA-256 of `data`, as a fixed-size array.
 pub fn sha256(data: &[u8]) -> [u8; 32] {

@@ -1,0 +1,168 @@
+#!/usr/bin/env bash
+# bench/rss.sh: peak memory and wall time of the vault for large recordings.
+#
+# What it measures, for each file size given in MiB (default: 256 1024):
+#   - `vault-cli upload` (encrypt + stream to the server): wall time and the CLI's peak
+#     RSS ("Maximum resident set size" from /usr/bin/time -v);
+#   - `vault-cli fetch` (download + decrypt to a file): wall time and the CLI's peak RSS;
+#   - plain `age -e` / `age -d` of the same file, as a yardstick, and the ratios
+#     upload/age -e and fetch/age -d;
+#   - the server's peak RSS so far (VmHWM) after each size, and, once the server has
+#     been stopped with SIGTERM, its peak RSS over the whole run (/usr/bin/time -v).
+# Streaming code should show peak RSS that stays flat as the file size grows.
+#
+# Run it from anywhere in the repository:
+#     bench/rss.sh 256 1024
+#     TARGET_DIR=/tmp/target-bench bench/rss.sh 64     # build into another target dir
+#
+# It builds the release binaries, starts a private server on a free loopback port in a
+# temporary directory under ${TMPDIR:-/tmp} and removes everything on exit. It needs
+# about 3x the largest size plus the sum of all sizes of free disk space there, and
+# /usr/bin/time (GNU time) and age.
+
+set -euo pipefail
+shopt -s inherit_errexit
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+TARGET_DIR=${TARGET_DIR:-$repo/target}
+sizes=("$@")
+[[ ${#sizes[@]} -gt 0 ]] || sizes=(256 1024)
+
+die() { echo "rss.sh: $*" >&2; exit 1; }
+
+for s in "${sizes[@]}"; do
+    [[ $s =~ ^[1-9][0-9]*$ ]] || die "sizes are whole MiB, got '$s'"
+done
+[[ -x /usr/bin/time ]] || die "needs GNU time at /usr/bin/time (apt-get install time)"
+command -v age >/dev/null || die "needs age (apt-get install age)"
+
+# --- build ------------------------------------------------------------------------------
+echo "building release binaries into $TARGET_DIR ..." >&2
+(cd "$repo" && cargo build --release --quiet --target-dir "$TARGET_DIR" -p vault-server -p vault-cli)
+CLI=$TARGET_DIR/release/vault-cli
+SERVER=$TARGET_DIR/release/vault-server
+
+# --- scratch space and cleanup -----------------------------------------------------------
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/vault-rss.XXXXXX")
+srv_pid=""   # the vault-server process
+time_pid=""  # the /usr/bin/time wrapping it
+cleanup() {
+    if [[ -n $srv_pid ]] && kill -0 "$srv_pid" 2>/dev/null; then
+        kill -TERM "$srv_pid" 2>/dev/null || true
+    fi
+    [[ -z $time_pid ]] || wait "$time_pid" 2>/dev/null || true
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+# Setup commands send their messages to $tmp/setup.err; show them if a step fails.
+trap 'echo "rss.sh: failed at line $LINENO" >&2; cat "$tmp/setup.err" >&2 2>/dev/null || true' ERR
+
+# Input + age copy + fetched copy of the largest file, plus every ciphertext the server keeps.
+need_mib=0 max=0
+for s in "${sizes[@]}"; do
+    need_mib=$((need_mib + s))
+    if ((s > max)); then max=$s; fi
+done
+need_mib=$((need_mib + 3 * max + 64))
+free_mib=$(df -Pm "$tmp" | awk 'NR == 2 { print $4 }')
+((free_mib >= need_mib)) || die "needs ~$need_mib MiB free in $tmp, has $free_mib MiB"
+
+export VAULT_CONFIG_DIR=$tmp/config  # token cache of the CLI
+data=$tmp/data
+mkdir -p "$VAULT_CONFIG_DIR"
+
+# --- helpers -----------------------------------------------------------------------------
+# timed NAME CMD...: run CMD under /usr/bin/time -v into $tmp/NAME.time; stdout passes
+# through, stderr goes to $tmp/NAME.err and is shown if CMD fails.
+timed() {
+    local name=$1; shift
+    if ! /usr/bin/time -v -o "$tmp/$name.time" "$@" 2>"$tmp/$name.err"; then
+        echo "rss.sh: failed: $*" >&2
+        cat "$tmp/$name.err" "$tmp/$name.time" >&2
+        exit 1
+    fi
+}
+# Wall time in seconds from a time -v report ("h:mm:ss" or "m:ss.cc").
+wall_s() {
+    awk -F': ' '/Elapsed \(wall clock\)/ {
+        n = split($2, p, ":"); s = 0
+        for (i = 1; i <= n; i++) s = s * 60 + p[i]
+        printf "%.2f", s
+    }' "$1"
+}
+# Peak RSS in MiB from a time -v report.
+rss_mib() { awk -F': ' '/Maximum resident set size/ { printf "%.1f", $2 / 1024 }' "$1"; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.1f", a / b; else print "n/a" }'; }
+
+# --- identities, vault, server -----------------------------------------------------------
+declare -A recipient
+for u in alice bob pbx; do
+    recipient[$u]=$("$CLI" keygen --out "$tmp/$u.key" 2>>"$tmp/setup.err")
+done
+"$SERVER" init --data-dir "$data" --admin alice --recipient "${recipient[alice]}" 2>>"$tmp/setup.err"
+
+/usr/bin/time -v -o "$tmp/server.time" \
+    "$SERVER" serve --data-dir "$data" --listen 127.0.0.1:0 2>"$tmp/server.err" &
+time_pid=$!
+port=""
+for _ in $(seq 100); do
+    port=$(sed -n 's|^listening on http://127\.0\.0\.1:\([0-9]*\)$|\1|p' "$tmp/server.err")
+    [[ -z $port ]] || break
+    kill -0 "$time_pid" 2>/dev/null || { cat "$tmp/server.err" >&2; die "the server did not start"; }
+    sleep 0.1
+done
+[[ -n $port ]] || { cat "$tmp/server.err" >&2; die "the server did not say where it listens"; }
+srv_pid=$(ps -o pid= --ppid "$time_pid" | tr -d ' ')
+[[ -n $srv_pid ]] || die "cannot find the server process under /usr/bin/time ($time_pid)"
+url=http://127.0.0.1:$port
+echo "server $url (pid $srv_pid), scratch $tmp" >&2
+# vault-cli as each user against the bench server.
+as_alice=("$CLI" --server "$url" --user alice --identity "$tmp/alice.key")
+as_bob=("$CLI" --server "$url" --user bob --identity "$tmp/bob.key")
+as_pbx=("$CLI" --server "$url" --user pbx --identity "$tmp/pbx.key")
+
+# --- users and case ----------------------------------------------------------------------
+"${as_alice[@]}" user add bob --role investigator --recipient "${recipient[bob]}" >/dev/null 2>>"$tmp/setup.err"
+"${as_alice[@]}" user add pbx --role recorder --recipient "${recipient[pbx]}" >/dev/null 2>>"$tmp/setup.err"
+case_id=$("${as_alice[@]}" case create --kind customer --title Bench --purpose quality 2>>"$tmp/setup.err")
+echo "case $case_id" >&2
+
+# --- per size ----------------------------------------------------------------------------
+rows=()
+granted=no
+for mib in "${sizes[@]}"; do
+    echo "== $mib MiB" >&2
+    in=$tmp/in-$mib.bin out=$tmp/out-$mib.bin enc=$tmp/in-$mib.age
+    dd if=/dev/urandom of="$in" bs=1M count="$mib" iflag=fullblock status=none
+
+    rec=$(timed "upload-$mib" "${as_pbx[@]}" upload "$case_id" "$in" --announced signal-tone)
+    if [[ $granted == no ]]; then
+        "${as_alice[@]}" grant "$case_id" bob --reason bench >/dev/null 2>>"$tmp/setup.err"
+        granted=yes
+    fi
+    timed "fetch-$mib" "${as_bob[@]}" fetch "$rec" --reason bench --out "$out" >/dev/null
+    cmp "$in" "$out" || die "fetched $rec differs from $in"
+
+    timed "age-e-$mib" age -e -r "${recipient[alice]}" -o /dev/null "$in"
+    age -e -r "${recipient[alice]}" -o "$enc" "$in"
+    timed "age-d-$mib" age -d -i "$tmp/alice.key" -o /dev/null "$enc"
+    rm -f "$in" "$out" "$enc"
+
+    up_s=$(wall_s "$tmp/upload-$mib.time") fe_s=$(wall_s "$tmp/fetch-$mib.time")
+    ae_s=$(wall_s "$tmp/age-e-$mib.time") ad_s=$(wall_s "$tmp/age-d-$mib.time")
+    srv_hwm=$(awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/$srv_pid/status")
+    rows+=("| $mib | $up_s | $(rss_mib "$tmp/upload-$mib.time") | $fe_s | $(rss_mib "$tmp/fetch-$mib.time") \
+| $ae_s | $ad_s | $(ratio "$up_s" "$ae_s") | $(ratio "$fe_s" "$ad_s") | $srv_hwm |")
+done
+
+# --- stop the server; its peak covers the whole run --------------------------------------
+kill -TERM "$srv_pid"
+wait "$time_pid" || die "the server exited with an error: $(cat "$tmp/server.err")"
+srv_pid="" time_pid=""
+
+echo
+echo "| size MiB | upload s | upload CLI peak RSS MiB | fetch s | fetch CLI peak RSS MiB | age -e s | age -d s | upload / age -e | fetch / age -d | server peak RSS so far MiB |"
+echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+printf '%s\n' "${rows[@]}"
+echo
+echo "Server peak RSS over the whole run: $(rss_mib "$tmp/server.time") MiB"
