@@ -46,18 +46,76 @@ pub struct Entry {
     pub details: String,
 }
 
+/// Number of text fields in an entry.
+pub const FIELDS: usize = 7;
+
+/// Appends the canonical encoding of an entry given as parts (fields in the order
+/// actor, action, case, recording, reason, outcome, details) to `out`.
+pub fn encode_parts(out: &mut Vec<u8>, seq: u64, time_ms: i64, fields: [&[u8]; FIELDS]) {
+    out.extend_from_slice(&seq.to_be_bytes());
+    out.extend_from_slice(&time_ms.to_be_bytes());
+    for f in fields {
+        let len = u32::try_from(f.len()).expect("log fields are far smaller than 4 GiB");
+        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(f);
+    }
+}
+
+/// Checks that `encoded` is exactly one canonical entry (every field UTF-8, nothing left
+/// over) and returns its sequence number, without allocating.
+pub fn check_encoding(encoded: &[u8]) -> Option<u64> {
+    let seq = u64::from_be_bytes(encoded.get(..8)?.try_into().ok()?);
+    let mut rest = encoded.get(16..)?;
+    for _ in 0..FIELDS {
+        let len = u32::from_be_bytes(rest.get(..4)?.try_into().ok()?) as usize;
+        let field = rest.get(4..4 + len)?;
+        std::str::from_utf8(field).ok()?;
+        rest = &rest[4 + len..];
+    }
+    rest.is_empty().then_some(seq)
+}
+
 impl Entry {
     /// Appends the canonical encoding of this entry to `out`.
     pub fn encode_into(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.seq.to_be_bytes());
-        out.extend_from_slice(&self.time_ms.to_be_bytes());
-        for f in
-            [&self.actor, &self.action, &self.case_id, &self.recording_id, &self.reason, &self.outcome, &self.details]
-        {
-            let len = u32::try_from(f.len()).expect("log fields are far smaller than 4 GiB");
-            out.extend_from_slice(&len.to_be_bytes());
-            out.extend_from_slice(f.as_bytes());
-        }
+        encode_parts(
+            out,
+            self.seq,
+            self.time_ms,
+            [
+                self.actor.as_bytes(),
+                self.action.as_bytes(),
+                self.case_id.as_bytes(),
+                self.recording_id.as_bytes(),
+                self.reason.as_bytes(),
+                self.outcome.as_bytes(),
+                self.details.as_bytes(),
+            ],
+        );
+    }
+
+    /// Parses a canonical encoding.
+    pub fn decode(encoded: &[u8]) -> Option<Self> {
+        let seq = check_encoding(encoded)?;
+        let time_ms = i64::from_be_bytes(encoded[8..16].try_into().ok()?);
+        let mut rest = &encoded[16..];
+        let mut field = || {
+            let len = u32::from_be_bytes(rest[..4].try_into().expect("checked")) as usize;
+            let s = std::str::from_utf8(&rest[4..4 + len]).expect("checked").to_owned();
+            rest = &rest[4 + len..];
+            s
+        };
+        Some(Self {
+            seq,
+            time_ms,
+            actor: field(),
+            action: field(),
+            case_id: field(),
+            recording_id: field(),
+            reason: field(),
+            outcome: field(),
+            details: field(),
+        })
     }
 
     /// `SHA-256(prev || encode(self))`. `scratch` is reused to avoid an allocation per entry.
@@ -87,6 +145,8 @@ pub struct ChainedEntry {
 /// The first thing wrong with a chain.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ChainError {
+    #[error("entry {seq}: not a canonical entry encoding (damaged record)")]
+    Malformed { seq: u64 },
     #[error("entry {seq}: sequence number out of order (expected {expected})")]
     Sequence { seq: u64, expected: u64 },
     #[error("entry {seq}: prev does not match the hash of the entry before it")]
@@ -95,28 +155,66 @@ pub enum ChainError {
     BadHash { seq: u64 },
 }
 
+/// Checks a chain one entry at a time, without allocating per entry.
+pub struct ChainVerifier {
+    next_seq: u64,
+    prev: [u8; 32],
+}
+
+impl ChainVerifier {
+    /// Starts at entry `start_seq`, whose `prev` must be `prev` (the [`genesis`] value
+    /// for entry 0, or the head of a checkpoint already verified).
+    pub fn new(start_seq: u64, prev: [u8; 32]) -> Self {
+        Self { next_seq: start_seq, prev }
+    }
+
+    /// Checks the next entry given as its canonical encoding and stored links.
+    pub fn push(&mut self, encoded: &[u8], prev: &[u8; 32], hash: &[u8; 32]) -> Result<(), ChainError> {
+        let expected = self.next_seq;
+        let seq = check_encoding(encoded).ok_or(ChainError::Malformed { seq: expected })?;
+        if seq != expected {
+            return Err(ChainError::Sequence { seq, expected });
+        }
+        if *prev != self.prev {
+            return Err(ChainError::BrokenLink { seq });
+        }
+        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+        ctx.update(prev);
+        ctx.update(encoded);
+        if ctx.finish().as_ref() != hash {
+            return Err(ChainError::BadHash { seq });
+        }
+        self.prev = *hash;
+        self.next_seq += 1;
+        Ok(())
+    }
+
+    /// The sequence number the next entry must have: the number of entries so far.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// The hash of the last entry checked.
+    pub fn head(&self) -> [u8; 32] {
+        self.prev
+    }
+}
+
 /// Checks entries starting at `start_seq` whose predecessor hash is `prev`. Returns the
 /// head hash.
 pub fn verify_chain<'a>(
     entries: impl IntoIterator<Item = &'a ChainedEntry>,
     start_seq: u64,
-    mut prev: [u8; 32],
+    prev: [u8; 32],
 ) -> Result<[u8; 32], ChainError> {
+    let mut v = ChainVerifier::new(start_seq, prev);
     let mut scratch = Vec::with_capacity(512);
-    for (expected, e) in (start_seq..).zip(entries) {
-        let seq = e.entry.seq;
-        if seq != expected {
-            return Err(ChainError::Sequence { seq, expected });
-        }
-        if e.prev != prev {
-            return Err(ChainError::BrokenLink { seq });
-        }
-        if e.entry.chain_hash(&prev, &mut scratch) != e.hash {
-            return Err(ChainError::BadHash { seq });
-        }
-        prev = e.hash;
+    for e in entries {
+        scratch.clear();
+        e.entry.encode_into(&mut scratch);
+        v.push(&scratch, &e.prev, &e.hash)?;
     }
-    Ok(prev)
+    Ok(v.head())
 }
 
 mod hex32 {
@@ -173,6 +271,17 @@ mod tests {
         b.action = "bc".into();
         let g = genesis();
         assert_ne!(a.chain_hash(&g, &mut Vec::new()), b.chain_hash(&g, &mut Vec::new()));
+    }
+
+    #[test]
+    fn decode_inverts_encode() {
+        let e = chain(3).remove(2).entry;
+        let mut buf = Vec::new();
+        e.encode_into(&mut buf);
+        assert_eq!(Entry::decode(&buf), Some(e));
+        buf.push(0);
+        assert_eq!(check_encoding(&buf), None, "trailing bytes accepted");
+        assert_eq!(check_encoding(&buf[..buf.len() - 3]), None, "truncated record accepted");
     }
 
     proptest! {

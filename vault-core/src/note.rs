@@ -110,7 +110,8 @@ pub fn open<'a>(note: &'a str, key: &VerifierKey) -> Result<&'a str, NoteError> 
     }
     let want = key.key_hash();
     for line in sigs.lines() {
-        let rest = line.strip_prefix("\u{2014} ").ok_or(NoteError::Malformed("signature line must start with an em dash"))?;
+        let rest =
+            line.strip_prefix("\u{2014} ").ok_or(NoteError::Malformed("signature line must start with an em dash"))?;
         let (name, sig) = rest.split_once(' ').ok_or(NoteError::Malformed("signature line lacks a signature"))?;
         let sig = B64.decode(sig).map_err(|_| NoteError::Malformed("signature is not base64"))?;
         if name != key.name || sig.len() != 68 || sig[..4] != want {
@@ -216,7 +217,8 @@ mod tests {
     #[test]
     fn go_sumdb_note_reference_vector() {
         let vkey = "PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW";
-        let text = "If you think cryptography is the answer to your problem,\nthen you don't know what your problem is.\n";
+        let text =
+            "If you think cryptography is the answer to your problem,\nthen you don't know what your problem is.\n";
         let note = format!(
             "{text}\n\u{2014} PeterNeumann x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=\n"
         );
