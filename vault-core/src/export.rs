@@ -40,6 +40,11 @@ impl<W: Write> ExportWriter<W> {
         self.w.write_all(hash)
     }
 
+    /// The underlying writer (to drain a buffer between entries).
+    pub fn buffer(&mut self) -> &mut W {
+        &mut self.w
+    }
+
     pub fn finish(self) -> W {
         self.w
     }
@@ -66,7 +71,7 @@ pub enum VerifyError {
     )]
     RolledBack { pinned: u64, now: u64 },
     #[error(
-        "entry {seq}: differs from the checkpoint you verified last (its hash is not the pinned head): the log was rewritten"
+        "entry {seq}: differs from the checkpoint you verified last (its hash is not the pinned head): the log was rewritten at or before this entry"
     )]
     Rewritten { seq: u64 },
     #[error("entry {seq}: missing; the export ends before the {size} entries its checkpoint covers (truncated)")]

@@ -147,9 +147,11 @@ pub struct ChainedEntry {
 pub enum ChainError {
     #[error("entry {seq}: not a canonical entry encoding (damaged record)")]
     Malformed { seq: u64 },
-    #[error("entry {seq}: sequence number out of order (expected {expected})")]
+    #[error("entry {expected}: missing or out of order (entry {seq} stands in its place)")]
     Sequence { seq: u64, expected: u64 },
-    #[error("entry {seq}: prev does not match the hash of the entry before it")]
+    #[error(
+        "entry {seq}: its prev is not the hash of the entry before it (an entry was inserted, removed or replaced here)"
+    )]
     BrokenLink { seq: u64 },
     #[error("entry {seq}: stored hash does not match its contents (modified entry)")]
     BadHash { seq: u64 },

@@ -235,6 +235,11 @@ role_extractor!(
     Role::Admin
 );
 role_extractor!(
+    /// A caller with the auditor role: reads the access log.
+    Auditor,
+    Role::Auditor
+);
+role_extractor!(
     /// A caller with the recorder role (service accounts of the phone system).
     Recorder,
     Role::Recorder

@@ -123,6 +123,21 @@ impl DataDir {
     }
 }
 
+/// The log origin recorded at `init`.
+pub fn log_origin(c: &mut rusqlite::Connection) -> anyhow::Result<String> {
+    c.query_row("SELECT value FROM meta WHERE key = 'log_origin'", [], |r| r.get(0))
+        .context("the database has no log origin; the data dir is damaged")
+}
+
+/// The verifier key of the access log, in signed-note form.
+pub fn log_verifier_key(dir: &DataDir) -> anyhow::Result<vault_core::note::VerifierKey> {
+    dir.check()?;
+    let db = Db::open(&dir.db_path())?;
+    let origin = db.with(log_origin)?;
+    let (pair, _) = load_key(&dir.log_key_path())?;
+    Ok(vault_core::note::VerifierKey::from_pair(&origin, &pair))
+}
+
 /// Loads an Ed25519 key pair and its PKCS#8 document.
 pub fn load_key(path: &Path) -> anyhow::Result<(Ed25519KeyPair, Zeroizing<Vec<u8>>)> {
     let pkcs8 = Zeroizing::new(fs::read(path).with_context(|| format!("cannot read key {}", path.display()))?);

@@ -18,6 +18,7 @@ const MIGRATIONS: &[&str] = &[include_str!("../../schema/migrations/0001_initial
 #[derive(Clone)]
 pub struct Db {
     conn: Arc<Mutex<Connection>>,
+    path: Arc<std::path::PathBuf>,
 }
 
 impl Db {
@@ -38,7 +39,7 @@ impl Db {
             );
         }
         migrate(&conn)?;
-        Ok(Self { conn: Arc::new(Mutex::new(conn)) })
+        Ok(Self { conn: Arc::new(Mutex::new(conn)), path: Arc::new(path.to_owned()) })
     }
 
     /// Creates a new database with the current schema.
@@ -47,7 +48,18 @@ impl Db {
             Connection::open(path).map_err(|e| anyhow::anyhow!("cannot create database {}: {e}", path.display()))?;
         configure(&conn)?;
         migrate(&conn)?;
-        Ok(Self { conn: Arc::new(Mutex::new(conn)) })
+        Ok(Self { conn: Arc::new(Mutex::new(conn)), path: Arc::new(path.to_owned()) })
+    }
+
+    /// A separate read-only connection, for long reads (log exports) that must not hold
+    /// up writers; in WAL mode it reads a consistent snapshot inside a transaction.
+    pub fn reader(&self) -> rusqlite::Result<Connection> {
+        let c = Connection::open_with_flags(
+            &*self.path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        c.busy_timeout(std::time::Duration::from_secs(10))?;
+        Ok(c)
     }
 
     /// Runs `f` with the connection on the blocking pool.
@@ -155,16 +167,7 @@ impl LogRecord {
 
 /// Appends one entry to the access log inside the caller's transaction.
 pub fn append_log(conn: &Connection, rec: &LogRecord) -> rusqlite::Result<u64> {
-    let head: Option<(i64, Vec<u8>)> = conn
-        .query_row("SELECT seq, hash FROM access_log ORDER BY seq DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?;
-    let (seq, prev) = match head {
-        None => (0u64, genesis()),
-        Some((s, h)) => {
-            let prev: [u8; 32] = h.try_into().map_err(|_| rusqlite::Error::InvalidQuery)?;
-            (s as u64 + 1, prev)
-        }
-    };
+    let (seq, prev) = log_head(conn)?;
     let entry = Entry {
         seq,
         time_ms: chrono::Utc::now().timestamp_millis(),
@@ -197,44 +200,55 @@ pub fn append_log(conn: &Connection, rec: &LogRecord) -> rusqlite::Result<u64> {
     Ok(seq)
 }
 
-/// Reads the whole chain and checks every link.
-pub fn verify_log(conn: &Connection) -> anyhow::Result<(u64, [u8; 32])> {
-    let mut stmt = conn.prepare(
-        "SELECT seq, time_ms, actor, action, case_id, recording_id, reason, outcome, details, prev, hash
-         FROM access_log ORDER BY seq",
-    )?;
-    let mut rows = stmt.query([])?;
-    let mut prev = genesis();
-    let mut expected = 0u64;
-    let mut scratch = Vec::with_capacity(512);
+/// The columns of a log row, in the order [`for_each_encoded`] reads them.
+pub const LOG_COLUMNS: &str =
+    "seq, time_ms, actor, action, case_id, recording_id, reason, outcome, details, prev, hash";
+
+/// Calls `f` with the canonical encoding, prev and hash of each entry with
+/// `from <= seq < to`, in order, reusing one buffer.
+pub fn for_each_encoded(
+    conn: &Connection,
+    from: u64,
+    to: u64,
+    mut f: impl FnMut(&[u8], &[u8; 32], &[u8; 32]) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let mut stmt =
+        conn.prepare(&format!("SELECT {LOG_COLUMNS} FROM access_log WHERE seq >= ?1 AND seq < ?2 ORDER BY seq"))?;
+    let mut rows = stmt.query([from as i64, to as i64])?;
+    let mut buf = Vec::with_capacity(1024);
     while let Some(r) = rows.next()? {
-        let entry = Entry {
-            seq: r.get::<_, i64>(0)? as u64,
-            time_ms: r.get(1)?,
-            actor: r.get(2)?,
-            action: r.get(3)?,
-            case_id: r.get(4)?,
-            recording_id: r.get(5)?,
-            reason: r.get(6)?,
-            outcome: r.get(7)?,
-            details: r.get(8)?,
+        let text = |i| r.get_ref(i).and_then(|v| v.as_bytes().map_err(Into::into));
+        let link = |i| -> anyhow::Result<[u8; 32]> {
+            r.get_ref(i)?.as_blob()?.try_into().map_err(|_| anyhow::anyhow!("a stored hash is not 32 bytes"))
         };
-        let stored_prev: Vec<u8> = r.get(9)?;
-        let stored_hash: Vec<u8> = r.get(10)?;
-        if entry.seq != expected {
-            anyhow::bail!("entry {}: sequence number out of order (expected {expected})", entry.seq);
-        }
-        if stored_prev != prev {
-            anyhow::bail!("entry {}: prev does not match the hash of the entry before it", entry.seq);
-        }
-        let hash = entry.chain_hash(&prev, &mut scratch);
-        if stored_hash != hash {
-            anyhow::bail!("entry {}: stored hash does not match its contents (modified entry)", entry.seq);
-        }
-        prev = hash;
-        expected += 1;
+        buf.clear();
+        vault_core::log::encode_parts(
+            &mut buf,
+            r.get::<_, i64>(0)? as u64,
+            r.get(1)?,
+            [text(2)?, text(3)?, text(4)?, text(5)?, text(6)?, text(7)?, text(8)?],
+        );
+        f(&buf, &link(9)?, &link(10)?)?;
     }
-    Ok((expected, prev))
+    Ok(())
+}
+
+/// The number of entries and the head hash, as stored (unverified).
+pub fn log_head(conn: &Connection) -> rusqlite::Result<(u64, [u8; 32])> {
+    let head: Option<(i64, Vec<u8>)> = conn
+        .query_row("SELECT seq, hash FROM access_log ORDER BY seq DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    Ok(match head {
+        None => (0, genesis()),
+        Some((seq, hash)) => (seq as u64 + 1, hash.try_into().map_err(|_| rusqlite::Error::InvalidQuery)?),
+    })
+}
+
+/// Reads the whole chain and checks every link with the auditor's verifier.
+pub fn verify_log(conn: &Connection) -> anyhow::Result<(u64, [u8; 32])> {
+    let mut v = vault_core::log::ChainVerifier::new(0, genesis());
+    for_each_encoded(conn, 0, i64::MAX as u64, |enc, prev, hash| Ok(v.push(enc, prev, hash)?))?;
+    Ok((v.next_seq(), v.head()))
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
+pub mod audit;
 pub mod auth;
 pub mod blobs;
 pub mod datadir;
@@ -36,6 +37,10 @@ pub struct Inner {
     pub challenges: auth::Challenges,
     pub origin: String,
     pub max_upload: u64,
+    /// Signs access-log checkpoints.
+    pub log_key: ring::signature::Ed25519KeyPair,
+    /// The log's name in checkpoints and in its verifier key.
+    pub log_origin: String,
 }
 
 /// Shared state of all handlers.
@@ -60,6 +65,8 @@ pub fn open_state(cfg: &Config) -> anyhow::Result<AppState> {
         .context("the access log is broken; refusing to serve (run `vault-server verify` for details)")?;
     let (pair, pkcs8) = datadir::load_key(&dir.jwt_key_path())?;
     let tokens = auth::Tokens::new(&pair, &pkcs8);
+    let (log_key, _) = datadir::load_key(&dir.log_key_path())?;
+    let log_origin = db.with(datadir::log_origin)?;
     let swept = dir.sweep_tmp()?;
     tracing::info!(entries, swept_partial_uploads = swept, "data dir checked");
     Ok(AppState(Arc::new(Inner {
@@ -69,6 +76,8 @@ pub fn open_state(cfg: &Config) -> anyhow::Result<AppState> {
         challenges: auth::Challenges::default(),
         origin: vault_core::challenge::normalize_origin(&cfg.origin),
         max_upload: cfg.max_upload,
+        log_key,
+        log_origin,
     })))
 }
 

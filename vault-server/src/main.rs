@@ -42,6 +42,11 @@ enum Command {
         #[arg(long, env = "VAULT_MAX_UPLOAD_MIB", default_value_t = 16 * 1024)]
         max_upload_mib: u64,
     },
+    /// Print the access log's verifier key, for auditors (`vault-cli audit verify --server-key`).
+    LogKey {
+        #[arg(long, env = "VAULT_DATA_DIR")]
+        data_dir: PathBuf,
+    },
     /// Check the whole access-log chain offline.
     Verify {
         #[arg(long, env = "VAULT_DATA_DIR")]
@@ -70,6 +75,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Init { data_dir, admin, recipient } => {
             DataDir::new(&data_dir).init(&admin, &recipient)?;
             eprintln!("initialised vault in {} with admin {admin}", data_dir.display());
+            Ok(())
+        }
+        Command::LogKey { data_dir } => {
+            println!("{}", vault_server::datadir::log_verifier_key(&DataDir::new(&data_dir))?.to_text());
             Ok(())
         }
         Command::Verify { data_dir } => {

@@ -56,6 +56,9 @@ pub fn action_name(method: &str, path: &str) -> &'static str {
         ("GET", "/v1/cases/{id}/recordings") => "recording-list",
         ("POST", "/v1/cases/{id}/recordings") => "upload",
         ("POST", "/v1/recordings/{id}/fetch") => "fetch",
+        ("GET", "/v1/audit/checkpoint") => "audit-checkpoint",
+        ("GET", "/v1/audit/export") => "audit-export",
+        ("GET", "/v1/audit/entries") => "audit-log",
         _ => "request",
     }
 }
@@ -77,6 +80,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/cases/{id}/grants/{user}/revoke", post(revoke))
         .route("/v1/cases/{id}/recordings", get(recording_list).post(upload))
         .route("/v1/recordings/{id}/fetch", post(fetch))
+        .route("/v1/audit/checkpoint", get(crate::audit::get_checkpoint))
+        .route("/v1/audit/export", get(crate::audit::export))
+        .route("/v1/audit/entries", get(crate::audit::entries))
         .fallback(|| async { ApiError::not_found("no such API route; is vault-cli the same version as the server?") })
         .layer(DefaultBodyLimit::max(JSON_LIMIT))
         .with_state(state)
@@ -85,7 +91,7 @@ pub fn router(state: AppState) -> Router {
 /// Runs `f` in a transaction and appends `rec` to the access log in it: as allowed if
 /// `f` succeeds, as refused (in a fresh transaction, with `f`'s changes rolled back) if
 /// `f` returns a client error. Server errors roll back and write nothing.
-fn logged<R>(
+pub fn logged<R>(
     c: &mut Connection,
     mut rec: LogRecord,
     f: impl FnOnce(&Transaction, &mut LogRecord) -> ApiResult<R>,

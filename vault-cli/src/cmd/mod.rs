@@ -4,6 +4,7 @@ use clap::Subcommand;
 
 use crate::Global;
 
+mod audit;
 mod case;
 mod fetch;
 mod grant;
@@ -36,6 +37,9 @@ pub enum Command {
     Recordings(recordings::Recordings),
     /// Fetch and decrypt a recording.
     Fetch(fetch::Fetch),
+    /// Verify, export and read the access log (auditors).
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
 }
 
 impl Command {
@@ -50,6 +54,7 @@ impl Command {
             Command::Upload(c) => c.run(g),
             Command::Recordings(c) => c.run(g),
             Command::Fetch(c) => c.run(g),
+            Command::Audit(c) => c.run(g),
         }
     }
 }

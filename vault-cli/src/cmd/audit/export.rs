@@ -1,0 +1,48 @@
+//! `vault-cli audit export --out FILE`: the whole log with a signed checkpoint, for
+//! `audit verify --file` on another machine.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::{Context, anyhow, bail};
+use clap::Args;
+
+use crate::Global;
+use crate::client::Client;
+
+#[derive(Args)]
+pub struct Export {
+    /// Where to write the export (must not exist yet).
+    #[arg(long)]
+    out: PathBuf,
+}
+
+impl Export {
+    pub fn run(self, g: &Global) -> anyhow::Result<()> {
+        if self.out.exists() {
+            bail!("{} exists already; choose another --out", self.out.display());
+        }
+        let dir = match self.out.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+            _ => PathBuf::from("."),
+        };
+        let mut client = Client::new(g)?;
+        let url = client.url("/v1/audit/export?from=0");
+        let mut resp = client.send(|h, _| h.get(&url))?;
+        let mut tmp = tempfile::NamedTempFile::new_in(&dir)?;
+        let n = std::io::copy(&mut resp, &mut tmp).context("the export stream broke off; nothing was written")?;
+        tmp.flush()?;
+        tmp.as_file().sync_all()?;
+        tmp.persist_noclobber(&self.out).map_err(|e| anyhow!("cannot write {}: {}", self.out.display(), e.error))?;
+        if g.json {
+            crate::output::json(&serde_json::json!({ "out": self.out, "bytes": n }))?;
+        } else {
+            println!("{}", self.out.display());
+        }
+        eprintln!(
+            "wrote {n} bytes; check it with `vault-cli audit verify --file {} --server-key KEY`",
+            self.out.display()
+        );
+        Ok(())
+    }
+}
