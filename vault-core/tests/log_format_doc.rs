@@ -1,0 +1,65 @@
+//! Checks that the worked example in `schema/LOG-FORMAT.md` is what the code computes,
+//! so the document an auditor implements from cannot drift from the implementation.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use vault_core::log::{Entry, genesis};
+use vault_core::note::{Checkpoint, VerifierKey};
+
+fn doc() -> String {
+    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../schema/LOG-FORMAT.md")).unwrap()
+}
+
+/// The value printed after `label` on a line of the document (the first such line whose
+/// value is a single word).
+fn value(doc: &str, label: &str) -> String {
+    doc.lines()
+        .filter_map(|l| l.strip_prefix(label).map(|v| v.trim().to_owned()))
+        .find(|v| !v.is_empty() && !v.contains(' '))
+        .unwrap_or_else(|| panic!("LOG-FORMAT.md lacks a line starting with {label:?}"))
+}
+
+#[test]
+fn worked_example_matches_the_code() {
+    let doc = doc();
+    let e0 = Entry {
+        seq: 0,
+        time_ms: 1_780_000_000_000,
+        actor: "alice".into(),
+        action: "init".into(),
+        case_id: String::new(),
+        recording_id: String::new(),
+        reason: String::new(),
+        outcome: "allowed".into(),
+        details: r#"{"admin":"alice"}"#.into(),
+    };
+    let e1 = Entry {
+        seq: 1,
+        time_ms: 1_780_000_001_500,
+        actor: "bob".into(),
+        action: "fetch".into(),
+        case_id: "case_0123456789abcdef0123456789abcdef".into(),
+        recording_id: "rec_00112233445566778899aabbccddeeff".into(),
+        reason: "complaint 117".into(),
+        outcome: "refused".into(),
+        details: String::new(),
+    };
+    assert_eq!(value(&doc, "genesis "), hex::encode(genesis()));
+    let mut enc = Vec::new();
+    e0.encode_into(&mut enc);
+    assert_eq!(value(&doc, "encode(e0) "), hex::encode(&enc));
+    let h0 = e0.chain_hash(&genesis(), &mut Vec::new());
+    assert_eq!(value(&doc, "hash(0) "), hex::encode(h0));
+    enc.clear();
+    e1.encode_into(&mut enc);
+    assert_eq!(value(&doc, "encode(e1) "), hex::encode(&enc));
+    let h1 = e1.chain_hash(&h0, &mut Vec::new());
+    assert_eq!(value(&doc, "hash(1) "), hex::encode(h1));
+
+    let pair = ring::signature::Ed25519KeyPair::from_seed_unchecked(&[7u8; 32]).unwrap();
+    let key = VerifierKey::from_pair("recording-vault/example", &pair);
+    assert_eq!(value(&doc, "recording-vault/example+"), key.to_text()["recording-vault/example+".len()..]);
+    let note = Checkpoint { origin: "recording-vault/example".into(), size: 2, head: h1 }.sign(&pair);
+    assert!(doc.contains(&format!("```\n{note}```")), "the note in LOG-FORMAT.md differs from:\n{note}");
+    assert!(doc.contains(&B64.encode(h1)));
+}
