@@ -12,6 +12,7 @@ pub mod export;
 pub mod ids;
 pub mod log;
 pub mod note;
+pub mod testlog;
 
 /// SHA-256 of `data`, as a fixed-size array.
 pub fn sha256(data: &[u8]) -> [u8; 32] {
