@@ -24,9 +24,8 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/vault-logged.XXXXXX")
 pid=""
 trap '[[ -z $pid ]] || kill "$pid" 2>/dev/null || true; rm -rf "$tmp"' EXIT
 cd "$tmp"
-export VAULT_CONFIG_DIR=$tmp/cfg
 
-recipient() { "$cli" keygen --out "$1" 2>/dev/null; }
+recipient() { VAULT_CONFIG_DIR=$tmp/cfg "$cli" keygen --out "$1" 2>/dev/null; }
 "$server" init --data-dir data --admin alice --recipient "$(recipient alice.key)" 2>/dev/null
 "$server" serve --data-dir data --listen 127.0.0.1:0 2>server.log &
 pid=$!
@@ -34,7 +33,7 @@ for _ in $(seq 100); do grep -q "listening on" server.log 2>/dev/null && break; 
 url=$(sed -n 's/^listening on //p' server.log)
 export VAULT_SERVER=$url
 
-as() { local who=$1; shift; "$cli" --user "$who" --identity "$who.key" "$@" 2>/dev/null; }
+as() { local who=$1; shift; VAULT_CONFIG_DIR=$tmp/cfg-$who "$cli" --user "$who" --identity "$who.key" "$@" 2>/dev/null; }
 as alice user add bob --role investigator --recipient "$(recipient bob.key)" >/dev/null
 as alice user add pbx --role recorder --recipient "$(recipient pbx.key)" >/dev/null
 case_id=$(as alice case create --kind customer --title Bench --purpose quality)
@@ -42,9 +41,11 @@ head -c 100000 /dev/urandom > call.wav
 as pbx upload "$case_id" call.wav --announced signal-tone >/dev/null
 as alice grant "$case_id" bob --reason bench
 as bob recordings "$case_id" >/dev/null
-token=$(sed -n 's/.*"token":"\([^"]*\)".*/\1/p' "$VAULT_CONFIG_DIR"/tokens/*.json | head -1)
+token=$(sed -n 's/.*"token":"\([^"]*\)".*/\1/p' "$tmp"/cfg-bob/tokens/*.json)
 before=$(sqlite3 data/vault.db "SELECT count(*) FROM access_log")
 
+# The load must succeed: one authorised request first, so a setup mistake is not measured.
+curl -fsS -o /dev/null -H "Authorization: Bearer $token" "$url/v1/cases/$case_id/recordings"
 wrk -t2 -c"$conns" -d"${secs}s" --latency -H "Authorization: Bearer $token" "$url/v1/cases/$case_id/recordings" > wrk.txt
 after=$(sqlite3 data/vault.db "SELECT count(*) FROM access_log")
 kill "$pid"; wait "$pid" 2>/dev/null || true; pid=""

@@ -12,7 +12,7 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 n=${1:-1000000}
 TARGET_DIR=${TARGET_DIR:-$repo/target}
 
-(cd "$repo" && cargo build --release --quiet --target-dir "$TARGET_DIR" -p vault-cli -p vault-core --example synthetic_export)
+(cd "$repo" && cargo build --release --quiet --target-dir "$TARGET_DIR" -p vault-cli && cargo build --release --quiet --target-dir "$TARGET_DIR" -p vault-core --example synthetic_export)
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/vault-verify.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 

@@ -134,6 +134,12 @@ fn whole_flow_upload_grant_fetch_revoke() {
     assert!(!server_log.contains("PLAINTEXT-MARKER") && !server_log.contains("AGE-SECRET-KEY"));
     assert!(!server_log.contains("Bearer "), "tokens must not be logged");
 
+    // Session tokens are cached privately.
+    use std::os::unix::fs::PermissionsExt;
+    let tokens = vault_tests::files_under(&v.dir.path().join("cfg-bob").join("tokens"));
+    assert_eq!(tokens.len(), 1);
+    assert_eq!(std::fs::metadata(&tokens[0]).unwrap().permissions().mode() & 0o777, 0o600, "token cache mode");
+
     // Revocation takes effect at once, even with bob's cached token.
     v.cli(&w.alice, &["revoke", &w.case, "bob", "--reason", "complaint closed"]).ok();
     assert_eq!(v.count("SELECT count(*) FROM envelopes WHERE holder = 'bob'"), 0, "revoked envelope kept");
@@ -510,4 +516,37 @@ fn a_tampered_log_stops_the_server_from_serving() {
     assert_eq!(serve.code, 1);
     assert!(serve.stderr.contains("access log is broken"), "{}", serve.stderr);
     let _: &Out = &serve;
+}
+
+#[test]
+fn requests_fail_closed_when_the_access_log_cannot_be_written() {
+    let w = world();
+    let v = &w.v;
+    let file = write(v, "a.wav", b"must not leak");
+    let rec = upload(&w, &file);
+    v.cli(&w.alice, &["grant", &w.case, "bob", "--reason", "r"]).ok();
+    v.cli(&w.bob, &["recordings", &w.case]).ok();
+    let recordings = v.count("SELECT count(*) FROM recordings");
+
+    // Make every log append fail, as a full disk or a damaged table would.
+    let db = rusqlite::Connection::open(v.data().join("vault.db")).unwrap();
+    db.execute_batch(
+        "CREATE TRIGGER broken_log BEFORE INSERT ON access_log BEGIN SELECT RAISE(ABORT, 'log unavailable'); END;",
+    )
+    .unwrap();
+    let out = v.dir.path().join("leak.wav");
+    v.cli(&w.bob, &["fetch", &rec, "--reason", "r", "--out", out.to_str().unwrap()]).error("internal server error");
+    assert!(!out.exists(), "a recording was served without an access-log entry");
+    v.cli(&w.pbx, &["upload", &w.case, &file]).error("internal server error");
+    assert_eq!(v.count("SELECT count(*) FROM recordings"), recordings, "an upload was stored without a log entry");
+    assert_eq!(vault_tests::files_under(&v.data().join("blobs")).len() as i64, recordings, "stray blob");
+    v.cli(&w.alice, &["revoke", &w.case, "bob", "--reason", "r"]).error("internal server error");
+    assert_eq!(
+        v.count("SELECT count(*) FROM grants WHERE status = 'revoked'"),
+        0,
+        "a change was kept without its log entry"
+    );
+
+    db.execute_batch("DROP TRIGGER broken_log;").unwrap();
+    v.cli(&w.bob, &["fetch", &rec, "--reason", "r", "--out", out.to_str().unwrap()]).ok();
 }
