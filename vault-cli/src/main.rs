@@ -10,6 +10,7 @@ use clap::{Args, Parser};
 
 mod client;
 mod cmd;
+mod custody;
 mod output;
 
 #[derive(Parser)]

@@ -258,9 +258,36 @@ pub struct CaseInfo {
 /// The case key envelopes of the caller (custodians use it to grant).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CaseKeyInfo {
-    pub recipient: String,
+    /// The current key version.
     pub key_version: u32,
-    /// base64 of the caller's envelope for `key_version`.
+    /// The caller's envelope for every key version of the case, oldest first.
+    pub keys: Vec<KeyEnvelope>,
+    /// Who must hold the current key: custodians and non-revoked grantees (for rotation).
+    pub holders: Vec<Holder>,
+}
+
+/// One key version of a case with one person's envelope of it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KeyEnvelope {
+    pub version: u32,
+    /// The case recipient of this version; the envelope must open to its secret.
+    pub recipient: String,
+    /// base64 of the age-encrypted case secret.
+    pub envelope: String,
+}
+
+/// A person a case key must be wrapped to.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Holder {
+    pub user: UserName,
+    pub recipient: String,
+}
+
+/// A case secret of one version wrapped to someone.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WrappedKey {
+    pub version: u32,
+    /// base64 of the age-encrypted case secret.
     pub envelope: String,
 }
 
@@ -269,10 +296,31 @@ pub struct NewGrant {
     pub user: UserName,
     pub reason: String,
     pub until: Option<NaiveDate>,
-    /// base64 of the case secret wrapped to the grantee.
+    /// The case secret of every key version, wrapped to the grantee.
+    pub envelopes: Vec<WrappedKey>,
+}
+
+/// Makes another admin a custodian: every key version wrapped to them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NewCustodian {
+    pub admin: UserName,
+    pub envelopes: Vec<WrappedKey>,
+}
+
+/// A new case key version, wrapped to every holder the server listed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Rotation {
+    /// The version this rotation replaces; refused if the case moved on meanwhile.
+    pub from_version: u32,
+    pub recipient: String,
+    pub envelopes: Vec<HolderEnvelope>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HolderEnvelope {
+    pub user: UserName,
+    /// base64 of the new case secret wrapped to `user`.
     pub envelope: String,
-    /// The key version the envelope holds.
-    pub key_version: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -29,8 +29,8 @@ pub fn entry(seq: u64) -> Entry {
         case_id: format!("case_{:032x}", seq / 1000),
         recording_id: format!("rec_{:032x}", seq),
         reason: "complaint 2026-117 follow-up".into(),
-        outcome: if seq % 17 == 0 { "refused" } else { "allowed" }.into(),
-        details: if seq % 17 == 0 { r#"{"refusal":"no grant"}"#.into() } else { String::new() },
+        outcome: if seq.is_multiple_of(17) { "refused" } else { "allowed" }.into(),
+        details: if seq.is_multiple_of(17) { r#"{"refusal":"no grant"}"#.into() } else { String::new() },
     }
 }
 

@@ -17,6 +17,7 @@ pub mod blobs;
 pub mod datadir;
 pub mod db;
 pub mod error;
+pub mod keys;
 pub mod policy;
 pub mod routes;
 

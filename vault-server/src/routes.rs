@@ -49,6 +49,8 @@ pub fn action_name(method: &str, path: &str) -> &'static str {
         ("GET", "/v1/cases/{id}") => "case-show",
         ("POST", "/v1/cases/{id}/approve") => "case-approve",
         ("GET", "/v1/cases/{id}/key") => "case-key",
+        ("POST", "/v1/cases/{id}/custodians") => "add-custodian",
+        ("POST", "/v1/cases/{id}/rotate") => "rotate-key",
         ("GET", "/v1/cases/{id}/recipient") => "case-recipient",
         ("POST", "/v1/cases/{id}/grants") => "grant",
         ("POST", "/v1/cases/{id}/grants/{user}/approve") => "grant-approve",
@@ -73,7 +75,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/cases", get(case_list).post(case_create))
         .route("/v1/cases/{id}", get(case_show))
         .route("/v1/cases/{id}/approve", post(case_approve))
-        .route("/v1/cases/{id}/key", get(case_key))
+        .route("/v1/cases/{id}/key", get(crate::keys::case_key))
+        .route("/v1/cases/{id}/custodians", post(crate::keys::add_custodian))
+        .route("/v1/cases/{id}/rotate", post(crate::keys::rotate))
         .route("/v1/cases/{id}/recipient", get(case_recipient))
         .route("/v1/cases/{id}/grants", post(grant))
         .route("/v1/cases/{id}/grants/{user}/approve", post(grant_approve))
@@ -128,7 +132,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
 }
 
 impl<T> ApiJson<T> {
-    async fn get(self, st: &AppState, actor: &Caller, action: &'static str) -> ApiResult<T> {
+    pub async fn get(self, st: &AppState, actor: &Caller, action: &'static str) -> ApiResult<T> {
         match self.0 {
             Ok(v) => Ok(v),
             Err(rej) => {
@@ -146,7 +150,7 @@ impl<T> ApiJson<T> {
 }
 
 /// Parses an id from a path, logging a refusal if it is malformed.
-async fn parse_id<T: std::str::FromStr<Err = InvalidId>>(
+pub async fn parse_id<T: std::str::FromStr<Err = InvalidId>>(
     st: &AppState,
     actor: &Caller,
     action: &'static str,
@@ -162,7 +166,7 @@ async fn parse_id<T: std::str::FromStr<Err = InvalidId>>(
     }
 }
 
-fn decode_small(b64: &str, what: &str) -> ApiResult<Vec<u8>> {
+pub fn decode_small(b64: &str, what: &str) -> ApiResult<Vec<u8>> {
     let bytes = B64.decode(b64.trim()).map_err(|_| ApiError::bad_request(format!("{what} is not valid base64")))?;
     if bytes.len() > SMALL_BLOB_LIMIT
         || !vault_core::crypto::looks_like_age(&bytes)
@@ -173,7 +177,7 @@ fn decode_small(b64: &str, what: &str) -> ApiResult<Vec<u8>> {
     Ok(bytes)
 }
 
-fn require_text(v: &str, what: &str) -> ApiResult<()> {
+pub fn require_text(v: &str, what: &str) -> ApiResult<()> {
     if v.trim().is_empty() {
         return Err(ApiError::bad_request(format!("{what} must not be empty")));
     }
@@ -386,21 +390,37 @@ async fn user_disable(
                     Some(false) => return Err(ApiError::conflict(format!("user {name} is already disabled"))),
                     Some(true) => {}
                 }
+                // A case must never lose its last custodian: nobody could grant on it again.
+                let orphaned: Vec<String> = tx
+                    .prepare(
+                        "SELECT k.case_id FROM custodians k JOIN cases c ON c.id = k.case_id
+                         WHERE k.admin = ?1 AND c.status <> 'destroyed' AND NOT EXISTS (
+                             SELECT 1 FROM custodians o JOIN users u ON u.name = o.admin
+                             WHERE o.case_id = k.case_id AND o.admin <> ?1 AND u.enabled = 1)
+                         ORDER BY k.case_id",
+                    )?
+                    .query_map([name.as_str()], |r| r.get(0))?
+                    .collect::<Result<_, _>>()?;
+                if !orphaned.is_empty() {
+                    return Err(ApiError::conflict(format!(
+                        "{name} is the only custodian of {}; make another admin a custodian first (vault-cli case add-custodian CASE ADMIN)",
+                        orphaned.join(", ")
+                    )));
+                }
                 tx.execute("UPDATE users SET enabled = 0 WHERE name = ?1", [name.as_str()])?;
                 let grants = tx.execute(
                     "UPDATE grants SET status = 'revoked', revoked_at = ?2 WHERE grantee = ?1 AND status <> 'revoked'",
                     params![name.as_str(), now_rfc3339()],
                 )?;
-                // Custodian envelopes stay, so a case never loses its last key holder; the
-                // server never serves them to a disabled user.
-                let envelopes = tx.execute(
-                    "DELETE FROM envelopes WHERE holder = ?1
-                     AND NOT EXISTS (SELECT 1 FROM custodians k WHERE k.case_id = envelopes.case_id AND k.admin = ?1)",
-                    [name.as_str()],
-                )?;
-                rec.details =
-                    json!({ "user": name.as_str(), "grants_revoked": grants, "envelopes_deleted": envelopes })
-                        .to_string();
+                let custodianships = tx.execute("DELETE FROM custodians WHERE admin = ?1", [name.as_str()])?;
+                let envelopes = tx.execute("DELETE FROM envelopes WHERE holder = ?1", [name.as_str()])?;
+                rec.details = json!({
+                    "user": name.as_str(),
+                    "grants_revoked": grants,
+                    "custodianships_ended": custodianships,
+                    "envelopes_deleted": envelopes,
+                })
+                .to_string();
                 Ok(())
             })
         })
@@ -644,36 +664,6 @@ async fn case_approve(
     Ok(Json(Created { id: out }))
 }
 
-async fn case_key(
-    State(st): State<AppState>,
-    Admin(caller): Admin,
-    Path(id): Path<String>,
-) -> ApiResult<Json<CaseKeyInfo>> {
-    let id: CaseId = parse_id(&st, &caller, "case-key", &id).await?;
-    let info = st
-        .db
-        .call(move |c| {
-            logged(c, LogRecord::new(caller.name.as_str(), "case-key", outcome::ALLOWED).case(&id), |tx, _| {
-                let case = policy::admin_case(tx, &id)?;
-                if !policy::is_custodian(tx, &id, &caller.name)? {
-                    return Err(ApiError::denied(
-                        "you are not a custodian of this case, so you hold no key to grant with; ask a custodian (see `case show`)",
-                    ));
-                }
-                let envelope = policy::envelope(tx, &id, case.key_version, &caller.name)?
-                    .ok_or_else(|| ApiError::denied("you hold no envelope for the current key of this case"))?;
-                let recipient: String = tx.query_row(
-                    "SELECT recipient FROM case_keys WHERE case_id = ?1 AND version = ?2",
-                    params![id.as_str(), case.key_version],
-                    |r| r.get(0),
-                )?;
-                Ok(CaseKeyInfo { recipient, key_version: case.key_version, envelope: B64.encode(envelope) })
-            })
-        })
-        .await?;
-    Ok(Json(info))
-}
-
 /// Why a case takes no recordings now, or `None` if it does.
 fn upload_refusal(case: &policy::CaseRow) -> Option<ApiError> {
     match case.status {
@@ -757,16 +747,10 @@ async fn grant(
                 if !policy::is_custodian(tx, &id, &caller.name)? {
                     return Err(ApiError::denied("only a custodian of the case can grant: you hold no key for it"));
                 }
-                if req.key_version != case.key_version {
-                    return Err(ApiError::conflict(format!(
-                        "the envelope is for key version {}, the case is at {}; run grant again",
-                        req.key_version, case.key_version
-                    )));
-                }
                 if req.until.is_some_and(|u| u < policy::today()) {
                     return Err(ApiError::bad_request("--until is in the past; a grant must end today or later"));
                 }
-                let envelope = decode_small(&req.envelope, "the grantee's envelope")?;
+                let envelopes = crate::keys::every_version(&req.envelopes, case.key_version)?;
                 if let Some(g) = policy::load_grant(tx, &id, &req.user)?
                     && g.stored_status != "revoked"
                 {
@@ -790,10 +774,12 @@ async fn grant(
                         now
                     ],
                 )?;
-                tx.execute(
-                    "INSERT OR REPLACE INTO envelopes (case_id, version, holder, envelope) VALUES (?1, ?2, ?3, ?4)",
-                    params![id.as_str(), case.key_version, req.user.as_str(), envelope],
-                )?;
+                for (version, envelope) in envelopes {
+                    tx.execute(
+                        "INSERT OR REPLACE INTO envelopes (case_id, version, holder, envelope) VALUES (?1, ?2, ?3, ?4)",
+                        params![id.as_str(), version, req.user.as_str(), envelope],
+                    )?;
+                }
                 rec.details =
                     json!({ "grantee": req.user.as_str(), "until": req.until, "status": status.as_str() }).to_string();
                 Ok(GrantInfo {

@@ -5,9 +5,12 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use chrono::NaiveDate;
 use clap::{Args, Subcommand};
-use vault_core::api::{Approval, CaseBasis, CaseInfo, CaseKind, Created, NewCase, Purpose, WorksCouncil};
+use vault_core::api::{
+    Approval, CaseBasis, CaseInfo, CaseKind, Created, HolderEnvelope, NewCase, NewCustodian, Purpose, Rotation,
+    WorksCouncil,
+};
 use vault_core::crypto::CaseKey;
-use vault_core::ids::CaseId;
+use vault_core::ids::{CaseId, UserName};
 
 use crate::Global;
 use crate::client::Client;
@@ -20,6 +23,14 @@ pub enum CaseCommand {
     List,
     /// Show one case with its legal basis, custodians and grants.
     Show { case: CaseId },
+    /// Make another admin a custodian: wrap every key version of the case to them.
+    AddCustodian {
+        case: CaseId,
+        #[arg(value_name = "ADMIN")]
+        admin: UserName,
+    },
+    /// Make a new case key for future recordings, wrapped to the remaining holders.
+    RotateKey { case: CaseId },
     /// Record the AP's prior-check approval of a covert case (R3).
     Approve {
         case: CaseId,
@@ -226,6 +237,44 @@ impl CaseCommand {
                     })
                     .collect();
                 crate::output::table(&["  USER", "STATUS", "UNTIL", "BY", "REASON"], &rows);
+            }
+            CaseCommand::AddCustodian { case, admin } => {
+                let mut client = Client::new(g)?;
+                let keys = crate::custody::CustodianKeys::fetch(&mut client, &case)?;
+                let req = NewCustodian { admin: admin.clone(), envelopes: keys.wrap_all_to(&mut client, &admin)? };
+                let done: Created<UserName> = client.post_json(&format!("/v1/cases/{case}/custodians"), &req)?;
+                if g.json {
+                    crate::output::json(&done)?;
+                }
+                eprintln!("{} is now a custodian of {case} ({} key versions wrapped)", done.id, req.envelopes.len());
+            }
+            CaseCommand::RotateKey { case } => {
+                let mut client = Client::new(g)?;
+                // Only to check that we are a custodian who holds the current key.
+                let keys = crate::custody::CustodianKeys::fetch(&mut client, &case)?;
+                let new_key = CaseKey::generate();
+                let envelopes = keys
+                    .info
+                    .holders
+                    .iter()
+                    .map(|h| {
+                        let r = vault_core::crypto::parse_recipient(&h.recipient)?;
+                        Ok(HolderEnvelope { user: h.user.clone(), envelope: B64.encode(new_key.wrap_to(&r)) })
+                    })
+                    .collect::<anyhow::Result<Vec<_>>>()?;
+                let req = Rotation { from_version: keys.info.key_version, recipient: new_key.recipient(), envelopes };
+                let done: Created<u32> = client.post_json(&format!("/v1/cases/{case}/rotate"), &req)?;
+                if g.json {
+                    crate::output::json(&done)?;
+                } else {
+                    println!("{}", done.id);
+                }
+                let names: Vec<&str> = req.envelopes.iter().map(|e| e.user.as_str()).collect();
+                eprintln!(
+                    "case {case} now uses key version {} for new recordings; wrapped to {}",
+                    done.id,
+                    names.join(", ")
+                );
             }
             CaseCommand::Approve { case, ap_ref, date } => {
                 let done: Created<CaseId> =

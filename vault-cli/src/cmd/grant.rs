@@ -5,12 +5,9 @@
 //! sees the two envelopes.
 
 use anyhow::Context;
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as B64;
 use chrono::NaiveDate;
 use clap::{Args, Subcommand};
-use vault_core::api::{CaseKeyInfo, Created, GrantInfo, GrantStatus, NewGrant, UserInfo};
-use vault_core::crypto::CaseKey;
+use vault_core::api::{Created, GrantInfo, GrantStatus, NewGrant};
 use vault_core::ids::{CaseId, UserName};
 
 use crate::Global;
@@ -60,18 +57,12 @@ impl Grant {
             self.grantee.context("USER is required")?,
             self.reason.context("--reason is required")?,
         );
-        let identity = client.identity()?;
-        let key: CaseKeyInfo = client.get_json(&format!("/v1/cases/{case}/key"))?;
-        let envelope = B64.decode(key.envelope.as_bytes()).context("the server sent a malformed envelope")?;
-        let case_key = CaseKey::unwrap(&envelope, &identity, &key.recipient)?;
-        let grantee: UserInfo = client.get_json(&format!("/v1/users/{user}"))?;
-        let recipient = vault_core::crypto::parse_recipient(&grantee.recipient)?;
+        let keys = crate::custody::CustodianKeys::fetch(&mut client, &case)?;
         let req = NewGrant {
             user: user.clone(),
             reason,
             until: self.until,
-            envelope: B64.encode(case_key.wrap_to(&recipient)),
-            key_version: key.key_version,
+            envelopes: keys.wrap_all_to(&mut client, &user)?,
         };
         let info: GrantInfo = client.post_json(&format!("/v1/cases/{case}/grants"), &req)?;
         if g.json {
