@@ -45,7 +45,10 @@ impl W {
     fn grant_status(&self, user: &str) -> String {
         let show: serde_json::Value =
             serde_json::from_str(&self.v.cli(&self.alice, &["--json", "case", "show", &self.case]).ok()).unwrap();
-        show["grants"].as_array().unwrap().iter().find(|g| g["user"] == user).unwrap()["status"].as_str().unwrap().to_owned()
+        show["grants"].as_array().unwrap().iter().find(|g| g["user"] == user).unwrap()["status"]
+            .as_str()
+            .unwrap()
+            .to_owned()
     }
 }
 
@@ -75,7 +78,8 @@ fn an_expired_grant_refuses_at_once() {
 }
 
 fn chrono_today_plus(days: i64) -> String {
-    let out = std::process::Command::new("date").args(["-u", "-d", &format!("+{days} days"), "+%Y-%m-%d"]).output().unwrap();
+    let out =
+        std::process::Command::new("date").args(["-u", "-d", &format!("+{days} days"), "+%Y-%m-%d"]).output().unwrap();
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
@@ -93,7 +97,11 @@ fn custodians_keep_a_case_manageable_when_an_admin_leaves() {
     w.v.cli(&w.alice, &["case", "add-custodian", &w.case, "carol"]).error("already a custodian");
     // Now alice may leave, and carol runs the case.
     w.v.cli(&w.carol, &["user", "disable", "alice"]).ok();
-    assert_eq!(w.v.count("SELECT count(*) FROM envelopes WHERE holder = 'alice'"), 0, "a disabled admin kept envelopes");
+    assert_eq!(
+        w.v.count("SELECT count(*) FROM envelopes WHERE holder = 'alice'"),
+        0,
+        "a disabled admin kept envelopes"
+    );
     assert_eq!(w.v.count("SELECT count(*) FROM custodians WHERE admin = 'alice'"), 0);
     w.v.cli(&w.carol, &["grant", &w.case, "bob", "--reason", "r"]).ok();
     w.fetch(&w.bob, &rec).ok();
@@ -120,7 +128,8 @@ fn rotation_serves_new_recordings_under_a_new_key_and_revoked_people_get_nothing
     assert_eq!(action, "rotate-key");
     assert!(details.contains(r#""holders":2"#), "alice and bob hold the new key: {details}");
     let new = w.upload(b"after rotation");
-    let list: serde_json::Value = serde_json::from_str(&w.v.cli(&w.bob, &["--json", "recordings", &w.case]).ok()).unwrap();
+    let list: serde_json::Value =
+        serde_json::from_str(&w.v.cli(&w.bob, &["--json", "recordings", &w.case]).ok()).unwrap();
     let versions: Vec<u64> = list.as_array().unwrap().iter().map(|r| r["key_version"].as_u64().unwrap()).collect();
     assert_eq!(versions, [1, 2]);
     assert_eq!(w.v.count("SELECT count(*) FROM envelopes WHERE holder = 'dave'"), 0);
@@ -142,9 +151,11 @@ fn rotation_serves_new_recordings_under_a_new_key_and_revoked_people_get_nothing
 #[test]
 fn covert_grants_need_a_second_admin_and_release_nothing_before() {
     let w = world();
-    let covert = w
-        .v
-        .cli(&w.alice, &["case", "create", "--kind", "covert", "--title", "F", "--suspicion", "fraud", "--dpia-ref", "D"])
+    let covert =
+        w.v.cli(
+            &w.alice,
+            &["case", "create", "--kind", "covert", "--title", "F", "--suspicion", "fraud", "--dpia-ref", "D"],
+        )
         .ok();
     w.v.cli(&w.alice, &["case", "approve", &covert, "--ap-ref", "AP-1"]).ok();
     let p = w.v.dir.path().join("c.wav");

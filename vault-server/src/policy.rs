@@ -97,10 +97,11 @@ pub fn require_active_grant(c: &Connection, case: &CaseId, user: &UserName) -> R
             return Err(ApiError::denied(format!("access denied: your grant on this case expired after {until}")));
         }
     }
-    if row.status == CaseStatus::Destroyed {
-        return Err(ApiError::denied("access denied: the recordings of this case were destroyed"));
+    match row.status {
+        CaseStatus::Destroyed => Err(ApiError::denied("access denied: the recordings of this case were destroyed")),
+        CaseStatus::Closed => Err(ApiError::denied("access denied: the case is closed")),
+        CaseStatus::Open | CaseStatus::PendingApproval => Ok(row),
     }
-    Ok(row)
 }
 
 /// Whether `admin` is a custodian of `case` (holds its secret and may wrap it).
