@@ -97,6 +97,8 @@ pub struct Vault {
     pub url: String,
     pub admin: Person,
     server: Option<Child>,
+    /// 0 (the default here): no background purge, so tests decide when purges happen.
+    purge_interval_secs: u64,
 }
 
 impl Vault {
@@ -110,6 +112,11 @@ impl Vault {
 
     /// Initialises a vault with admin `alice` and starts the server.
     pub fn start() -> Self {
+        Self::start_purging_every(0)
+    }
+
+    /// As [`Vault::start`], with the server's retention purge running every `secs`.
+    pub fn start_purging_every(secs: u64) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let admin = keygen_in(dir.path(), "alice");
         let init = run(Command::new(bin("vault-server"))
@@ -117,7 +124,7 @@ impl Vault {
             .arg(dir.path().join("data"))
             .args(["--admin", "alice", "--recipient", &admin.recipient]));
         init.ok();
-        let mut v = Vault { dir, url: String::new(), admin, server: None };
+        let mut v = Vault { dir, url: String::new(), admin, server: None, purge_interval_secs: secs };
         v.restart();
         v
     }
@@ -131,6 +138,7 @@ impl Vault {
             .arg(self.data())
             .args(["--listen", "127.0.0.1:0"])
             .env("VAULT_LOG", "debug")
+            .env("VAULT_PURGE_INTERVAL_SECS", self.purge_interval_secs.to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)

@@ -80,6 +80,20 @@ string_enum!(
     CaseStatus { PendingApproval = "pending-approval", Open = "open", Closed = "closed", Destroyed = "destroyed" }
 );
 string_enum!(
+    /// How a case ended (R5, R7).
+    Outcome { Offence = "offence", NoOffence = "no-offence", Completed = "completed" }
+);
+string_enum!(
+    /// Where the duty to tell an employee about covert recording stands (R6).
+    NotificationStatus {
+        Outstanding = "outstanding",
+        Overdue = "overdue",
+        Deferred = "deferred",
+        DeferralDue = "deferral-due",
+        Told = "told",
+    }
+);
+string_enum!(
     /// The state of one person's access to a case.
     GrantStatus { Pending = "pending", Active = "active", Expired = "expired", Revoked = "revoked" }
 );
@@ -253,6 +267,104 @@ pub struct CaseInfo {
     pub custodians: Vec<UserName>,
     pub grants: Vec<GrantInfo>,
     pub recordings: u64,
+    /// Covert cases: the AP's prior-check approval.
+    pub ap_ref: Option<String>,
+    pub ap_date: Option<String>,
+    pub outcome: Option<Outcome>,
+    pub closed_at: Option<String>,
+    pub closed_by: Option<String>,
+    /// Nothing is purged while a case is on legal hold.
+    pub legal_hold: bool,
+    pub notification: Option<NotificationInfo>,
+    /// The destruction certificate: what was destroyed, when and by whom.
+    pub destroyed: Vec<DestroyedRecording>,
+}
+
+/// Days after closing a covert case within which the employee should be told (R6).
+pub const NOTIFY_WITHIN_DAYS: i64 = 30;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NotificationInfo {
+    pub status: NotificationStatus,
+    /// The employee should be told by this date.
+    pub due: NaiveDate,
+    pub told_on: Option<NaiveDate>,
+    pub how: Option<String>,
+    pub deferred_until: Option<NaiveDate>,
+    pub defer_reason: Option<String>,
+    pub recorded_by: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DestroyedRecording {
+    pub id: RecordingId,
+    /// Hex SHA-256 of the destroyed ciphertext.
+    pub sha256: String,
+    pub size: u64,
+    pub recorded_at: String,
+    pub destroyed_at: String,
+    pub destroyed_by: String,
+    /// `no-offence` (R5) or `retention` (R7).
+    pub cause: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Closing {
+    pub outcome: Outcome,
+}
+
+/// Recording that the employee was told, or why and until when telling is deferred.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum Notice {
+    Told { date: NaiveDate, how: String },
+    Deferred { until: NaiveDate, reason: String },
+}
+
+/// A case as it appears in the compliance report.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CaseRef {
+    pub id: CaseId,
+    pub kind: CaseKind,
+    pub title: String,
+    /// The date that matters for the list it is in (created, closed, due, ...).
+    pub since: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NotificationDue {
+    pub case: CaseRef,
+    pub notification: NotificationInfo,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PurgeDue {
+    pub case: CaseRef,
+    pub recordings: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KindTotals {
+    pub kind: CaseKind,
+    pub cases: u64,
+    pub open_cases: u64,
+    pub recordings: u64,
+}
+
+/// The compliance report (`vault-cli report`): what a data-protection officer needs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Report {
+    pub generated_at: String,
+    /// Covert cases waiting for the AP's prior-check approval (R3).
+    pub pending_approvals: Vec<CaseRef>,
+    /// Employees not yet told about covert recording: outstanding, overdue, or whose
+    /// deferral has reached its review date (R6). Deferrals still running are listed too.
+    pub notifications: Vec<NotificationDue>,
+    /// Recordings past their retention period, not yet purged (R7).
+    pub purges_due: Vec<PurgeDue>,
+    /// Cases on legal hold (R7).
+    pub holds: Vec<CaseRef>,
+    pub totals: Vec<KindTotals>,
 }
 
 /// The case key envelopes of the caller (custodians use it to grant).

@@ -117,6 +117,11 @@ impl BlobStore {
         sync_dir(&self.dir).await
     }
 
+    /// Makes deletions in the blob directory durable.
+    pub fn sync_dir_blocking(&self) -> std::io::Result<()> {
+        std::fs::File::open(&self.dir)?.sync_all()
+    }
+
     /// Removes a blob (used when the database refuses a committed upload).
     pub async fn remove(&self, id: &RecordingId) -> std::io::Result<()> {
         tokio::fs::remove_file(self.path(id)).await?;

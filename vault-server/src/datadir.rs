@@ -70,7 +70,7 @@ impl DataDir {
         let db = Db::create(&self.db_path())?;
         let log_origin = format!("recording-vault/{}", &vault_core::ids::random_hex16()[..16]);
         db.with(|c| -> anyhow::Result<()> {
-            let tx = c.transaction()?;
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             tx.execute("INSERT INTO meta (key, value) VALUES ('log_origin', ?1)", [&log_origin])?;
             tx.execute(
                 "INSERT INTO users (name, role, recipient, created_at) VALUES (?1, ?2, ?3, ?4)",

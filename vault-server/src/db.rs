@@ -13,7 +13,10 @@ use vault_core::log::{Entry, genesis};
 use crate::error::{ApiError, ApiResult};
 
 /// Migrations from `schema/migrations`, applied in order; `PRAGMA user_version` counts them.
-const MIGRATIONS: &[&str] = &[include_str!("../../schema/migrations/0001_initial.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../schema/migrations/0001_initial.sql"),
+    include_str!("../../schema/migrations/0002_lifecycle.sql"),
+];
 
 #[derive(Clone)]
 pub struct Db {
@@ -86,7 +89,7 @@ impl Db {
     /// Appends one entry in a transaction of its own.
     pub async fn log(&self, rec: LogRecord) -> ApiResult<()> {
         self.call(move |c| {
-            let tx = c.transaction()?;
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             append_log(&tx, &rec)?;
             tx.commit()?;
             Ok(())

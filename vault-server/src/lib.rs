@@ -18,6 +18,7 @@ pub mod datadir;
 pub mod db;
 pub mod error;
 pub mod keys;
+pub mod lifecycle;
 pub mod policy;
 pub mod routes;
 
@@ -29,6 +30,8 @@ pub struct Config {
     pub origin: String,
     /// Largest accepted upload, in bytes of ciphertext.
     pub max_upload: u64,
+    /// How often the retention purge runs (R7); `None` turns it off.
+    pub purge_interval: Option<std::time::Duration>,
 }
 
 pub struct Inner {
@@ -42,6 +45,7 @@ pub struct Inner {
     pub log_key: ring::signature::Ed25519KeyPair,
     /// The log's name in checkpoints and in its verifier key.
     pub log_origin: String,
+    pub purge_interval: Option<std::time::Duration>,
 }
 
 /// Shared state of all handlers.
@@ -69,16 +73,20 @@ pub fn open_state(cfg: &Config) -> anyhow::Result<AppState> {
     let (log_key, _) = datadir::load_key(&dir.log_key_path())?;
     let log_origin = db.with(datadir::log_origin)?;
     let swept = dir.sweep_tmp()?;
-    tracing::info!(entries, swept_partial_uploads = swept, "data dir checked");
+    let blobs = blobs::BlobStore::new(dir.blobs(), dir.tmp());
+    // Finish destructions a crash interrupted: their rows are gone, their files may not be.
+    let finished = db.with(|c| lifecycle::delete_destroyed_blobs(c, &blobs))?;
+    tracing::info!(entries, swept_partial_uploads = swept, finished_destructions = finished, "data dir checked");
     Ok(AppState(Arc::new(Inner {
         db,
-        blobs: blobs::BlobStore::new(dir.blobs(), dir.tmp()),
+        blobs,
         tokens,
         challenges: auth::Challenges::default(),
         origin: vault_core::challenge::normalize_origin(&cfg.origin),
         max_upload: cfg.max_upload,
         log_key,
         log_origin,
+        purge_interval: cfg.purge_interval,
     })))
 }
 
@@ -87,11 +95,34 @@ pub fn app(state: AppState) -> axum::Router {
     routes::router(state)
 }
 
-/// Serves `state` on `listener` until `shutdown` completes.
+/// Serves `state` on `listener` until `shutdown` completes, purging expired recordings
+/// in the background.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    if let Some(every) = state.purge_interval {
+        tokio::spawn(purge_loop(state.clone(), every));
+    }
     axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await
+}
+
+/// Runs the retention purge now and then every `every` (R7).
+async fn purge_loop(state: AppState, every: std::time::Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let st = state.clone();
+        let result = state
+            .db
+            .call(move |c| lifecycle::purge_due(c, &st.blobs, "system").map_err(error::ApiError::internal))
+            .await;
+        match result {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(purged = n, "retention purge"),
+            Err(e) => tracing::error!(detail = e.detail.as_deref().unwrap_or(""), "retention purge failed"),
+        }
+    }
 }

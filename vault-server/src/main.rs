@@ -41,6 +41,14 @@ enum Command {
         /// Largest accepted upload in MiB of ciphertext.
         #[arg(long, env = "VAULT_MAX_UPLOAD_MIB", default_value_t = 16 * 1024)]
         max_upload_mib: u64,
+        /// Seconds between retention purges (0: no background purge; use `purge`).
+        #[arg(long, env = "VAULT_PURGE_INTERVAL_SECS", default_value_t = 3600)]
+        purge_interval_secs: u64,
+    },
+    /// Purge recordings past their retention period now (also while `serve` runs).
+    Purge {
+        #[arg(long, env = "VAULT_DATA_DIR")]
+        data_dir: PathBuf,
     },
     /// Print the access log's verifier key, for auditors (`vault-cli audit verify --server-key`).
     LogKey {
@@ -89,7 +97,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("ok: {n} entries, head {}", hex::encode(head));
             Ok(())
         }
-        Command::Serve { data_dir, listen, public_url, max_upload_mib } => {
+        Command::Purge { data_dir } => {
+            let dir = DataDir::new(&data_dir);
+            dir.check()?;
+            let db = db::Db::open(&dir.db_path())?;
+            let blobs = vault_server::blobs::BlobStore::new(dir.blobs(), dir.tmp());
+            let n = db.with(|c| vault_server::lifecycle::purge_due(c, &blobs, "vault-server purge"))?;
+            println!("{n}");
+            eprintln!("purged {n} recordings past their retention period");
+            Ok(())
+        }
+        Command::Serve { data_dir, listen, public_url, max_upload_mib, purge_interval_secs } => {
             DataDir::new(&data_dir).check()?;
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(async move {
@@ -102,6 +120,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     // The bound address, so that `--listen 127.0.0.1:0` names the real port.
                     origin: public_url.unwrap_or_else(|| format!("http://{addr}")),
                     max_upload: max_upload_mib.saturating_mul(1024 * 1024),
+                    purge_interval: (purge_interval_secs > 0)
+                        .then(|| std::time::Duration::from_secs(purge_interval_secs)),
                 };
                 let state = vault_server::open_state(&cfg)?;
                 tracing::info!(%addr, origin = %cfg.origin, "serving");

@@ -48,6 +48,10 @@ pub fn action_name(method: &str, path: &str) -> &'static str {
         ("POST", "/v1/cases") => "case-create",
         ("GET", "/v1/cases/{id}") => "case-show",
         ("POST", "/v1/cases/{id}/approve") => "case-approve",
+        ("POST", "/v1/cases/{id}/close") => "case-close",
+        ("POST", "/v1/cases/{id}/notify") => "notify",
+        ("POST", "/v1/cases/{id}/release-hold") => "release-hold",
+        ("GET", "/v1/report") => "report",
         ("GET", "/v1/cases/{id}/key") => "case-key",
         ("POST", "/v1/cases/{id}/custodians") => "add-custodian",
         ("POST", "/v1/cases/{id}/rotate") => "rotate-key",
@@ -75,6 +79,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/cases", get(case_list).post(case_create))
         .route("/v1/cases/{id}", get(case_show))
         .route("/v1/cases/{id}/approve", post(case_approve))
+        .route("/v1/cases/{id}/close", post(crate::lifecycle::close))
+        .route("/v1/cases/{id}/notify", post(crate::lifecycle::notify))
+        .route("/v1/cases/{id}/release-hold", post(crate::lifecycle::release_hold))
+        .route("/v1/report", get(crate::lifecycle::report))
         .route("/v1/cases/{id}/key", get(crate::keys::case_key))
         .route("/v1/cases/{id}/custodians", post(crate::keys::add_custodian))
         .route("/v1/cases/{id}/rotate", post(crate::keys::rotate))
@@ -92,7 +100,9 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Runs `f` in a transaction and appends `rec` to the access log in it: as allowed if
+/// Runs `f` in a write transaction (`BEGIN IMMEDIATE`, so that the log head it reads
+/// cannot change under it, even with another process such as `vault-server purge` on the
+/// same database) and appends `rec` to the access log in it: as allowed if
 /// `f` succeeds, as refused (in a fresh transaction, with `f`'s changes rolled back) if
 /// `f` returns a client error. Server errors roll back and write nothing.
 pub fn logged<R>(
@@ -100,7 +110,7 @@ pub fn logged<R>(
     mut rec: LogRecord,
     f: impl FnOnce(&Transaction, &mut LogRecord) -> ApiResult<R>,
 ) -> ApiResult<R> {
-    let tx = c.transaction()?;
+    let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     match f(&tx, &mut rec) {
         Ok(r) => {
             rec.outcome = outcome::ALLOWED;
@@ -110,7 +120,7 @@ pub fn logged<R>(
         }
         Err(e) if e.status.is_client_error() => {
             drop(tx);
-            let tx = c.transaction()?;
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             rec.outcome = outcome::REFUSED;
             rec.details = json!({ "refusal": e.message, "why": e.detail }).to_string();
             append_log(&tx, &rec)?;
@@ -430,6 +440,8 @@ async fn user_disable(
 
 // ---------------------------------------------------------------------------- cases
 
+type LifecycleRow = (Option<String>, Option<String>, Option<String>, Option<String>, Option<String>, bool);
+
 fn case_info(tx: &Connection, id: &CaseId) -> ApiResult<Option<CaseInfo>> {
     let row = tx
         .prepare_cached(
@@ -489,7 +501,35 @@ fn case_info(tx: &Connection, id: &CaseId) -> ApiResult<Option<CaseInfo>> {
     let recordings: i64 = tx
         .prepare_cached("SELECT count(*) FROM recordings WHERE case_id = ?1")?
         .query_row([id.as_str()], |r| r.get(0))?;
+    let (ap_ref, ap_date, outcome, closed_at, closed_by, legal_hold): LifecycleRow = tx
+        .prepare_cached("SELECT ap_ref, ap_date, outcome, closed_at, closed_by, legal_hold FROM cases WHERE id = ?1")?
+        .query_row([id.as_str()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))?;
+    let destroyed = tx
+        .prepare_cached(
+            "SELECT recording_id, sha256, size, recorded_at, destroyed_at, destroyed_by, cause
+             FROM destroyed_recordings WHERE case_id = ?1 ORDER BY destroyed_at, recording_id",
+        )?
+        .query_map([id.as_str()], |r| {
+            Ok(DestroyedRecording {
+                id: r.get::<_, String>(0)?.parse().map_err(bad_column(0))?,
+                sha256: r.get(1)?,
+                size: r.get::<_, i64>(2)? as u64,
+                recorded_at: r.get(3)?,
+                destroyed_at: r.get(4)?,
+                destroyed_by: r.get(5)?,
+                cause: r.get(6)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(Some(CaseInfo {
+        ap_ref,
+        ap_date,
+        outcome: outcome.map(|o| o.parse()).transpose().map_err(ApiError::internal)?,
+        closed_at,
+        closed_by,
+        legal_hold,
+        notification: crate::lifecycle::notification(tx, id)?,
+        destroyed,
         id: id.clone(),
         kind: kind.parse().map_err(ApiError::internal)?,
         title,
@@ -952,6 +992,9 @@ async fn upload(
     let recorded_at = match &params.recorded_at {
         None => now_rfc3339(),
         Some(t) => match chrono::DateTime::parse_from_rfc3339(t) {
+            Ok(t) if t > chrono::Utc::now() + chrono::Duration::days(1) => {
+                return Err(refuse(ApiError::bad_request("--recorded-at lies in the future")).await);
+            }
             Ok(t) => t.with_timezone(&chrono::Utc).to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             Err(_) => {
                 return Err(

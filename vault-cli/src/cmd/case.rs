@@ -6,8 +6,8 @@ use base64::engine::general_purpose::STANDARD as B64;
 use chrono::NaiveDate;
 use clap::{Args, Subcommand};
 use vault_core::api::{
-    Approval, CaseBasis, CaseInfo, CaseKind, Created, HolderEnvelope, NewCase, NewCustodian, Purpose, Rotation,
-    WorksCouncil,
+    Approval, CaseBasis, CaseInfo, CaseKind, Closing, Created, HolderEnvelope, NewCase, NewCustodian, Notice,
+    NotificationInfo, Outcome, Purpose, Reason, Rotation, WorksCouncil,
 };
 use vault_core::crypto::CaseKey;
 use vault_core::ids::{CaseId, UserName};
@@ -31,6 +31,36 @@ pub enum CaseCommand {
     },
     /// Make a new case key for future recordings, wrapped to the remaining holders.
     RotateKey { case: CaseId },
+    /// Close a case. A covert case closed with `no-offence` has all its recordings and
+    /// keys destroyed at once (R5); with `offence` it goes on legal hold (R7).
+    Close {
+        case: CaseId,
+        #[arg(long)]
+        outcome: Outcome,
+    },
+    /// Record that the employee was told about covert recording, or defer telling (R6).
+    #[command(group = clap::ArgGroup::new("notice").required(true).args(["date", "defer_until"]))]
+    Notify {
+        case: CaseId,
+        /// The day the employee was told.
+        #[arg(long, requires = "how")]
+        date: Option<NaiveDate>,
+        /// How they were told (letter, meeting, ...).
+        #[arg(long, requires = "date")]
+        how: Option<String>,
+        /// Defer telling until this review date.
+        #[arg(long, requires = "reason", conflicts_with = "date")]
+        defer_until: Option<NaiveDate>,
+        /// Why telling must wait (e.g. the investigation would be harmed).
+        #[arg(long, requires = "defer_until")]
+        reason: Option<String>,
+    },
+    /// Release a case from legal hold, so retention applies again.
+    ReleaseHold {
+        case: CaseId,
+        #[arg(long)]
+        reason: String,
+    },
     /// Record the AP's prior-check approval of a covert case (R3).
     Approve {
         case: CaseId,
@@ -222,6 +252,25 @@ impl CaseCommand {
                 println!("key         version {} ({})", c.key_version, c.recipient);
                 println!("custodians  {}", c.custodians.iter().map(|u| u.as_str()).collect::<Vec<_>>().join(", "));
                 println!("recordings  {}", c.recordings);
+                if let (Some(r), Some(d)) = (&c.ap_ref, &c.ap_date) {
+                    println!("AP approval {r} of {d}");
+                }
+                if let Some(o) = c.outcome {
+                    println!(
+                        "closed      {} by {} with outcome {o}{}",
+                        c.closed_at.as_deref().unwrap_or("?"),
+                        c.closed_by.as_deref().unwrap_or("?"),
+                        if c.legal_hold { ", on legal hold" } else { "" }
+                    );
+                }
+                if let Some(n) = &c.notification {
+                    let detail = match (&n.told_on, &n.deferred_until) {
+                        (Some(d), _) => format!("employee told on {d}: {}", n.how.as_deref().unwrap_or("")),
+                        (None, Some(u)) => format!("deferred until {u}: {}", n.defer_reason.as_deref().unwrap_or("")),
+                        _ => format!("due by {}", n.due),
+                    };
+                    println!("notice      {} ({detail})", n.status);
+                }
                 println!("grants");
                 let rows: Vec<Vec<String>> = c
                     .grants
@@ -237,6 +286,77 @@ impl CaseCommand {
                     })
                     .collect();
                 crate::output::table(&["  USER", "STATUS", "UNTIL", "BY", "REASON"], &rows);
+                if !c.destroyed.is_empty() {
+                    println!();
+                    println!("DESTRUCTION CERTIFICATE");
+                    println!(
+                        "{} recordings of case {} were destroyed; every key envelope of the case was deleted with them.",
+                        c.destroyed.len(),
+                        c.id
+                    );
+                    let rows: Vec<Vec<String>> = c
+                        .destroyed
+                        .iter()
+                        .map(|d| {
+                            vec![
+                                d.id.to_string(),
+                                d.size.to_string(),
+                                d.sha256.clone(),
+                                d.destroyed_at.clone(),
+                                d.destroyed_by.clone(),
+                                d.cause.clone(),
+                            ]
+                        })
+                        .collect();
+                    crate::output::table(
+                        &["RECORDING", "BYTES", "CIPHERTEXT SHA-256", "DESTROYED AT", "BY", "CAUSE"],
+                        &rows,
+                    );
+                }
+            }
+            CaseCommand::Close { case, outcome } => {
+                let mut client = Client::new(g)?;
+                let done: Created<CaseId> =
+                    client.post_json(&format!("/v1/cases/{case}/close"), &Closing { outcome })?;
+                let info: CaseInfo = client.get_json(&format!("/v1/cases/{case}"))?;
+                if g.json {
+                    crate::output::json(&info)?;
+                }
+                match outcome {
+                    Outcome::NoOffence => eprintln!(
+                        "closed {}: {} recordings and every key envelope destroyed; `vault-cli case show {}` prints the certificate",
+                        done.id,
+                        info.destroyed.len(),
+                        done.id
+                    ),
+                    Outcome::Offence => eprintln!("closed {}: on legal hold until `case release-hold`", done.id),
+                    Outcome::Completed => {
+                        eprintln!("closed {}; recordings are purged when their retention period ends", done.id)
+                    }
+                }
+                if let Some(n) = &info.notification {
+                    eprintln!("the employee must be told about the recording by {} (vault-cli case notify)", n.due);
+                }
+            }
+            CaseCommand::Notify { case, date, how, defer_until, reason } => {
+                let notice = match (date, how, defer_until, reason) {
+                    (Some(date), Some(how), None, None) => Notice::Told { date, how },
+                    (None, None, Some(until), Some(reason)) => Notice::Deferred { until, reason },
+                    _ => anyhow::bail!("give either --date and --how, or --defer-until and --reason"),
+                };
+                let info: NotificationInfo = Client::new(g)?.post_json(&format!("/v1/cases/{case}/notify"), &notice)?;
+                if g.json {
+                    crate::output::json(&info)?;
+                }
+                eprintln!("notification of {case}: {}", info.status);
+            }
+            CaseCommand::ReleaseHold { case, reason } => {
+                let done: Created<CaseId> =
+                    Client::new(g)?.post_json(&format!("/v1/cases/{case}/release-hold"), &Reason { reason })?;
+                if g.json {
+                    crate::output::json(&done)?;
+                }
+                eprintln!("released {} from legal hold; its retention period applies again", done.id);
             }
             CaseCommand::AddCustodian { case, admin } => {
                 let mut client = Client::new(g)?;

@@ -11,6 +11,7 @@ mod grant;
 mod keygen;
 mod login;
 mod recordings;
+mod report;
 mod revoke;
 mod upload;
 mod user;
@@ -37,6 +38,8 @@ pub enum Command {
     Recordings(recordings::Recordings),
     /// Fetch and decrypt a recording.
     Fetch(fetch::Fetch),
+    /// Compliance report: pending approvals, notifications, purges due, holds (admins).
+    Report(report::Report),
     /// Verify, export and read the access log (auditors).
     #[command(subcommand)]
     Audit(audit::AuditCommand),
@@ -55,6 +58,7 @@ impl Command {
             Command::Recordings(c) => c.run(g),
             Command::Fetch(c) => c.run(g),
             Command::Audit(c) => c.run(g),
+            Command::Report(c) => c.run(g),
         }
     }
 }
