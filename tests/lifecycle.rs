@@ -94,16 +94,19 @@ fn r1_r2_cases_need_their_legal_basis_and_announced_recordings() {
     let employee =
         w.v.cli(
             a,
-            &with(&base, &[
-                "--reason",
-                "quality",
-                "--works-council-ref",
-                "WC-3",
-                "--ap-informed",
-                "2026-01-05",
-                "--dpia-ref",
-                "D",
-            ]),
+            &with(
+                &base,
+                &[
+                    "--reason",
+                    "quality",
+                    "--works-council-ref",
+                    "WC-3",
+                    "--ap-informed",
+                    "2026-01-05",
+                    "--dpia-ref",
+                    "D",
+                ],
+            ),
         )
         .ok();
     let show = w.show(&employee);

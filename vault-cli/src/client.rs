@@ -163,8 +163,19 @@ impl Client {
         resp.json().context("the server's answer is not what this client expects")
     }
 
-    pub fn http(&self) -> &Http {
-        &self.http
+    /// A client for streaming transfers on an async runtime.
+    pub fn async_http(&self) -> anyhow::Result<reqwest::Client> {
+        reqwest::Client::builder()
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .build()
+            .context("cannot build the HTTP client")
+    }
+
+    /// Drops the cached token and logs in again (after the server refused it).
+    pub fn relogin(&mut self) -> anyhow::Result<Zeroizing<String>> {
+        self.token = None;
+        self.login()?;
+        self.token()
     }
 }
 
@@ -182,13 +193,19 @@ pub fn check(resp: Response) -> anyhow::Result<Response> {
     if status.is_success() {
         return Ok(resp);
     }
-    let msg = match resp.json::<ErrorBody>() {
+    Err(error_from(status, &resp.bytes().unwrap_or_default()))
+}
+
+/// The error for an answer with an error status: access denied (exit 3) for 401 and
+/// 403, otherwise the server's message.
+pub fn error_from(status: StatusCode, body: &[u8]) -> anyhow::Error {
+    let msg = match serde_json::from_slice::<ErrorBody>(body) {
         Ok(b) => b.message,
         Err(_) => format!("the server answered {status}"),
     };
     if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
-        Err(Denied(msg).into())
+        Denied(msg).into()
     } else {
-        Err(anyhow!("{msg}"))
+        anyhow!("{msg}")
     }
 }

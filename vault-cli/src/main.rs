@@ -12,6 +12,7 @@ mod client;
 mod cmd;
 mod custody;
 mod output;
+mod transfer;
 
 #[derive(Parser)]
 #[command(

@@ -12,6 +12,8 @@ use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 use vault_core::ids::RecordingId;
 
+/// Bytes buffered before each write to the temporary file.
+const WRITE_BUFFER: usize = 1 << 20;
 /// Bytes of an upload inspected for the age header before anything else is accepted.
 const HEADER_WINDOW: usize = 64 * 1024;
 
@@ -63,7 +65,9 @@ impl BlobStore {
     pub async fn receive(&self, body: Body, max: u64) -> Result<Staged, UploadError> {
         let path = self.tmp.join(format!("{}.part", vault_core::ids::random_hex16()));
         let mut staged = Staged { path: Some(path.clone()), sha256: String::new(), size: 0 };
-        let mut file = tokio::fs::OpenOptions::new().write(true).create_new(true).open(&path).await?;
+        let file = tokio::fs::OpenOptions::new().write(true).create_new(true).open(&path).await?;
+        // Large writes: each write to a tokio file is a hand-off to the blocking pool.
+        let mut file = tokio::io::BufWriter::with_capacity(WRITE_BUFFER, file);
         let mut hasher = ring::digest::Context::new(&ring::digest::SHA256);
         let mut head: Vec<u8> = Vec::new();
         let mut header_ok = false;
@@ -101,7 +105,8 @@ impl BlobStore {
         if !header_ok {
             return Err(UploadError::NotAge);
         }
-        file.sync_all().await?;
+        file.flush().await?;
+        file.into_inner().sync_all().await?;
         staged.sha256 = hex::encode(hasher.finish());
         Ok(staged)
     }

@@ -1147,6 +1147,6 @@ async fn fetch(
     headers.insert(HEADER_ENVELOPE, hv(B64.encode(envelope))?);
     headers.insert(HEADER_CASE_RECIPIENT, hv(recipient)?);
     headers.insert("x-vault-sha256", hv(sha256)?);
-    let body = Body::from_stream(tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024));
+    let body = Body::from_stream(tokio_util::io::ReaderStream::with_capacity(file, 1 << 20));
     Ok((headers, body).into_response())
 }

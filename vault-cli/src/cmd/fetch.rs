@@ -17,6 +17,7 @@ use vault_core::ids::RecordingId;
 
 use crate::Global;
 use crate::client::Client;
+use crate::transfer;
 
 #[derive(Args)]
 pub struct Fetch {
@@ -55,7 +56,18 @@ impl Fetch {
         let identity = client.identity()?;
         let url = client.url(&format!("/v1/recordings/{}/fetch", self.recording));
         let body = Reason { reason: self.reason.clone() };
-        let resp = client.send(|h, _| h.post(&url).json(&body))?;
+        let rt = transfer::runtime()?;
+        let http = client.async_http()?;
+        let send = |token: &str| rt.block_on(http.post(&url).bearer_auth(token).json(&body).send());
+        let mut resp = send(client.token()?.as_str()).map_err(|e| anyhow!("fetch failed: {e}"))?;
+        if resp.status() == reqwest::StatusCode::UNAUTHORIZED {
+            resp = send(client.relogin()?.as_str()).map_err(|e| anyhow!("fetch failed: {e}"))?;
+        }
+        let status = resp.status();
+        if !status.is_success() {
+            let bytes = rt.block_on(resp.bytes()).unwrap_or_default();
+            return Err(crate::client::error_from(status, &bytes));
+        }
         let header = |name: &str| {
             resp.headers()
                 .get(name)
@@ -73,18 +85,50 @@ impl Fetch {
             .tempfile_in(&dir)
             .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
         let pb = crate::output::progress(resp.content_length(), "fetching and decrypting");
-        let mut reader =
-            HashingReader { inner: pb.wrap_read(resp), ctx: ring::digest::Context::new(&ring::digest::SHA256) };
-        let mut out = BufWriter::with_capacity(256 * 1024, tmp.as_file());
-        let n = vault_core::crypto::decrypt_stream(case_key.identity(), &mut reader, &mut out).with_context(|| {
+        let (chunks, reader) = transfer::reader_channel();
+        let out_file = tmp.as_file().try_clone()?;
+        let reader = pb.wrap_read(reader);
+        // Decryption on its own thread; the download feeds it chunk by chunk.
+        let decryptor = std::thread::spawn(move || -> anyhow::Result<(u64, String)> {
+            let mut hashed = HashingReader { inner: reader, ctx: ring::digest::Context::new(&ring::digest::SHA256) };
+            let mut out = BufWriter::with_capacity(transfer::CHUNK, out_file);
+            let n = vault_core::crypto::decrypt_stream(case_key.identity(), &mut hashed, &mut out)?;
+            out.flush()?;
+            // Read any trailing bytes, so the hash covers the whole body.
+            io::copy(&mut hashed, &mut io::sink())?;
+            Ok((n, hex::encode(hashed.ctx.finish())))
+        });
+        let downloaded = rt.block_on(async {
+            let mut buf = Vec::with_capacity(transfer::CHUNK);
+            loop {
+                match resp.chunk().await {
+                    Ok(Some(c)) => {
+                        buf.extend_from_slice(&c);
+                        if buf.len() >= transfer::CHUNK {
+                            let full = std::mem::replace(&mut buf, Vec::with_capacity(transfer::CHUNK));
+                            if chunks.send(Ok(full)).is_err() {
+                                return Ok(()); // the decryptor stopped; its error explains why
+                            }
+                        }
+                    }
+                    Ok(None) => {
+                        let _ = chunks.send(Ok(buf));
+                        let _ = chunks.send(Ok(Vec::new()));
+                        return Ok(());
+                    }
+                    Err(e) => {
+                        let _ = chunks.send(Err(io::Error::other(format!("the download broke off: {e}"))));
+                        return Err(e);
+                    }
+                }
+            }
+        });
+        let decrypted = decryptor.join().map_err(|_| anyhow!("the decryption thread panicked"))?;
+        pb.finish_and_clear();
+        let (n, sha) = decrypted.with_context(|| {
             format!("cannot decrypt recording {}; nothing was written to {}", self.recording, self.out.display())
         })?;
-        out.flush()?;
-        drop(out);
-        pb.finish_and_clear();
-        // Read any trailing bytes, so the hash covers the whole body.
-        io::copy(&mut reader, &mut io::sink())?;
-        let sha = hex::encode(reader.ctx.finish());
+        downloaded.map_err(|e| anyhow!("the download broke off: {e}; nothing was written"))?;
         if sha != expected_sha {
             bail!("the ciphertext's SHA-256 {sha} differs from the stored {expected_sha}; nothing was written");
         }

@@ -1,14 +1,12 @@
 //! `vault-cli upload CASE FILE`: encrypt to the case recipient and stream to the server.
 //!
-//! Encryption runs on its own thread and writes into a pipe that is the request body, so
-//! neither side holds more than a few buffers of the recording. If encryption fails half
-//! way, the body ends in an error rather than a clean end, so the server never mistakes a
-//! truncated ciphertext for a complete one.
+//! Encryption runs on its own thread and hands chunks to the HTTP request body (see
+//! [`crate::transfer`]), so neither side holds more than a few chunks of the recording.
+//! If encryption fails half way, the body ends in an error rather than a clean end, so
+//! the server never mistakes a truncated ciphertext for a complete one.
 
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, Write};
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, anyhow, bail};
 use base64::Engine;
@@ -19,6 +17,7 @@ use vault_core::ids::CaseId;
 
 use crate::Global;
 use crate::client::Client;
+use crate::transfer;
 
 #[derive(Args)]
 pub struct Upload {
@@ -51,79 +50,63 @@ impl<W: Write> Write for HashingWriter<W> {
     }
 }
 
-/// The read end of the pipe; reports an error instead of end-of-file unless the
-/// encrypting thread finished cleanly.
-struct BodyReader {
-    pipe: io::PipeReader,
-    done: Arc<AtomicBool>,
-}
-
-impl Read for BodyReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.pipe.read(buf)?;
-        if n == 0 && !buf.is_empty() && !self.done.load(Ordering::SeqCst) {
-            return Err(io::Error::other("encryption stopped before the end of the file"));
-        }
-        Ok(n)
-    }
-}
-
 impl Upload {
     pub fn run(self, g: &Global) -> anyhow::Result<()> {
         let file = std::fs::File::open(&self.file).with_context(|| format!("cannot open {}", self.file.display()))?;
-        let len = file.metadata()?.len();
-        if !file.metadata()?.is_file() {
+        let meta = file.metadata()?;
+        if !meta.is_file() {
             bail!("{} is not a regular file", self.file.display());
         }
+        let len = meta.len();
         let mut client = Client::new(g)?;
         let target: CaseRecipient = client.get_json(&format!("/v1/cases/{}/recipient", self.case))?;
         let recipient = vault_core::crypto::parse_recipient(&target.recipient)?;
-        let meta = CallMeta {
+        let call = CallMeta {
             file_name: self.file.file_name().map(|n| n.to_string_lossy().into_owned()),
             plaintext_size: Some(len),
         };
         let meta_ct =
-            B64.encode(vault_core::crypto::encrypt_small(&recipient, serde_json::to_string(&meta)?.as_bytes()));
+            B64.encode(vault_core::crypto::encrypt_small(&recipient, serde_json::to_string(&call)?.as_bytes()));
 
-        let (pipe_r, pipe_w) = io::pipe()?;
-        let done = Arc::new(AtomicBool::new(false));
-        let done_w = done.clone();
+        // The token must outlive the upload: a streamed body cannot be sent twice.
+        let token = client.token()?;
+        let rt = transfer::runtime()?;
+        let http = client.async_http()?;
+        let (writer, body) = transfer::chunk_channel();
         let pb = crate::output::progress(Some(len), "encrypting and uploading");
-        let mut input = pb.wrap_read(file);
+        let mut input = pb.wrap_read(io::BufReader::with_capacity(transfer::CHUNK, file));
         let encryptor = std::thread::spawn(move || -> io::Result<(String, u64)> {
-            let mut out = HashingWriter {
-                inner: BufWriter::with_capacity(256 * 1024, pipe_w),
-                ctx: ring::digest::Context::new(&ring::digest::SHA256),
-                n: 0,
-            };
+            let mut out = HashingWriter { inner: writer, ctx: ring::digest::Context::new(&ring::digest::SHA256), n: 0 };
             vault_core::crypto::encrypt_stream(&recipient, &mut input, &mut out)?;
-            out.flush()?;
             let HashingWriter { inner, ctx, n } = out;
-            let pipe_w = inner.into_inner().map_err(|e| e.into_error())?;
-            done_w.store(true, Ordering::SeqCst);
-            drop(pipe_w);
+            inner.finish()?;
             Ok((hex::encode(ctx.finish()), n))
         });
 
-        // Make sure the token outlives the upload before starting the body: a streamed
-        // body cannot be sent twice.
-        let token = client.token()?;
         let mut query = vec![("announced", self.announced.as_str().to_owned())];
         if let Some(t) = &self.recorded_at {
             query.push(("recorded_at", t.clone()));
         }
-        let resp = client
-            .http()
-            .post(client.url(&format!("/v1/cases/{}/recordings", self.case)))
-            .query(&query)
-            .header(HEADER_META, meta_ct)
-            .bearer_auth(token.as_str())
-            .body(reqwest::blocking::Body::new(BodyReader { pipe: pipe_r, done }))
-            .send();
+        let url = client.url(&format!("/v1/cases/{}/recordings", self.case));
+        let answer = rt.block_on(async {
+            let resp = http
+                .post(&url)
+                .query(&query)
+                .header(HEADER_META, meta_ct)
+                .bearer_auth(token.as_str())
+                .body(reqwest::Body::wrap_stream(body))
+                .send()
+                .await?;
+            let status = resp.status();
+            Ok::<_, reqwest::Error>((status, resp.bytes().await?))
+        });
         let encrypted = encryptor.join().map_err(|_| anyhow!("the encryption thread panicked"))?;
         pb.finish_and_clear();
-        let resp = resp.map_err(|e| anyhow!("upload failed: {e}"))?;
-        let info: RecordingInfo = crate::client::check(resp)?.json().context("unexpected answer from the server")?;
+        let (status, bytes) = answer.map_err(|e| anyhow!("upload failed: {e}"))?;
+        if !status.is_success() {
+            return Err(crate::client::error_from(status, &bytes));
+        }
+        let info: RecordingInfo = serde_json::from_slice(&bytes).context("unexpected answer from the server")?;
         let (sha, n) = encrypted.context("reading or encrypting the file failed")?;
         if info.sha256 != sha || info.size != n {
             bail!(
