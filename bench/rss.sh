@@ -5,8 +5,9 @@
 #   - `vault-cli upload` (encrypt + stream to the server): wall time and the CLI's peak
 #     RSS ("Maximum resident set size" from /usr/bin/time -v);
 #   - `vault-cli fetch` (download + decrypt to a file): wall time and the CLI's peak RSS;
-#   - plain `age -e` / `age -d` of the same file, as a yardstick, and the ratios
-#     upload/age -e and fetch/age -d;
+#   - plain `age -e` / `age -d` of the same file, writing to a file on the same disk and
+#     syncing it as the vault does, as a yardstick, and the ratios upload/age -e and
+#     fetch/age -d;
 #   - the server's peak RSS so far (VmHWM) after each size, and, once the server has
 #     been stopped with SIGTERM, its peak RSS over the whole run (/usr/bin/time -v).
 # Streaming code should show peak RSS that stays flat as the file size grows.
@@ -143,9 +144,11 @@ for mib in "${sizes[@]}"; do
     timed "fetch-$mib" "${as_bob[@]}" fetch "$rec" --reason bench --out "$out" >/dev/null
     cmp "$in" "$out" || die "fetched $rec differs from $in"
 
-    timed "age-e-$mib" age -e -r "${recipient[alice]}" -o /dev/null "$in"
-    age -e -r "${recipient[alice]}" -o "$enc" "$in"
-    timed "age-d-$mib" age -d -i "$tmp/alice.key" -o /dev/null "$enc"
+    # The yardstick does what the vault does with its output: write it to a file on the
+    # same disk and make it durable (the server fsyncs each upload, the CLI each fetch).
+    rm -f "$out"
+    timed "age-e-$mib" sh -c 'age -e -r "$1" -o "$2" "$3" && sync "$2"' _ "${recipient[alice]}" "$enc" "$in"
+    timed "age-d-$mib" sh -c 'age -d -i "$1" -o "$2" "$3" && sync "$2"' _ "$tmp/alice.key" "$out" "$enc"
     rm -f "$in" "$out" "$enc"
 
     up_s=$(wall_s "$tmp/upload-$mib.time") fe_s=$(wall_s "$tmp/fetch-$mib.time")

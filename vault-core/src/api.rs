@@ -464,6 +464,26 @@ pub struct RecordingInfo {
     pub meta: Option<String>,
 }
 
+/// Query of a page of a case's recordings, in upload order.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct PageParams {
+    /// Start after this recording (the `next` of the previous page).
+    pub after: Option<RecordingId>,
+    /// At most this many (default and maximum 1000).
+    pub limit: Option<u32>,
+}
+
+/// One page of recordings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RecordingPage {
+    pub recordings: Vec<RecordingInfo>,
+    /// Pass as `after` for the next page; absent on the last page.
+    pub next: Option<RecordingId>,
+}
+
+/// Most recordings one page holds.
+pub const PAGE_MAX: u32 = 1000;
+
 /// Call metadata that is personal data; it travels and rests encrypted to the case.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct CallMeta {

@@ -16,6 +16,7 @@ use crate::error::{ApiError, ApiResult};
 const MIGRATIONS: &[&str] = &[
     include_str!("../../schema/migrations/0001_initial.sql"),
     include_str!("../../schema/migrations/0002_lifecycle.sql"),
+    include_str!("../../schema/migrations/0003_scale.sql"),
 ];
 
 #[derive(Clone)]

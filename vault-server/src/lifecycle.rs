@@ -120,7 +120,7 @@ pub fn purge_due(conn: &mut Connection, blobs: &BlobStore, actor: &str) -> anyho
         let n = destroy(
             &tx,
             &format!(
-                "r.rowid IN (SELECT r.rowid FROM recordings r JOIN cases c ON c.id = r.case_id
+                "r.rowid IN (SELECT r.rowid FROM cases c CROSS JOIN recordings r ON r.case_id = c.id
                  WHERE c.legal_hold = 0 AND r.recorded_at < strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-' || c.retention_days || ' days')
                  LIMIT {PURGE_BATCH})"
             ),
@@ -382,7 +382,7 @@ pub async fn report(State(st): State<AppState>, Admin(caller): Admin) -> ApiResu
                 }
                 let due: Vec<(String, String, String, String, i64)> = tx
                     .prepare(
-                        "SELECT c.id, c.kind, c.title, min(r.recorded_at), count(*) FROM recordings r JOIN cases c ON c.id = r.case_id
+                        "SELECT c.id, c.kind, c.title, min(r.recorded_at), count(*) FROM cases c CROSS JOIN recordings r ON r.case_id = c.id
                          WHERE c.legal_hold = 0 AND r.recorded_at < strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-' || c.retention_days || ' days')
                          GROUP BY c.id ORDER BY c.id",
                     )?
@@ -398,7 +398,7 @@ pub async fn report(State(st): State<AppState>, Admin(caller): Admin) -> ApiResu
                 for kind in CaseKind::ALL {
                     let (cases, open, recordings): (i64, i64, i64) = tx.query_row(
                         "SELECT count(*), coalesce(sum(status IN ('open', 'pending-approval')), 0),
-                                coalesce((SELECT count(*) FROM recordings r JOIN cases c ON c.id = r.case_id WHERE c.kind = ?1), 0)
+                                coalesce((SELECT count(*) FROM cases c CROSS JOIN recordings r ON r.case_id = c.id WHERE c.kind = ?1), 0)
                          FROM cases WHERE kind = ?1",
                         [kind.as_str()],
                         |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),

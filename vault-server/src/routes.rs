@@ -940,8 +940,17 @@ async fn recording_list(
     State(st): State<AppState>,
     Reader(caller): Reader,
     Path(id): Path<String>,
-) -> ApiResult<Json<Vec<RecordingInfo>>> {
+    query: Result<Query<PageParams>, QueryRejection>,
+) -> ApiResult<Json<RecordingPage>> {
     let id: CaseId = parse_id(&st, &caller, "recording-list", &id).await?;
+    let page = match query {
+        Ok(Query(p)) => p,
+        Err(e) => {
+            let rec = LogRecord::new(caller.name.as_str(), "recording-list", outcome::REFUSED).case(&id);
+            let err = ApiError::bad_request(format!("bad paging parameters: {}", e.body_text()));
+            return Err(st.db.refuse(rec.details(json!({ "refusal": err.message })), err).await);
+        }
+    };
     let list = st
         .db
         .call(move |c| {
@@ -954,16 +963,36 @@ async fn recording_list(
                 } else if policy::load_case(tx, &id)?.is_none() {
                     return Err(ApiError::not_found(format!("no case {id}")));
                 }
+                let limit = page.limit.unwrap_or(PAGE_MAX).clamp(1, PAGE_MAX);
+                // Keyset paging in upload order: a page costs the same at the millionth
+                // recording as at the first.
+                let after: i64 = match &page.after {
+                    None => 0,
+                    Some(a) => tx
+                        .prepare_cached("SELECT rowid FROM recordings WHERE id = ?1 AND case_id = ?2")?
+                        .query_row([a.as_str(), id.as_str()], |r| r.get(0))
+                        .optional()?
+                        .ok_or_else(|| ApiError::bad_request(format!("--after {a} is not a recording of this case")))?,
+                };
                 let mut stmt = tx.prepare_cached(&format!(
-                    "SELECT {RECORDING_COLUMNS} FROM recordings WHERE case_id = ?1 ORDER BY uploaded_at, id"
+                    "SELECT {RECORDING_COLUMNS} FROM recordings WHERE case_id = ?1 AND rowid > ?2 ORDER BY rowid LIMIT ?3"
                 ))?;
-                let list =
-                    stmt.query_map([id.as_str()], |r| recording_info(r, with_meta))?.collect::<Result<Vec<_>, _>>()?;
-                Ok(list)
+                let recordings = stmt
+                    .query_map(params![id.as_str(), after, limit + 1], |r| recording_info(r, with_meta))?
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(page_of(recordings, limit))
             })
         })
         .await?;
     Ok(Json(list))
+}
+
+/// Cuts a list fetched with one extra row into a page and its `next` marker.
+fn page_of(mut recordings: Vec<RecordingInfo>, limit: u32) -> RecordingPage {
+    let more = recordings.len() > limit as usize;
+    recordings.truncate(limit as usize);
+    let next = if more { recordings.last().map(|r| r.id.clone()) } else { None };
+    RecordingPage { recordings, next }
 }
 
 async fn upload(

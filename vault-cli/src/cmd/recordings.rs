@@ -1,8 +1,8 @@
 //! `vault-cli recordings CASE`: the recordings of a case, metadata only.
 
 use clap::Args;
-use vault_core::api::RecordingInfo;
-use vault_core::ids::CaseId;
+use vault_core::api::{PAGE_MAX, RecordingInfo, RecordingPage};
+use vault_core::ids::{CaseId, RecordingId};
 
 use crate::Global;
 use crate::client::Client;
@@ -10,11 +10,32 @@ use crate::client::Client;
 #[derive(Args)]
 pub struct Recordings {
     case: CaseId,
+    /// Start after this recording (in upload order).
+    #[arg(long)]
+    after: Option<RecordingId>,
+    /// List at most this many (default: all).
+    #[arg(long)]
+    limit: Option<usize>,
 }
 
 impl Recordings {
     pub fn run(self, g: &Global) -> anyhow::Result<()> {
-        let list: Vec<RecordingInfo> = Client::new(g)?.get_json(&format!("/v1/cases/{}/recordings", self.case))?;
+        let mut client = Client::new(g)?;
+        let mut list: Vec<RecordingInfo> = Vec::new();
+        let mut after = self.after.clone();
+        loop {
+            let want = self.limit.map_or(PAGE_MAX as usize, |l| (l - list.len()).min(PAGE_MAX as usize));
+            let mut path = format!("/v1/cases/{}/recordings?limit={want}", self.case);
+            if let Some(a) = &after {
+                path.push_str(&format!("&after={a}"));
+            }
+            let page: RecordingPage = client.get_json(&path)?;
+            list.extend(page.recordings);
+            after = page.next;
+            if after.is_none() || self.limit.is_some_and(|l| list.len() >= l) {
+                break;
+            }
+        }
         if g.json {
             return crate::output::json(&list);
         }
