@@ -17,7 +17,8 @@ fn main() -> anyhow::Result<()> {
     };
     let (recordings, entries): (u64, u64) = (recordings.parse()?, entries.parse()?);
     let db = Db::open(&std::path::Path::new(dir).join("vault.db"))?;
-    db.with(|c| -> anyhow::Result<()> {
+    let case = case.clone();
+    db.with(move |c| -> anyhow::Result<()> {
         let tx = c.transaction()?;
         {
             let mut insert = tx.prepare(
@@ -30,7 +31,7 @@ fn main() -> anyhow::Result<()> {
                     .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
                 insert.execute(params![
                     format!("rec_{:032x}", (1u128 << 100) + i as u128),
-                    case,
+                    &case,
                     1_000_000 + (i % 5000) as i64,
                     hex::encode(vault_core::sha256(&i.to_be_bytes())),
                     at
@@ -39,7 +40,7 @@ fn main() -> anyhow::Result<()> {
         }
         for i in 0..entries {
             let rec = LogRecord::new(format!("investigator{:02}", i % 40), "fetch", "allowed")
-                .case(case)
+                .case(&case)
                 .recording(format!("rec_{:032x}", (1u128 << 100) + i as u128))
                 .reason("complaint 2026-117 follow-up");
             append_log(&tx, &rec)?;
@@ -47,6 +48,6 @@ fn main() -> anyhow::Result<()> {
         tx.commit()?;
         Ok(())
     })?;
-    eprintln!("added {recordings} recordings to {case} and {entries} log entries");
+    eprintln!("added {recordings} recordings and {entries} log entries");
     Ok(())
 }

@@ -37,14 +37,14 @@ pub fn checkpoint(st: &AppState, conn: &Connection) -> ApiResult<(Checkpoint, St
 }
 
 pub async fn get_checkpoint(State(st): State<AppState>, Auditor(caller): Auditor) -> ApiResult<Response> {
-    let st2 = st.clone();
-    let note = st
-        .db
+    st.db
         .call(move |c| {
-            logged(c, LogRecord::new(caller.name.as_str(), "audit-checkpoint", outcome::ALLOWED), |_, _| Ok(()))?;
-            Ok(checkpoint(&st2, c)?.1)
+            logged(c, LogRecord::new(caller.name.as_str(), "audit-checkpoint", outcome::ALLOWED), |_, _| Ok(()))
         })
         .await?;
+    // Signed over committed entries only, read after the request's own entry is durable.
+    let st2 = st.clone();
+    let note = st.db.read(move |c| Ok(checkpoint(&st2, c)?.1)).await?;
     Ok(([(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"))], note).into_response())
 }
 

@@ -176,7 +176,7 @@ impl FromRequestParts<AppState> for Caller {
         let lookup = name.clone();
         let row: Option<(String, bool)> = state
             .db
-            .call(move |c| {
+            .read(move |c| {
                 Ok(c.query_row("SELECT role, enabled FROM users WHERE name = ?1", [lookup.as_str()], |r| {
                     Ok((r.get(0)?, r.get(1)?))
                 })

@@ -69,12 +69,13 @@ impl DataDir {
         write_new_key(&self.log_key_path())?;
         let db = Db::create(&self.db_path())?;
         let log_origin = format!("recording-vault/{}", &vault_core::ids::random_hex16()[..16]);
-        db.with(|c| -> anyhow::Result<()> {
+        let (admin, recipient) = (admin.clone(), recipient.trim().to_owned());
+        db.with(move |c| -> anyhow::Result<()> {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             tx.execute("INSERT INTO meta (key, value) VALUES ('log_origin', ?1)", [&log_origin])?;
             tx.execute(
                 "INSERT INTO users (name, role, recipient, created_at) VALUES (?1, ?2, ?3, ?4)",
-                rusqlite::params![admin.as_str(), Role::Admin.as_str(), recipient.trim(), now_rfc3339()],
+                rusqlite::params![admin.as_str(), Role::Admin.as_str(), recipient, now_rfc3339()],
             )?;
             append_log(
                 &tx,

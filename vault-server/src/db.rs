@@ -1,11 +1,15 @@
-//! SQLite storage: opening, migrations, and the access-log writer.
+//! SQLite storage: opening, migrations, the writer thread, and the access-log writer.
 //!
-//! One connection behind a mutex serialises every write, so the access log is one linear
-//! chain, and each log entry is written in the same transaction as the change it
-//! records. Calls run on the blocking thread pool, never on the async threads.
+//! One thread owns the connection that writes, so the access log is one linear chain,
+//! and each log entry is written in the same transaction as the change it records.
+//! That thread commits in groups: it opens a transaction, runs every request that is
+//! waiting (each in a savepoint of its own, see `routes::logged`), commits once, and only
+//! then answers them all. One fsync covers many requests, and no request is answered
+//! before its entry is durable. Reads that need no log entry (who is calling?) use a
+//! small pool of read-only connections and never wait for the writer.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, mpsc};
 
 use rusqlite::{Connection, OptionalExtension, params};
 use vault_core::log::{Entry, genesis};
@@ -19,9 +23,23 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../schema/migrations/0003_scale.sql"),
 ];
 
+/// Most requests committed together.
+const MAX_GROUP: usize = 256;
+
+/// Delivers a job's result once the fate of its group's commit is known.
+type Deliver = Box<dyn FnOnce(bool) + Send>;
+
+enum Job {
+    /// Runs inside the group transaction; must keep its own changes atomic (savepoint).
+    Grouped(Box<dyn FnOnce(&mut Connection) -> Deliver + Send>),
+    /// Runs alone, outside any transaction (maintenance, start-up, tools).
+    Alone(Box<dyn FnOnce(&mut Connection) + Send>),
+}
+
 #[derive(Clone)]
 pub struct Db {
-    conn: Arc<Mutex<Connection>>,
+    jobs: mpsc::Sender<Job>,
+    readers: Arc<Mutex<Vec<Connection>>>,
     path: Arc<std::path::PathBuf>,
 }
 
@@ -43,7 +61,7 @@ impl Db {
             );
         }
         migrate(&conn)?;
-        Ok(Self { conn: Arc::new(Mutex::new(conn)), path: Arc::new(path.to_owned()) })
+        Ok(Self::start(conn, path))
     }
 
     /// Creates a new database with the current schema.
@@ -52,7 +70,16 @@ impl Db {
             Connection::open(path).map_err(|e| anyhow::anyhow!("cannot create database {}: {e}", path.display()))?;
         configure(&conn)?;
         migrate(&conn)?;
-        Ok(Self { conn: Arc::new(Mutex::new(conn)), path: Arc::new(path.to_owned()) })
+        Ok(Self::start(conn, path))
+    }
+
+    fn start(conn: Connection, path: &Path) -> Self {
+        let (jobs, rx) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("vault-db-writer".into())
+            .spawn(move || writer(conn, rx))
+            .expect("cannot start the database writer thread");
+        Self { jobs, readers: Arc::new(Mutex::new(Vec::new())), path: Arc::new(path.to_owned()) }
     }
 
     /// A separate read-only connection, for long reads (log exports) that must not hold
@@ -66,33 +93,80 @@ impl Db {
         Ok(c)
     }
 
-    /// Runs `f` with the connection on the blocking pool.
+    /// Runs `f` on the writer thread as part of the next group commit, and answers once
+    /// the group is durable. `f` must keep its own writes atomic (a savepoint, as
+    /// `routes::logged` does): the group's other requests commit whatever it leaves.
     pub async fn call<R, F>(&self, f: F) -> ApiResult<R>
     where
         R: Send + 'static,
         F: FnOnce(&mut Connection) -> ApiResult<R> + Send + 'static,
     {
-        let conn = self.conn.clone();
+        let (tx, rx) = tokio::sync::oneshot::channel::<ApiResult<R>>();
+        let job = Job::Grouped(Box::new(move |c: &mut Connection| {
+            let result = f(c);
+            Box::new(move |committed: bool| {
+                let _ = tx.send(if committed { result } else { Err(ApiError::internal("the commit failed")) });
+            })
+        }));
+        self.jobs.send(job).map_err(|_| ApiError::internal("the database writer stopped"))?;
+        rx.await.map_err(|_| ApiError::internal("the database writer stopped"))?
+    }
+
+    /// Runs `f` on the writer thread alone, outside any transaction, and waits for it
+    /// on the blocking pool.
+    pub async fn alone<R, F>(&self, f: F) -> ApiResult<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Connection) -> ApiResult<R> + Send + 'static,
+    {
+        let db = self.clone();
+        tokio::task::spawn_blocking(move || db.with(f))
+            .await
+            .map_err(|e| ApiError::internal(format!("database task: {e}")))?
+    }
+
+    /// Runs `f` on the writer thread alone and blocks until it is done (start-up and
+    /// command-line tools; never on an async thread).
+    pub fn with<R: Send + 'static>(&self, f: impl FnOnce(&mut Connection) -> R + Send + 'static) -> R {
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.jobs
+            .send(Job::Alone(Box::new(move |c| {
+                let _ = tx.send(f(c));
+            })))
+            .expect("the database writer stopped");
+        rx.recv().expect("the database writer stopped")
+    }
+
+    /// Runs a read-only `f` on a pooled read-only connection, on the blocking pool. It
+    /// sees committed data only.
+    pub async fn read<R, F>(&self, f: F) -> ApiResult<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> ApiResult<R> + Send + 'static,
+    {
+        let db = self.clone();
         tokio::task::spawn_blocking(move || {
-            let mut guard = conn.lock().map_err(|_| ApiError::internal("database mutex poisoned"))?;
-            f(&mut guard)
+            let pooled = db.readers.lock().map_err(|_| ApiError::internal("reader pool poisoned"))?.pop();
+            let conn = match pooled {
+                Some(c) => c,
+                None => db.reader()?,
+            };
+            let result = f(&conn);
+            if let Ok(mut pool) = db.readers.lock() {
+                pool.push(conn);
+            }
+            result
         })
         .await
         .map_err(|e| ApiError::internal(format!("database task: {e}")))?
     }
 
-    /// Runs `f` synchronously (start-up and command-line tools).
-    pub fn with<R>(&self, f: impl FnOnce(&mut Connection) -> R) -> R {
-        let mut guard = self.conn.lock().expect("database mutex poisoned");
-        f(&mut guard)
-    }
-
-    /// Appends one entry in a transaction of its own.
+    /// Appends one entry on its own.
     pub async fn log(&self, rec: LogRecord) -> ApiResult<()> {
         self.call(move |c| {
-            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            append_log(&tx, &rec)?;
-            tx.commit()?;
+            let sp = c.savepoint()?;
+            append_log(&sp, &rec)?;
+            sp.commit()?;
             Ok(())
         })
         .await
@@ -105,6 +179,54 @@ impl Db {
         match self.log(rec).await {
             Ok(()) => err,
             Err(e) => e,
+        }
+    }
+}
+
+/// The writer thread: group commits, and jobs that run alone.
+fn writer(mut conn: Connection, jobs: mpsc::Receiver<Job>) {
+    let mut next = None;
+    loop {
+        let job = match next.take() {
+            Some(j) => j,
+            None => match jobs.recv() {
+                Ok(j) => j,
+                Err(_) => return, // every Db handle is gone
+            },
+        };
+        let first = match job {
+            Job::Alone(f) => {
+                f(&mut conn);
+                continue;
+            }
+            Job::Grouped(f) => f,
+        };
+        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+            tracing::error!(detail = %e, "cannot begin a transaction");
+            first(&mut conn)(false);
+            continue;
+        }
+        let mut group = vec![first(&mut conn)];
+        while group.len() < MAX_GROUP {
+            match jobs.try_recv() {
+                Ok(Job::Grouped(f)) => group.push(f(&mut conn)),
+                Ok(alone) => {
+                    next = Some(alone);
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        let committed = match conn.execute_batch("COMMIT") {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::error!(detail = %e, "group commit failed; every request in it fails");
+                let _ = conn.execute_batch("ROLLBACK");
+                false
+            }
+        };
+        for deliver in group {
+            deliver(committed);
         }
     }
 }

@@ -75,7 +75,10 @@ pub fn open_state(cfg: &Config) -> anyhow::Result<AppState> {
     let swept = dir.sweep_tmp()?;
     let blobs = blobs::BlobStore::new(dir.blobs(), dir.tmp());
     // Finish destructions a crash interrupted: their rows are gone, their files may not be.
-    let finished = db.with(|c| lifecycle::delete_destroyed_blobs(c, &blobs))?;
+    let finished = {
+        let blobs = blobs.clone();
+        db.with(move |c| lifecycle::delete_destroyed_blobs(c, &blobs))?
+    };
     tracing::info!(entries, swept_partial_uploads = swept, finished_destructions = finished, "data dir checked");
     Ok(AppState(Arc::new(Inner {
         db,
@@ -117,7 +120,7 @@ async fn purge_loop(state: AppState, every: std::time::Duration) {
         let st = state.clone();
         let result = state
             .db
-            .call(move |c| lifecycle::purge_due(c, &st.blobs, "system").map_err(error::ApiError::internal))
+            .alone(move |c| lifecycle::purge_due(c, &st.blobs, "system").map_err(error::ApiError::internal))
             .await;
         match result {
             Ok(0) => {}

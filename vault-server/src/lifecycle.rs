@@ -116,6 +116,7 @@ pub fn delete_destroyed_blobs(conn: &Connection, blobs: &BlobStore) -> anyhow::R
 pub fn purge_due(conn: &mut Connection, blobs: &BlobStore, actor: &str) -> anyhow::Result<usize> {
     let mut total = 0;
     loop {
+        // Runs alone on the writer (or in `vault-server purge`): its own transactions.
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let n = destroy(
             &tx,
@@ -211,11 +212,11 @@ pub async fn close(
                 })
                 .to_string();
                 Ok(())
-            })?;
-            delete_destroyed_blobs(c, &st2.blobs).map_err(ApiError::internal)?;
-            Ok(())
+            })
         })
         .await?;
+    // Only now is the destruction durable; delete the ciphertext files.
+    st.db.alone(move |c| delete_destroyed_blobs(c, &st2.blobs).map_err(ApiError::internal)).await?;
     Ok(Json(Created { id: out }))
 }
 

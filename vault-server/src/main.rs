@@ -102,7 +102,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             dir.check()?;
             let db = db::Db::open(&dir.db_path())?;
             let blobs = vault_server::blobs::BlobStore::new(dir.blobs(), dir.tmp());
-            let n = db.with(|c| vault_server::lifecycle::purge_due(c, &blobs, "vault-server purge"))?;
+            let n = db.with(move |c| vault_server::lifecycle::purge_due(c, &blobs, "vault-server purge"))?;
             println!("{n}");
             eprintln!("purged {n} recordings past their retention period");
             Ok(())

@@ -13,7 +13,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use serde::de::DeserializeOwned;
 use serde_json::json;
 use vault_core::api::*;
@@ -100,17 +100,16 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Runs `f` in a write transaction (`BEGIN IMMEDIATE`, so that the log head it reads
-/// cannot change under it, even with another process such as `vault-server purge` on the
-/// same database) and appends `rec` to the access log in it: as allowed if
-/// `f` succeeds, as refused (in a fresh transaction, with `f`'s changes rolled back) if
-/// `f` returns a client error. Server errors roll back and write nothing.
+/// Runs `f` in a savepoint of the writer's group transaction and appends `rec` to the
+/// access log in it: as allowed if `f` succeeds, as refused (in a fresh savepoint, with
+/// `f`'s changes rolled back) if `f` returns a client error. Server errors roll back and
+/// write nothing. The caller is answered only after the group commit (see `db`).
 pub fn logged<R>(
     c: &mut Connection,
     mut rec: LogRecord,
-    f: impl FnOnce(&Transaction, &mut LogRecord) -> ApiResult<R>,
+    f: impl FnOnce(&Connection, &mut LogRecord) -> ApiResult<R>,
 ) -> ApiResult<R> {
-    let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let tx = c.savepoint()?;
     match f(&tx, &mut rec) {
         Ok(r) => {
             rec.outcome = outcome::ALLOWED;
@@ -120,7 +119,7 @@ pub fn logged<R>(
         }
         Err(e) if e.status.is_client_error() => {
             drop(tx);
-            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let tx = c.savepoint()?;
             rec.outcome = outcome::REFUSED;
             rec.details = json!({ "refusal": e.message, "why": e.detail }).to_string();
             append_log(&tx, &rec)?;
@@ -207,7 +206,7 @@ async fn login_challenge(
     let lookup = req.user.clone();
     let row: Option<(String, bool)> = st
         .db
-        .call(move |c| {
+        .read(move |c| {
             Ok(c.query_row("SELECT recipient, enabled FROM users WHERE name = ?1", [lookup.as_str()], |r| {
                 Ok((r.get(0)?, r.get(1)?))
             })
@@ -1041,7 +1040,7 @@ async fn upload(
     // Check before reading the body, so a refused upload costs no disk.
     let precheck_id = id.clone();
     let announced = params.announced;
-    let pre = st.db.call(move |c| Ok(policy::load_case(c, &precheck_id)?)).await?;
+    let pre = st.db.read(move |c| Ok(policy::load_case(c, &precheck_id)?)).await?;
     if let Err(e) = check_upload(pre.as_ref(), &id, announced) {
         return Err(refuse(e).await);
     }
