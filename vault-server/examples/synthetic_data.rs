@@ -20,10 +20,13 @@ fn main() -> anyhow::Result<()> {
     let case = case.clone();
     db.with(move |c| -> anyhow::Result<()> {
         let tx = c.transaction()?;
+        let uploader: String = tx
+            .query_row("SELECT name FROM users WHERE role = 'recorder' ORDER BY name LIMIT 1", [], |r| r.get(0))
+            .map_err(|_| anyhow::anyhow!("enrol a recorder first: the recordings name one as their uploader"))?;
         {
             let mut insert = tx.prepare(
                 "INSERT INTO recordings (id, case_id, key_version, size, sha256, announced, recorded_at, uploaded_by, uploaded_at, meta)
-                 VALUES (?1, ?2, 1, ?3, ?4, 'signal-tone', ?5, 'pbx', ?5, NULL)",
+                 VALUES (?1, ?2, 1, ?3, ?4, 'signal-tone', ?5, ?6, ?5, NULL)",
             )?;
             let start = chrono::Utc::now() - chrono::Duration::days(60);
             for i in 0..recordings {
@@ -34,7 +37,8 @@ fn main() -> anyhow::Result<()> {
                     &case,
                     1_000_000 + (i % 5000) as i64,
                     hex::encode(vault_core::sha256(&i.to_be_bytes())),
-                    at
+                    at,
+                    uploader
                 ])?;
             }
         }
