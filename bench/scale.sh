@@ -90,5 +90,5 @@ echo "Query plans:"
 plan() { echo "- $1:"; sqlite3 data/vault.db "EXPLAIN QUERY PLAN $2" | sed 's/^/    /'; }
 plan "recording page" "SELECT * FROM recordings WHERE case_id = 'x' AND rowid > 5 ORDER BY rowid LIMIT 101"
 plan "purge candidates" "SELECT r.rowid FROM cases c CROSS JOIN recordings r ON r.case_id = c.id WHERE c.legal_hold = 0 AND r.recorded_at < strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-' || c.retention_days || ' days') LIMIT 500"
-plan "recordings per kind" "SELECT count(*) FROM cases c CROSS JOIN recordings r ON r.case_id = c.id WHERE c.kind = 'customer'"
+plan "report totals per kind" "SELECT count(*), sum(recording_count) FROM cases WHERE kind = 'customer'"
 plan "log entries of a case" "SELECT * FROM access_log WHERE seq >= 0 AND (NULL IS NULL OR case_id = 'x') ORDER BY seq LIMIT 1000"

@@ -21,6 +21,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../schema/migrations/0001_initial.sql"),
     include_str!("../../schema/migrations/0002_lifecycle.sql"),
     include_str!("../../schema/migrations/0003_scale.sql"),
+    include_str!("../../schema/migrations/0004_counts.sql"),
 ];
 
 /// Most requests committed together.

@@ -398,8 +398,7 @@ pub async fn report(State(st): State<AppState>, Admin(caller): Admin) -> ApiResu
                 let mut totals = Vec::new();
                 for kind in CaseKind::ALL {
                     let (cases, open, recordings): (i64, i64, i64) = tx.query_row(
-                        "SELECT count(*), coalesce(sum(status IN ('open', 'pending-approval')), 0),
-                                coalesce((SELECT count(*) FROM cases c CROSS JOIN recordings r ON r.case_id = c.id WHERE c.kind = ?1), 0)
+                        "SELECT count(*), coalesce(sum(status IN ('open', 'pending-approval')), 0), coalesce(sum(recording_count), 0)
                          FROM cases WHERE kind = ?1",
                         [kind.as_str()],
                         |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),

@@ -497,9 +497,8 @@ fn case_info(tx: &Connection, id: &CaseId) -> ApiResult<Option<CaseInfo>> {
             })
         })
         .collect::<ApiResult<Vec<_>>>()?;
-    let recordings: i64 = tx
-        .prepare_cached("SELECT count(*) FROM recordings WHERE case_id = ?1")?
-        .query_row([id.as_str()], |r| r.get(0))?;
+    let recordings: i64 =
+        tx.prepare_cached("SELECT recording_count FROM cases WHERE id = ?1")?.query_row([id.as_str()], |r| r.get(0))?;
     let (ap_ref, ap_date, outcome, closed_at, closed_by, legal_hold): LifecycleRow = tx
         .prepare_cached("SELECT ap_ref, ap_date, outcome, closed_at, closed_by, legal_hold FROM cases WHERE id = ?1")?
         .query_row([id.as_str()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))?;
