@@ -14,8 +14,6 @@ use vault_core::ids::RecordingId;
 
 /// Bytes buffered before each write to the temporary file.
 const WRITE_BUFFER: usize = 1 << 20;
-/// Bytes written between background flushes to disk.
-const SYNC_EVERY: usize = 64 << 20;
 /// Bytes of an upload inspected for the age header before anything else is accepted.
 const HEADER_WINDOW: usize = 64 * 1024;
 
@@ -74,10 +72,6 @@ impl BlobStore {
         let mut head: Vec<u8> = Vec::new();
         let mut header_ok = false;
         let mut stream = body.into_data_stream();
-        // Flush to disk in the background as data arrives, so the final fsync has little
-        // left to write: the disk works while the network delivers.
-        let mut unsynced = 0usize;
-        let mut syncing: Option<tokio::task::JoinHandle<std::io::Result<()>>> = None;
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|e| {
                 if std::error::Error::source(&e).is_some_and(|s| s.to_string().contains("length limit")) {
@@ -107,22 +101,9 @@ impl BlobStore {
             }
             hasher.update(&chunk);
             file.write_all(&chunk).await?;
-            unsynced += chunk.len();
-            if unsynced >= SYNC_EVERY {
-                unsynced = 0;
-                file.flush().await?;
-                if let Some(previous) = syncing.take() {
-                    previous.await.map_err(std::io::Error::other)??;
-                }
-                let handle = file.get_ref().try_clone().await?.into_std().await;
-                syncing = Some(tokio::task::spawn_blocking(move || handle.sync_data()));
-            }
         }
         if !header_ok {
             return Err(UploadError::NotAge);
-        }
-        if let Some(previous) = syncing.take() {
-            previous.await.map_err(std::io::Error::other)??;
         }
         file.flush().await?;
         file.into_inner().sync_all().await?;
