@@ -26,6 +26,18 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) {
     }
 }
 
+/// Refuses an `--out` that exists already, and returns the folder to stage it in (a
+/// temporary file beside it is renamed onto it only when complete).
+pub fn new_output(out: &std::path::Path) -> anyhow::Result<std::path::PathBuf> {
+    if out.exists() {
+        anyhow::bail!("{} exists already; choose another --out or remove it", out.display());
+    }
+    Ok(match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => std::path::PathBuf::from("."),
+    })
+}
+
 /// A progress bar on stderr when it is a terminal, hidden otherwise.
 pub fn progress(len: Option<u64>, what: &str) -> indicatif::ProgressBar {
     use std::io::IsTerminal;

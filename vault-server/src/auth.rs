@@ -13,7 +13,6 @@ use axum::extract::{FromRequestParts, MatchedPath};
 use axum::http::request::Parts;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use ring::signature::Ed25519KeyPair;
-use rusqlite::OptionalExtension;
 use serde::{Deserialize, Serialize};
 use vault_core::api::Role;
 use vault_core::ids::UserName;
@@ -174,20 +173,9 @@ impl FromRequestParts<AppState> for Caller {
             }
         };
         let lookup = name.clone();
-        let row: Option<(String, bool)> = state
-            .db
-            .read(move |c| {
-                Ok(c.query_row("SELECT role, enabled FROM users WHERE name = ?1", [lookup.as_str()], |r| {
-                    Ok((r.get(0)?, r.get(1)?))
-                })
-                .optional()?)
-            })
-            .await?;
+        let row = state.db.read(move |c| crate::policy::user_state(c, &lookup)).await?;
         match row {
-            Some((role, true)) => {
-                let role = role.parse().map_err(ApiError::internal)?;
-                Ok(Caller { name, role })
-            }
+            Some((role, true)) => Ok(Caller { name, role }),
             _ => {
                 let rec = LogRecord::new(name.as_str(), action, outcome::REFUSED)
                     .details(serde_json::json!({ "refusal": "user disabled or removed" }));

@@ -12,7 +12,9 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use rusqlite::{Connection, params};
 use serde_json::json;
-use vault_core::api::{CaseKeyInfo, CaseStatus, Created, Holder, KeyEnvelope, NewCustodian, Rotation, WrappedKey};
+use vault_core::api::{
+    CaseKeyInfo, CaseStatus, Created, Holder, KeyEnvelope, NewCustodian, Role, Rotation, WrappedKey,
+};
 use vault_core::ids::{CaseId, UserName};
 use vault_core::log::outcome;
 
@@ -121,13 +123,8 @@ pub async fn add_custodian(
                     return Err(ApiError::conflict("the case's keys were destroyed"));
                 }
                 require_custodian(tx, &id, &caller)?;
-                let role: Option<(String, bool)> = tx
-                    .query_row("SELECT role, enabled FROM users WHERE name = ?1", [req.admin.as_str()], |r| {
-                        Ok((r.get(0)?, r.get(1)?))
-                    })
-                    .ok();
-                match role {
-                    Some((role, true)) if role == "admin" => {}
+                match policy::user_state(tx, &req.admin)? {
+                    Some((Role::Admin, true)) => {}
                     Some((_, false)) => return Err(ApiError::conflict(format!("{} is disabled", req.admin))),
                     Some((role, true)) => {
                         return Err(ApiError::denied(format!(

@@ -104,6 +104,15 @@ pub fn require_active_grant(c: &Connection, case: &CaseId, user: &UserName) -> R
     }
 }
 
+/// A user's role and whether they are enabled, or `None` if no such user.
+pub fn user_state(c: &Connection, name: &UserName) -> Result<Option<(vault_core::api::Role, bool)>, ApiError> {
+    let row: Option<(String, bool)> = c
+        .prepare_cached("SELECT role, enabled FROM users WHERE name = ?1")?
+        .query_row([name.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    row.map(|(role, enabled)| Ok((role.parse().map_err(ApiError::internal)?, enabled))).transpose()
+}
+
 /// Whether `admin` is a custodian of `case` (holds its secret and may wrap it).
 pub fn is_custodian(c: &Connection, case: &CaseId, admin: &UserName) -> rusqlite::Result<bool> {
     c.prepare_cached("SELECT 1 FROM custodians WHERE case_id = ?1 AND admin = ?2")?

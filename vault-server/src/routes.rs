@@ -271,13 +271,8 @@ async fn login(
                 if !ok {
                     return Err(failed);
                 }
-                let row: Option<(String, bool)> = tx
-                    .query_row("SELECT role, enabled FROM users WHERE name = ?1", [user.as_str()], |r| {
-                        Ok((r.get(0)?, r.get(1)?))
-                    })
-                    .optional()?;
-                match row {
-                    Some((role, true)) => role.parse::<Role>().map_err(ApiError::internal),
+                match policy::user_state(tx, &user)? {
+                    Some((role, true)) => Ok(role),
                     _ => Err(ApiError::unauthenticated("login failed: your account is disabled")),
                 }
             })
@@ -766,15 +761,10 @@ async fn grant(
                 if matches!(case.status, CaseStatus::Closed | CaseStatus::Destroyed) {
                     return Err(ApiError::conflict(format!("the case is {}; no new grants", case.status)));
                 }
-                let grantee: Option<(String, bool)> = tx
-                    .query_row("SELECT role, enabled FROM users WHERE name = ?1", [req.user.as_str()], |r| {
-                        Ok((r.get(0)?, r.get(1)?))
-                    })
-                    .optional()?;
-                match grantee {
+                match policy::user_state(tx, &req.user)? {
                     None => return Err(ApiError::not_found(format!("no user {}", req.user))),
                     Some((_, false)) => return Err(ApiError::conflict(format!("user {} is disabled", req.user))),
-                    Some((role, true)) if role != "admin" && role != "investigator" => {
+                    Some((role, true)) if !matches!(role, Role::Admin | Role::Investigator) => {
                         return Err(ApiError::denied(format!(
                             "user {} is {role}; only investigators and admins can be granted access to recordings",
                             req.user

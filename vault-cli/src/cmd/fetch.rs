@@ -45,13 +45,7 @@ impl<R: Read> Read for HashingReader<R> {
 
 impl Fetch {
     pub fn run(self, g: &Global) -> anyhow::Result<()> {
-        if self.out.exists() {
-            bail!("{} exists already; choose another --out or remove it", self.out.display());
-        }
-        let dir = match self.out.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
-            _ => PathBuf::from("."),
-        };
+        let dir = crate::output::new_output(&self.out)?;
         let mut client = Client::new(g)?;
         let identity = client.identity()?;
         let url = client.url(&format!("/v1/recordings/{}/fetch", self.recording));

@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use anyhow::{Context, anyhow, bail};
+use anyhow::{Context, anyhow};
 use clap::Args;
 
 use crate::Global;
@@ -19,13 +19,7 @@ pub struct Export {
 
 impl Export {
     pub fn run(self, g: &Global) -> anyhow::Result<()> {
-        if self.out.exists() {
-            bail!("{} exists already; choose another --out", self.out.display());
-        }
-        let dir = match self.out.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
-            _ => PathBuf::from("."),
-        };
+        let dir = crate::output::new_output(&self.out)?;
         let mut client = Client::new(g)?;
         let url = client.url("/v1/audit/export?from=0");
         let mut resp = client.send(|h, _| h.get(&url))?;
