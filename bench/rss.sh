@@ -75,8 +75,17 @@ mkdir -p "$VAULT_CONFIG_DIR"
 # --- helpers -----------------------------------------------------------------------------
 # timed NAME CMD...: run CMD under /usr/bin/time -v into $tmp/NAME.time; stdout passes
 # through, stderr goes to $tmp/NAME.err and is shown if CMD fails.
+# Each timed step starts from the same page-cache state when we may drop caches (root):
+# on virtual machines, writing into a full page cache can cost twice as much as writing
+# into a clean one, which would otherwise favour whichever step happens to run first.
+settle() {
+    sync
+    if [[ -w /proc/sys/vm/drop_caches ]]; then echo 3 > /proc/sys/vm/drop_caches; fi
+}
+
 timed() {
     local name=$1; shift
+    settle
     if ! /usr/bin/time -v -o "$tmp/$name.time" "$@" 2>"$tmp/$name.err"; then
         echo "rss.sh: failed: $*" >&2
         cat "$tmp/$name.err" "$tmp/$name.time" >&2
