@@ -175,3 +175,21 @@ fn covert_grants_need_a_second_admin_and_release_nothing_before() {
     w.v.cli(&w.alice, &["grant", &covert, "carol", "--reason", "review"]).ok();
     w.v.cli(&w.carol, &["grant", "approve", &covert, "carol"]).denied("cannot approve a grant to yourself");
 }
+
+#[test]
+fn a_custodian_refuses_to_wrap_to_a_recipient_the_server_swapped() {
+    let w = world();
+    w.v.cli(&w.alice, &["grant", &w.case, "bob", "--reason", "r"]).ok();
+    // A compromised server names its own recipient for bob.
+    let mallory = w.v.keygen("mallory");
+    let db = rusqlite::Connection::open(w.v.data().join("vault.db")).unwrap();
+    db.execute("UPDATE users SET recipient = ?1 WHERE name = 'bob'", [&mallory.recipient]).unwrap();
+    let other =
+        w.v.cli(&w.alice, &["case", "create", "--kind", "customer", "--title", "Q2", "--purpose", "sales"]).ok();
+    let out = w.v.cli(&w.alice, &["grant", &other, "bob", "--reason", "r"]);
+    out.error("different recipient for bob");
+    assert_eq!(w.v.count(&format!("SELECT count(*) FROM envelopes WHERE case_id = '{other}' AND holder = 'bob'")), 0);
+    // Rotation checks the same pins.
+    w.v.cli(&w.alice, &["case", "rotate-key", &w.case]).error("different recipient for bob");
+    assert_eq!(w.v.count(&format!("SELECT key_version FROM cases WHERE id = '{}'", w.case)), 1);
+}

@@ -378,7 +378,7 @@ impl CaseCommand {
                     .holders
                     .iter()
                     .map(|h| {
-                        let r = vault_core::crypto::parse_recipient(&h.recipient)?;
+                        let r = crate::custody::pinned_recipient(&client.base, &h.user, &h.recipient)?;
                         Ok(HolderEnvelope { user: h.user.clone(), envelope: B64.encode(new_key.wrap_to(&r)) })
                     })
                     .collect::<anyhow::Result<Vec<_>>>()?;
