@@ -99,6 +99,10 @@ pub struct Vault {
     server: Option<Child>,
     /// 0 (the default here): no background purge, so tests decide when purges happen.
     purge_interval_secs: u64,
+    /// Extra arguments of `vault-server serve` (TLS).
+    serve_args: Vec<String>,
+    /// The CA certificate clients trust, for a TLS server.
+    pub ca_cert: Option<PathBuf>,
 }
 
 impl Vault {
@@ -124,7 +128,35 @@ impl Vault {
             .arg(dir.path().join("data"))
             .args(["--admin", "alice", "--recipient", &admin.recipient]));
         init.ok();
-        let mut v = Vault { dir, url: String::new(), admin, server: None, purge_interval_secs: secs };
+        let mut v = Vault {
+            dir,
+            url: String::new(),
+            admin,
+            server: None,
+            purge_interval_secs: secs,
+            serve_args: Vec::new(),
+            ca_cert: None,
+        };
+        v.restart();
+        v
+    }
+
+    /// A vault served over HTTPS with a fresh self-signed certificate for 127.0.0.1 and
+    /// localhost, which the CLI is told to trust with `VAULT_CA_CERT`.
+    pub fn start_tls() -> Self {
+        let mut v = Self::start();
+        let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+            .expect("generate a certificate");
+        let (cert_path, key_path) = (v.dir.path().join("tls-cert.pem"), v.dir.path().join("tls-key.pem"));
+        std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+        std::fs::write(&key_path, cert.signing_key.serialize_pem()).unwrap();
+        v.serve_args = vec![
+            "--tls-cert".into(),
+            cert_path.to_str().unwrap().into(),
+            "--tls-key".into(),
+            key_path.to_str().unwrap().into(),
+        ];
+        v.ca_cert = Some(cert_path);
         v.restart();
         v
     }
@@ -137,6 +169,7 @@ impl Vault {
             .args(["serve", "--data-dir"])
             .arg(self.data())
             .args(["--listen", "127.0.0.1:0"])
+            .args(&self.serve_args)
             .env("VAULT_LOG", "debug")
             .env("VAULT_PURGE_INTERVAL_SECS", self.purge_interval_secs.to_string())
             .stdin(Stdio::null())
@@ -188,7 +221,11 @@ impl Vault {
             .env("VAULT_USER", &who.name)
             .env("VAULT_IDENTITY", &who.key)
             .env("VAULT_CONFIG_DIR", self.dir.path().join(format!("cfg-{}", who.name)))
-            .env_remove("XDG_CONFIG_HOME");
+            .env_remove("XDG_CONFIG_HOME")
+            .env_remove("VAULT_CA_CERT");
+        if let Some(ca) = &self.ca_cert {
+            c.env("VAULT_CA_CERT", ca);
+        }
         c
     }
 

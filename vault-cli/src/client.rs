@@ -40,7 +40,34 @@ pub struct Client {
     pub user: UserName,
     identity_path: Option<PathBuf>,
     http: Http,
+    ca: Option<reqwest::Certificate>,
     token: Option<Zeroizing<String>>,
+}
+
+/// Checks the server URL: https anywhere, plain http only to this machine (loopback),
+/// since session tokens and login answers must not cross a network in clear.
+pub fn check_server_url(base: &str) -> anyhow::Result<()> {
+    let url = reqwest::Url::parse(base).map_err(|e| anyhow!("--server {base:?} is not a URL: {e}"))?;
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" => {
+            let loopback = match url.host() {
+                Some(url::Host::Domain(d)) => d == "localhost",
+                Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+                Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+                None => false,
+            };
+            if loopback {
+                Ok(())
+            } else {
+                bail!(
+                    "refusing plain http:// to {}: your session token would cross the network in clear; use https://",
+                    url.host_str().unwrap_or("?")
+                )
+            }
+        }
+        other => bail!("--server must be an https:// URL (or http:// on this machine), not {other}://"),
+    }
 }
 
 /// Seconds of validity a cached token must still have to be used.
@@ -50,15 +77,23 @@ impl Client {
     pub fn new(g: &Global) -> anyhow::Result<Self> {
         let user = g.user.clone().ok_or_else(|| anyhow!("no user given: pass --user NAME or set VAULT_USER"))?;
         let base = vault_core::challenge::normalize_origin(&g.server);
-        if !(base.starts_with("http://") || base.starts_with("https://")) {
-            bail!("--server must be an http:// or https:// URL, got {base:?}");
+        check_server_url(&base)?;
+        let ca = match &g.ca_cert {
+            None => None,
+            Some(p) => {
+                let pem = std::fs::read(p).with_context(|| format!("cannot read --ca-cert {}", p.display()))?;
+                Some(
+                    reqwest::Certificate::from_pem(&pem)
+                        .with_context(|| format!("{} is not a PEM certificate", p.display()))?,
+                )
+            }
+        };
+        let mut builder = Http::builder().connect_timeout(std::time::Duration::from_secs(10)).timeout(None);
+        if let Some(c) = &ca {
+            builder = builder.add_root_certificate(c.clone());
         }
-        let http = Http::builder()
-            .connect_timeout(std::time::Duration::from_secs(10))
-            .timeout(None)
-            .build()
-            .context("cannot build the HTTP client")?;
-        Ok(Self { base, user, identity_path: g.identity.clone(), http, token: None })
+        let http = builder.build().context("cannot build the HTTP client")?;
+        Ok(Self { base, user, identity_path: g.identity.clone(), http, ca, token: None })
     }
 
     pub fn identity(&self) -> anyhow::Result<age::x25519::Identity> {
@@ -165,10 +200,11 @@ impl Client {
 
     /// A client for streaming transfers on an async runtime.
     pub fn async_http(&self) -> anyhow::Result<reqwest::Client> {
-        reqwest::Client::builder()
-            .connect_timeout(std::time::Duration::from_secs(10))
-            .build()
-            .context("cannot build the HTTP client")
+        let mut builder = reqwest::Client::builder().connect_timeout(std::time::Duration::from_secs(10));
+        if let Some(c) = &self.ca {
+            builder = builder.add_root_certificate(c.clone());
+        }
+        builder.build().context("cannot build the HTTP client")
     }
 
     /// Drops the cached token and logs in again (after the server refused it).
@@ -180,10 +216,12 @@ impl Client {
 }
 
 fn transport(e: reqwest::Error) -> anyhow::Error {
+    // The chain carries the cause (refused connection, unknown certificate issuer, ...).
     if e.is_connect() {
-        anyhow!("cannot reach the server: {e}; is vault-server running, and is --server right?")
+        anyhow::Error::new(e)
+            .context("cannot reach the server; is vault-server running, and are --server (and --ca-cert) right?")
     } else {
-        anyhow!("request failed: {e}")
+        anyhow::Error::new(e).context("request failed")
     }
 }
 

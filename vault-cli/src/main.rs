@@ -40,6 +40,10 @@ pub struct Global {
     /// Your age identity file (from `vault-cli keygen`).
     #[arg(long, global = true, env = "VAULT_IDENTITY")]
     pub identity: Option<PathBuf>,
+    /// Trust this CA certificate (PEM) for an https:// server, in addition to the
+    /// system's roots (for a vault with a private CA or a self-signed certificate).
+    #[arg(long, global = true, env = "VAULT_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
     /// Machine-readable output on stdout.
     #[arg(long, global = true)]
     pub json: bool,
@@ -60,6 +64,8 @@ pub fn config_dir() -> anyhow::Result<PathBuf> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // TLS uses ring, the vault's crypto library; there is no other provider to choose.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     match cli.command.run(&cli.global) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

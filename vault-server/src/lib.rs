@@ -111,6 +111,26 @@ pub async fn serve(
     axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await
 }
 
+/// Serves `state` over TLS on `listener` until `shutdown` completes.
+pub async fn serve_tls(
+    listener: std::net::TcpListener,
+    tls: axum_server::tls_rustls::RustlsConfig,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    if let Some(every) = state.purge_interval {
+        tokio::spawn(purge_loop(state.clone(), every));
+    }
+    let handle = axum_server::Handle::new();
+    let h = handle.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        h.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
+    });
+    listener.set_nonblocking(true)?;
+    axum_server::from_tcp_rustls(listener, tls)?.handle(handle).serve(app(state).into_make_service()).await
+}
+
 /// Runs the retention purge now and then every `every` (R7).
 async fn purge_loop(state: AppState, every: std::time::Duration) {
     let mut tick = tokio::time::interval(every);

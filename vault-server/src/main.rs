@@ -41,6 +41,12 @@ enum Command {
         /// Largest accepted upload in MiB of ciphertext.
         #[arg(long, env = "VAULT_MAX_UPLOAD_MIB", default_value_t = 16 * 1024)]
         max_upload_mib: u64,
+        /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
+        #[arg(long, env = "VAULT_TLS_CERT", requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The private key of --tls-cert (PEM).
+        #[arg(long, env = "VAULT_TLS_KEY", requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
         /// Seconds between retention purges (0: no background purge; use `purge`).
         #[arg(long, env = "VAULT_PURGE_INTERVAL_SECS", default_value_t = 3600)]
         purge_interval_secs: u64,
@@ -107,22 +113,49 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             eprintln!("purged {n} recordings past their retention period");
             Ok(())
         }
-        Command::Serve { data_dir, listen, public_url, max_upload_mib, purge_interval_secs } => {
+        Command::Serve { data_dir, listen, public_url, max_upload_mib, tls_cert, tls_key, purge_interval_secs } => {
             DataDir::new(&data_dir).check()?;
+            let tls = tls_cert.zip(tls_key);
+            // Session tokens and login answers must not cross a network in clear.
+            let behind_tls_proxy = public_url.as_deref().is_some_and(|u| u.starts_with("https://"));
+            if tls.is_none() && !listen.ip().is_loopback() && !behind_tls_proxy {
+                anyhow::bail!(
+                    "refusing to serve plain HTTP on {listen}, beyond loopback: session tokens would cross the network in clear. \
+                     Serve HTTPS (--tls-cert and --tls-key), or put a TLS-terminating proxy in front and pass --public-url https://..."
+                );
+            }
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(async move {
-                let listener = tokio::net::TcpListener::bind(listen)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
-                let addr = listener.local_addr()?;
-                let cfg = Config {
-                    data_dir,
-                    // The bound address, so that `--listen 127.0.0.1:0` names the real port.
-                    origin: public_url.unwrap_or_else(|| format!("http://{addr}")),
+                let config = |origin: String| Config {
+                    data_dir: data_dir.clone(),
+                    origin,
                     max_upload: max_upload_mib.saturating_mul(1024 * 1024),
                     purge_interval: (purge_interval_secs > 0)
                         .then(|| std::time::Duration::from_secs(purge_interval_secs)),
                 };
+                if let Some((cert, key)) = tls {
+                    rustls::crypto::ring::default_provider()
+                        .install_default()
+                        .map_err(|_| anyhow::anyhow!("cannot install the TLS crypto provider"))?;
+                    let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(&cert, &key).await.map_err(|e| {
+                        anyhow::anyhow!("cannot load --tls-cert {} / --tls-key {}: {e}", cert.display(), key.display())
+                    })?;
+                    let listener = std::net::TcpListener::bind(listen)
+                        .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+                    let addr = listener.local_addr()?;
+                    let cfg = config(public_url.unwrap_or_else(|| format!("https://{addr}")));
+                    let state = vault_server::open_state(&cfg)?;
+                    tracing::info!(%addr, origin = %cfg.origin, "serving over TLS");
+                    eprintln!("listening on https://{addr}");
+                    vault_server::serve_tls(listener, tls, state, shutdown_signal()).await?;
+                    return Ok(());
+                }
+                let listener = tokio::net::TcpListener::bind(listen)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+                let addr = listener.local_addr()?;
+                // The bound address, so that `--listen 127.0.0.1:0` names the real port.
+                let cfg = config(public_url.unwrap_or_else(|| format!("http://{addr}")));
                 let state = vault_server::open_state(&cfg)?;
                 tracing::info!(%addr, origin = %cfg.origin, "serving");
                 // Tests and scripts read this line to learn the port when --listen has port 0.
