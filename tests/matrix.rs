@@ -203,22 +203,17 @@ fn grant_matrix() {
         }
     }
     // Refusals say why, in words.
-    let (_, _, _, tok, _, rec) = cells.iter().find(|c| c.0 == "investigator" && c.1 == "expired").unwrap();
-    let (_, body) = v.raw(
-        "POST",
-        &format!("/v1/recordings/{rec}/fetch"),
-        Some(tok),
-        &[("content-type", "application/json")],
-        br#"{"reason":"r"}"#,
-    );
-    assert!(body.contains("expired after"), "{body}");
-    let (_, _, _, tok, _, rec) = cells.iter().find(|c| c.0 == "investigator" && c.1 == "pending").unwrap();
-    let (_, body) = v.raw(
-        "POST",
-        &format!("/v1/recordings/{rec}/fetch"),
-        Some(tok),
-        &[("content-type", "application/json")],
-        br#"{"reason":"r"}"#,
-    );
-    assert!(body.contains("second admin"), "{body}");
+    for (state, why) in
+        [("pending", "second admin"), ("expired", "expired after"), ("revoked", "was revoked"), ("closed", "is closed")]
+    {
+        let (_, _, _, tok, _, rec) = cells.iter().find(|c| c.0 == "investigator" && c.1 == state).unwrap();
+        let (_, body) = v.raw(
+            "POST",
+            &format!("/v1/recordings/{rec}/fetch"),
+            Some(tok),
+            &[("content-type", "application/json")],
+            br#"{"reason":"r"}"#,
+        );
+        assert!(body.contains(why), "{state}: {body}");
+    }
 }
