@@ -8,6 +8,7 @@
 //! before its entry is durable. Reads that need no log entry (who is calling?) use a
 //! small pool of read-only connections and never wait for the writer.
 
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 use std::sync::{Arc, Mutex, mpsc};
 
@@ -184,6 +185,19 @@ impl Db {
     }
 }
 
+/// Runs one grouped job. A job that panics is dropped (its caller sees "writer stopped",
+/// a server error) and its savepoint rolls back as the panic unwinds; the writer and
+/// the rest of the group go on.
+fn run_grouped(f: Box<dyn FnOnce(&mut Connection) -> Deliver + Send>, conn: &mut Connection) -> Option<Deliver> {
+    match catch_unwind(AssertUnwindSafe(|| f(conn))) {
+        Ok(deliver) => Some(deliver),
+        Err(_) => {
+            tracing::error!("a database job panicked");
+            None
+        }
+    }
+}
+
 /// The writer thread: group commits, and jobs that run alone.
 fn writer(mut conn: Connection, jobs: mpsc::Receiver<Job>) {
     let mut next = None;
@@ -197,20 +211,25 @@ fn writer(mut conn: Connection, jobs: mpsc::Receiver<Job>) {
         };
         let first = match job {
             Job::Alone(f) => {
-                f(&mut conn);
+                if catch_unwind(AssertUnwindSafe(|| f(&mut conn))).is_err() {
+                    tracing::error!("a database job panicked");
+                    let _ = conn.execute_batch("ROLLBACK");
+                }
                 continue;
             }
             Job::Grouped(f) => f,
         };
         if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
             tracing::error!(detail = %e, "cannot begin a transaction");
-            first(&mut conn)(false);
+            if let Some(deliver) = run_grouped(first, &mut conn) {
+                deliver(false);
+            }
             continue;
         }
-        let mut group = vec![first(&mut conn)];
+        let mut group: Vec<Deliver> = run_grouped(first, &mut conn).into_iter().collect();
         while group.len() < MAX_GROUP {
             match jobs.try_recv() {
-                Ok(Job::Grouped(f)) => group.push(f(&mut conn)),
+                Ok(Job::Grouped(f)) => group.extend(run_grouped(f, &mut conn)),
                 Ok(alone) => {
                     next = Some(alone);
                     break;
@@ -381,6 +400,26 @@ pub fn verify_log(conn: &Connection) -> anyhow::Result<(u64, [u8; 32])> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fail_a_panicking_job_does_not_stop_the_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::create(&dir.path().join("t.db")).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let crashed = db
+                .call(|c| -> ApiResult<()> {
+                    let sp = c.savepoint()?;
+                    append_log(&sp, &LogRecord::new("x", "half-done", "allowed"))?;
+                    panic!("a bug in a handler");
+                })
+                .await;
+            assert!(crashed.is_err());
+            db.log(LogRecord::new("alice", "after", "allowed")).await.unwrap();
+        });
+        let (n, _) = db.with(|c| verify_log(c).unwrap());
+        assert_eq!(n, 1, "the panicking job's entry must have rolled back");
+    }
 
     #[test]
     fn log_chains_and_refuses_update_and_delete() {
