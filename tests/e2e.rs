@@ -110,7 +110,10 @@ fn whole_flow_upload_grant_fetch_revoke() {
     assert_eq!(list[0]["id"], rec.as_str());
     assert_eq!(list[0]["announced"], "signal-tone");
 
-    assert_eq!(v.cli(&w.bob, &["fetch", &rec, "--reason", "complaint 17", "--out", o]).ok(), o);
+    let fetched = v.cli(&w.bob, &["fetch", &rec, "--reason", "complaint 17", "--out", o]);
+    assert_eq!(fetched.ok(), o);
+    // The file name travelled encrypted to the case and is readable by the grantee only.
+    assert!(fetched.stderr.contains("uploaded as call-0612345678.wav"), "{}", fetched.stderr);
     assert_eq!(std::fs::read(&out).unwrap(), content, "fetched plaintext differs");
     let (actor, action, outcome, reason, _) = v.last_log();
     assert_eq!(

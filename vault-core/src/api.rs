@@ -19,7 +19,8 @@ pub const EXIT_ACCESS_DENIED: i32 = 3;
 pub const HEADER_ENVELOPE: &str = "x-vault-envelope";
 /// Response header carrying the case recipient the envelope must open.
 pub const HEADER_CASE_RECIPIENT: &str = "x-vault-case-recipient";
-/// Request header carrying the encrypted call metadata (base64) of an upload.
+/// Header carrying the encrypted call metadata (base64): on an upload request, and on
+/// the fetch response that returns the recording.
 pub const HEADER_META: &str = "x-vault-meta";
 
 macro_rules! string_enum {

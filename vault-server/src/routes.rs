@@ -1115,7 +1115,7 @@ async fn fetch(
     let id: RecordingId = parse_id(&st, &caller, "fetch", &id).await?;
     let req = body.get(&st, &caller, "fetch").await?;
     let rid = id.clone();
-    let (size, sha256, envelope, recipient) = st
+    let (size, sha256, envelope, recipient, meta) = st
         .db
         .call(move |c| {
             let rec = LogRecord::new(caller.name.as_str(), "fetch", outcome::ALLOWED)
@@ -1123,14 +1123,15 @@ async fn fetch(
                 .reason(req.reason.clone());
             logged(c, rec, |tx, rec| {
                 require_text(&req.reason, "--reason")?;
-                let row: Option<(String, u32, i64, String)> = tx
+                let row: Option<(String, u32, i64, String, Option<Vec<u8>>)> = tx
                     .query_row(
-                        "SELECT case_id, key_version, size, sha256 FROM recordings WHERE id = ?1",
+                        "SELECT case_id, key_version, size, sha256, meta FROM recordings WHERE id = ?1",
                         [rid.as_str()],
-                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
                     )
                     .optional()?;
-                let Some((case_id, version, size, sha256)) = row.map(|(c, v, s, h)| (c, v, s as u64, h)) else {
+                let Some((case_id, version, size, sha256, meta)) = row.map(|(c, v, s, h, m)| (c, v, s as u64, h, m))
+                else {
                     return Err(ApiError::denied(
                         "access denied: you have no grant for this recording (or it does not exist)",
                     )
@@ -1150,7 +1151,7 @@ async fn fetch(
                     |r| r.get(0),
                 )?;
                 rec.details = json!({ "sha256": sha256, "size": size, "key_version": version }).to_string();
-                Ok((size, sha256, envelope, recipient))
+                Ok((size, sha256, envelope, recipient, meta))
             })
         })
         .await?;
@@ -1164,6 +1165,9 @@ async fn fetch(
     headers.insert(HEADER_ENVELOPE, hv(B64.encode(envelope))?);
     headers.insert(HEADER_CASE_RECIPIENT, hv(recipient)?);
     headers.insert("x-vault-sha256", hv(sha256)?);
+    if let Some(meta) = meta {
+        headers.insert(HEADER_META, hv(B64.encode(meta))?);
+    }
     let body = Body::from_stream(tokio_util::io::ReaderStream::with_capacity(file, 1 << 20));
     Ok((headers, body).into_response())
 }

@@ -11,7 +11,7 @@ use anyhow::{Context, anyhow, bail};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use clap::Args;
-use vault_core::api::{HEADER_CASE_RECIPIENT, HEADER_ENVELOPE, Reason};
+use vault_core::api::{CallMeta, HEADER_CASE_RECIPIENT, HEADER_ENVELOPE, HEADER_META, Reason};
 use vault_core::crypto::CaseKey;
 use vault_core::ids::RecordingId;
 
@@ -73,6 +73,16 @@ impl Fetch {
         let recipient = header(HEADER_CASE_RECIPIENT)?;
         let expected_sha = header("x-vault-sha256")?;
         let case_key = CaseKey::unwrap(&envelope, &identity, &recipient)?;
+        // The call metadata travels encrypted to the case, like the recording.
+        let call: Option<CallMeta> = match header(HEADER_META) {
+            Err(_) => None,
+            Ok(b64) => {
+                let ct = B64.decode(b64.as_bytes()).context("malformed call metadata from the server")?;
+                let plain = vault_core::crypto::decrypt_small(case_key.identity(), &ct)
+                    .context("cannot decrypt the call metadata")?;
+                Some(serde_json::from_slice(&plain).context("the call metadata is not what this client expects")?)
+            }
+        };
 
         let tmp = tempfile::Builder::new()
             .prefix(".vault-fetch-")
@@ -129,11 +139,16 @@ impl Fetch {
         tmp.as_file().sync_all()?;
         tmp.persist_noclobber(&self.out).map_err(|e| anyhow!("cannot write {}: {}", self.out.display(), e.error))?;
         if g.json {
-            crate::output::json(&serde_json::json!({ "recording": self.recording, "out": self.out, "bytes": n }))?;
+            crate::output::json(
+                &serde_json::json!({ "recording": self.recording, "out": self.out, "bytes": n, "call": call }),
+            )?;
         } else {
             println!("{}", self.out.display());
         }
         eprintln!("decrypted {} ({n} bytes) to {}", self.recording, self.out.display());
+        if let Some(name) = call.and_then(|c| c.file_name) {
+            eprintln!("uploaded as {name}");
+        }
         Ok(())
     }
 }
