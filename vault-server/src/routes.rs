@@ -1106,6 +1106,15 @@ fn check_upload(case: Option<&policy::CaseRow>, id: &CaseId, announced: Announce
     Ok(())
 }
 
+/// What the server keeps of a recording besides its ciphertext.
+struct Stored {
+    case_id: String,
+    version: u32,
+    size: u64,
+    sha256: String,
+    meta: Option<Vec<u8>>,
+}
+
 async fn fetch(
     State(st): State<AppState>,
     Fetcher(caller): Fetcher,
@@ -1123,15 +1132,22 @@ async fn fetch(
                 .reason(req.reason.clone());
             logged(c, rec, |tx, rec| {
                 require_text(&req.reason, "--reason")?;
-                let row: Option<(String, u32, i64, String, Option<Vec<u8>>)> = tx
+                let row = tx
                     .query_row(
                         "SELECT case_id, key_version, size, sha256, meta FROM recordings WHERE id = ?1",
                         [rid.as_str()],
-                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+                        |r| {
+                            Ok(Stored {
+                                case_id: r.get(0)?,
+                                version: r.get(1)?,
+                                size: r.get::<_, i64>(2)? as u64,
+                                sha256: r.get(3)?,
+                                meta: r.get(4)?,
+                            })
+                        },
                     )
                     .optional()?;
-                let Some((case_id, version, size, sha256, meta)) = row.map(|(c, v, s, h, m)| (c, v, s as u64, h, m))
-                else {
+                let Some(Stored { case_id, version, size, sha256, meta }) = row else {
                     return Err(ApiError::denied(
                         "access denied: you have no grant for this recording (or it does not exist)",
                     )
