@@ -350,3 +350,41 @@ fn the_report_counts_cases_and_recordings_per_kind() {
     let text = w.v.cli(a, &["report"]).ok();
     assert!(text.contains("Covert cases waiting") && text.contains("KIND"), "{text}");
 }
+
+#[test]
+fn the_suspicion_is_sealed_to_the_case_and_revealed_to_custodians_only() {
+    let w = world();
+    let c =
+        w.v.cli(
+            &w.alice,
+            &[
+                "case",
+                "create",
+                "--kind",
+                "covert",
+                "--title",
+                "F",
+                "--suspicion",
+                "SUSPICION-MARKER theft by J.",
+                "--dpia-ref",
+                "D",
+            ],
+        )
+        .ok();
+    assert!(
+        vault_tests::grep_dir(&w.v.data(), b"SUSPICION-MARKER").is_empty(),
+        "the suspicion is readable on the server"
+    );
+    let shown = w.v.cli(&w.alice, &["case", "show", &c]).ok();
+    assert!(shown.contains("sealed to the case key") && !shown.contains("SUSPICION-MARKER"), "{shown}");
+    let revealed = w.v.cli(&w.alice, &["case", "show", &c, "--reveal"]).ok();
+    assert!(revealed.contains("SUSPICION-MARKER theft by J."), "{revealed}");
+    // Not for an admin who holds no key of the case; the attempt is logged.
+    w.v.cli(&w.carol, &["case", "show", &c, "--reveal"]).denied("not a custodian");
+    assert_eq!(w.log_actions(&c).last().unwrap(), &("case-key".to_owned(), "refused".to_owned()));
+    // After a key rotation the custodian still opens it (sealed under version 1).
+    w.v.cli(&w.alice, &["case", "approve", &c, "--ap-ref", "AP-9"]).ok();
+    w.v.cli(&w.alice, &["case", "rotate-key", &c]).ok();
+    let revealed = w.v.cli(&w.alice, &["case", "show", &c, "--reveal"]).ok();
+    assert!(revealed.contains("SUSPICION-MARKER"), "{revealed}");
+}

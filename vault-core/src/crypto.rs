@@ -95,6 +95,36 @@ pub fn decrypt_small(identity: &age::x25519::Identity, ciphertext: &[u8]) -> Res
     Ok(out)
 }
 
+/// Prefix of a text sealed to a case key (see [`seal_text`]).
+pub const SEALED_PREFIX: &str = "sealed:";
+
+/// Encrypts a short text (such as the description of a suspicion) to a case recipient,
+/// as `sealed:` and base64 of the age ciphertext, so the server keeps it without being
+/// able to read it.
+pub fn seal_text(recipient: &age::x25519::Recipient, text: &str) -> String {
+    use base64::Engine;
+    format!(
+        "{SEALED_PREFIX}{}",
+        base64::engine::general_purpose::STANDARD.encode(encrypt_small(recipient, text.as_bytes()))
+    )
+}
+
+/// Opens a text made by [`seal_text`]; `None` if it is not sealed.
+pub fn open_text(identity: &age::x25519::Identity, sealed: &str) -> Option<Result<Zeroizing<String>, CryptoError>> {
+    use base64::Engine;
+    let b64 = sealed.strip_prefix(SEALED_PREFIX)?;
+    let open = || {
+        let ct = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .map_err(|_| CryptoError::Malformed("sealed text is not base64".into()))?;
+        let plain = decrypt_small(identity, &ct)?;
+        let text =
+            std::str::from_utf8(&plain).map_err(|_| CryptoError::Malformed("sealed text is not UTF-8".into()))?;
+        Ok(Zeroizing::new(text.to_owned()))
+    };
+    Some(open())
+}
+
 /// A case key pair, generated on a custodian's machine.
 pub struct CaseKey {
     identity: age::x25519::Identity,
@@ -322,6 +352,17 @@ mod tests {
         assert!(parse_identity("AGE-SECRET-KEY-1XYZ\n", "x").is_err());
         let twice = format!("{}\n{}", id.to_string().expose_secret(), id.to_string().expose_secret());
         assert!(parse_identity(&twice, "x").is_err());
+    }
+
+    #[test]
+    fn sealed_text_round_trip_and_refusals() {
+        let key = CaseKey::generate();
+        let sealed = seal_text(&parse_recipient(&key.recipient()).unwrap(), "suspected theft of customer data");
+        assert!(sealed.starts_with(SEALED_PREFIX) && !sealed.contains("theft"));
+        assert_eq!(open_text(key.identity(), &sealed).unwrap().unwrap().as_str(), "suspected theft of customer data");
+        assert!(open_text(key.identity(), "plain words").is_none());
+        let other = CaseKey::generate();
+        assert!(matches!(open_text(other.identity(), &sealed), Some(Err(CryptoError::NotForThisIdentity))));
     }
 
     #[test]

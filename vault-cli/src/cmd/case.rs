@@ -22,7 +22,13 @@ pub enum CaseCommand {
     /// List the cases you may see.
     List,
     /// Show one case with its legal basis, custodians and grants.
-    Show { case: CaseId },
+    Show {
+        case: CaseId,
+        /// Decrypt the sealed description of a covert case's suspicion (custodians only;
+        /// reading the case key is logged).
+        #[arg(long)]
+        reveal: bool,
+    },
     /// Make another admin a custodian: wrap every key version of the case to them.
     AddCustodian {
         case: CaseId,
@@ -192,11 +198,19 @@ impl CaseCommand {
     pub fn run(self, g: &Global) -> anyhow::Result<()> {
         match self {
             CaseCommand::Create(c) => {
-                let basis = c.basis()?;
+                let mut basis = c.basis()?;
                 basis.validate().map_err(anyhow::Error::msg)?;
                 let mut client = Client::new(g)?;
                 let me = client.identity()?.to_public();
                 let key = CaseKey::generate();
+                // The suspicion names an employee and a crime: the server keeps it sealed
+                // to the case key, readable by custodians only.
+                if let CaseBasis::Covert { suspicion, .. } = &mut basis {
+                    *suspicion = vault_core::crypto::seal_text(
+                        &vault_core::crypto::parse_recipient(&key.recipient())?,
+                        suspicion,
+                    );
+                }
                 let req = NewCase {
                     title: c.title,
                     retention_days: c.retention_days,
@@ -237,8 +251,18 @@ impl CaseCommand {
                     .collect();
                 crate::output::table(&["CASE", "KIND", "STATUS", "RECORDINGS", "TITLE"], &rows);
             }
-            CaseCommand::Show { case } => {
-                let c: CaseInfo = Client::new(g)?.get_json(&format!("/v1/cases/{case}"))?;
+            CaseCommand::Show { case, reveal } => {
+                let mut client = Client::new(g)?;
+                let mut c: CaseInfo = client.get_json(&format!("/v1/cases/{case}"))?;
+                if let CaseBasis::Covert { suspicion, .. } = &mut c.basis
+                    && suspicion.starts_with(vault_core::crypto::SEALED_PREFIX)
+                {
+                    *suspicion = if reveal {
+                        reveal_sealed(&mut client, &case, suspicion)?
+                    } else {
+                        "(sealed to the case key; `case show --reveal` decrypts it for custodians)".into()
+                    };
+                }
                 if g.json {
                     return crate::output::json(&c);
                 }
@@ -407,4 +431,18 @@ impl CaseCommand {
         }
         Ok(())
     }
+}
+
+/// Opens a text sealed to one of the case's key versions with the caller's envelopes.
+fn reveal_sealed(client: &mut Client, case: &CaseId, sealed: &str) -> anyhow::Result<String> {
+    let keys = crate::custody::CustodianKeys::fetch(client, case)?;
+    for (_, key) in &keys.keys {
+        match vault_core::crypto::open_text(key.identity(), sealed) {
+            Some(Ok(text)) => return Ok(text.to_string()),
+            Some(Err(vault_core::crypto::CryptoError::NotForThisIdentity)) => continue,
+            Some(Err(e)) => return Err(e.into()),
+            None => return Ok(sealed.to_owned()),
+        }
+    }
+    anyhow::bail!("no key version of this case opens the sealed text")
 }
