@@ -109,6 +109,10 @@ fn whole_flow_upload_grant_fetch_revoke() {
     let list: serde_json::Value = serde_json::from_str(&list).unwrap();
     assert_eq!(list[0]["id"], rec.as_str());
     assert_eq!(list[0]["announced"], "signal-tone");
+    // The file name is readable by the grantee only, decrypted on their machine.
+    let named = v.cli(&w.bob, &["recordings", &w.case, "--names"]).ok();
+    assert!(named.contains("call-0612345678.wav"), "{named}");
+    v.cli(&w.audrey, &["recordings", &w.case, "--names"]).denied("needs the role admin or investigator");
 
     let fetched = v.cli(&w.bob, &["fetch", &rec, "--reason", "complaint 17", "--out", o]);
     assert_eq!(fetched.ok(), o);

@@ -64,6 +64,7 @@ const ROLE_MATRIX: &[(&str, &str, &str, [&str; 6])] = &[
         ["deny", "deny", "deny", "deny", "allow", "deny"],
     ),
     ("GET", "/v1/cases/{case}/recordings", "", ["deny", "deny", "allow", "allow", "deny", "deny"]),
+    ("GET", "/v1/cases/{case}/envelopes", "", ["deny", "deny", "allow", "deny", "deny", "deny"]),
     ("POST", "/v1/recordings/{rec}/fetch", r#"{"reason":"matrix"}"#, ["deny", "deny", "allow", "deny", "deny", "deny"]),
     // the access log: auditors only
     ("GET", "/v1/audit/checkpoint", "", ["deny", "deny", "deny", "allow", "deny", "deny"]),
@@ -83,6 +84,8 @@ const GRANT_MATRIX: &[(&str, &str, [&str; 8])] = &[
     ("recordings", "admin", ["deny", "deny", "allow", "deny", "deny", "deny", "deny", "deny"]),
     ("fetch", "investigator", ["deny", "deny", "allow", "deny", "deny", "deny", "deny", "deny"]),
     ("fetch", "admin", ["deny", "deny", "allow", "deny", "deny", "deny", "deny", "deny"]),
+    ("envelopes", "investigator", ["deny", "deny", "allow", "deny", "deny", "deny", "deny", "deny"]),
+    ("envelopes", "admin", ["deny", "deny", "allow", "deny", "deny", "deny", "deny", "deny"]),
     ("show", "investigator", ["deny", "allow", "allow", "allow", "deny", "deny", "allow", "allow"]),
     ("show", "admin", ["allow", "allow", "allow", "allow", "allow", "deny", "allow", "allow"]),
 ];
@@ -197,6 +200,7 @@ fn grant_matrix() {
             let (method, path, body) = match *route {
                 "recordings" => ("GET", format!("/v1/cases/{case}/recordings"), ""),
                 "fetch" => ("POST", format!("/v1/recordings/{rec}/fetch"), r#"{"reason":"matrix"}"#),
+                "envelopes" => ("GET", format!("/v1/cases/{case}/envelopes"), ""),
                 _ => ("GET", format!("/v1/cases/{case}"), ""),
             };
             check(&v, name, Some(tok), method, &path, body, expected[i]);

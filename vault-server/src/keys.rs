@@ -19,7 +19,7 @@ use vault_core::ids::{CaseId, UserName};
 use vault_core::log::outcome;
 
 use crate::AppState;
-use crate::auth::{Admin, Caller};
+use crate::auth::{Admin, Caller, Fetcher};
 use crate::datadir::now_rfc3339;
 use crate::db::LogRecord;
 use crate::error::{ApiError, ApiResult};
@@ -103,6 +103,40 @@ pub async fn case_key(
         })
         .await?;
     Ok(Json(info))
+}
+
+/// A grantee's own envelopes of every key version it holds, so that its CLI can read
+/// the encrypted call metadata of a listing without fetching recordings.
+pub async fn own_envelopes(
+    State(st): State<AppState>,
+    Fetcher(caller): Fetcher,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<KeyEnvelope>>> {
+    let id: CaseId = parse_id(&st, &caller, "case-envelopes", &id).await?;
+    let list = st
+        .db
+        .call(move |c| {
+            logged(c, LogRecord::new(caller.name.as_str(), "case-envelopes", outcome::ALLOWED).case(&id), |tx, _| {
+                policy::require_active_grant(tx, &id, &caller.name)?;
+                let mut stmt = tx.prepare_cached(
+                    "SELECT k.version, k.recipient, e.envelope FROM case_keys k
+                     JOIN envelopes e ON e.case_id = k.case_id AND e.version = k.version AND e.holder = ?2
+                     WHERE k.case_id = ?1 ORDER BY k.version",
+                )?;
+                let keys = stmt
+                    .query_map(params![id.as_str(), caller.name.as_str()], |r| {
+                        Ok(KeyEnvelope {
+                            version: r.get(0)?,
+                            recipient: r.get(1)?,
+                            envelope: B64.encode(r.get::<_, Vec<u8>>(2)?),
+                        })
+                    })?
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(keys)
+            })
+        })
+        .await?;
+    Ok(Json(list))
 }
 
 pub async fn add_custodian(

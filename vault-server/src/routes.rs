@@ -54,6 +54,7 @@ pub fn action_name(method: &str, path: &str) -> &'static str {
         ("GET", "/v1/report") => "report",
         ("GET", "/v1/cases/{id}/key") => "case-key",
         ("POST", "/v1/cases/{id}/custodians") => "add-custodian",
+        ("GET", "/v1/cases/{id}/envelopes") => "case-envelopes",
         ("POST", "/v1/cases/{id}/rotate") => "rotate-key",
         ("GET", "/v1/cases/{id}/recipient") => "case-recipient",
         ("POST", "/v1/cases/{id}/grants") => "grant",
@@ -85,6 +86,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/report", get(crate::lifecycle::report))
         .route("/v1/cases/{id}/key", get(crate::keys::case_key))
         .route("/v1/cases/{id}/custodians", post(crate::keys::add_custodian))
+        .route("/v1/cases/{id}/envelopes", get(crate::keys::own_envelopes))
         .route("/v1/cases/{id}/rotate", post(crate::keys::rotate))
         .route("/v1/cases/{id}/recipient", get(case_recipient))
         .route("/v1/cases/{id}/grants", post(grant))

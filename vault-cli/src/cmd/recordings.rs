@@ -1,7 +1,12 @@
-//! `vault-cli recordings CASE`: the recordings of a case, metadata only.
+//! `vault-cli recordings CASE [--names]`: the recordings of a case, metadata only, and
+//! with `--names` their original file names, decrypted locally.
 
+use anyhow::Context;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
 use clap::Args;
-use vault_core::api::{PAGE_MAX, RecordingInfo, RecordingPage};
+use vault_core::api::{CallMeta, KeyEnvelope, PAGE_MAX, RecordingInfo, RecordingPage};
+use vault_core::crypto::CaseKey;
 use vault_core::ids::{CaseId, RecordingId};
 
 use crate::Global;
@@ -16,6 +21,10 @@ pub struct Recordings {
     /// List at most this many (default: all).
     #[arg(long)]
     limit: Option<usize>,
+    /// Also decrypt each recording's call metadata (its original file name) with your
+    /// envelopes of the case key (grantees; logged).
+    #[arg(long)]
+    names: bool,
 }
 
 impl Recordings {
@@ -36,8 +45,15 @@ impl Recordings {
                 break;
             }
         }
+        let names = if self.names { file_names(&mut client, &self.case, &list)? } else { Vec::new() };
         if g.json {
-            return crate::output::json(&list);
+            let mut value = serde_json::to_value(&list)?;
+            if let Some(items) = value.as_array_mut() {
+                for (item, name) in items.iter_mut().zip(&names) {
+                    item["file_name"] = serde_json::json!(name);
+                }
+            }
+            return crate::output::json(&value);
         }
         let rows: Vec<Vec<String>> = list
             .iter()
@@ -51,8 +67,43 @@ impl Recordings {
                     r.uploaded_by.to_string(),
                 ]
             })
+            .zip(names.iter().map(Some).chain(std::iter::repeat(None)))
+            .map(|(mut row, name)| {
+                if self.names {
+                    row.push(name.cloned().flatten().unwrap_or_else(|| "-".into()));
+                }
+                row
+            })
             .collect();
-        crate::output::table(&["RECORDING", "RECORDED AT", "ANNOUNCED", "BYTES", "KEY", "UPLOADED BY"], &rows);
+        let mut header = vec!["RECORDING", "RECORDED AT", "ANNOUNCED", "BYTES", "KEY", "UPLOADED BY"];
+        if self.names {
+            header.push("FILE NAME");
+        }
+        crate::output::table(&header, &rows);
         Ok(())
     }
+}
+
+/// The original file name of each recording, decrypted with the caller's envelopes.
+fn file_names(client: &mut Client, case: &CaseId, list: &[RecordingInfo]) -> anyhow::Result<Vec<Option<String>>> {
+    let identity = client.identity()?;
+    let envelopes: Vec<KeyEnvelope> = client.get_json(&format!("/v1/cases/{case}/envelopes"))?;
+    let keys = envelopes
+        .iter()
+        .map(|k| {
+            let env = B64.decode(k.envelope.as_bytes()).context("the server sent a malformed envelope")?;
+            Ok((k.version, CaseKey::unwrap(&env, &identity, &k.recipient)?))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    list.iter()
+        .map(|r| {
+            let (Some(meta), Some((_, key))) = (&r.meta, keys.iter().find(|(v, _)| *v == r.key_version)) else {
+                return Ok(None);
+            };
+            let ct = B64.decode(meta.as_bytes()).context("malformed call metadata from the server")?;
+            let plain = vault_core::crypto::decrypt_small(key.identity(), &ct)?;
+            let call: CallMeta = serde_json::from_slice(&plain).context("unexpected call metadata")?;
+            Ok(call.file_name)
+        })
+        .collect()
 }
