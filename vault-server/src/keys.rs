@@ -67,6 +67,21 @@ pub fn every_version(envelopes: &[WrappedKey], key_version: u32) -> ApiResult<Ve
     envelopes.iter().map(|e| Ok((e.version, decode_small(&e.envelope, "an envelope")?))).collect()
 }
 
+/// The envelopes `holder` has of each key version of `case`, oldest first.
+fn envelopes_of(tx: &Connection, case: &CaseId, holder: &UserName) -> ApiResult<Vec<KeyEnvelope>> {
+    let mut stmt = tx.prepare_cached(
+        "SELECT k.version, k.recipient, e.envelope FROM case_keys k
+         JOIN envelopes e ON e.case_id = k.case_id AND e.version = k.version AND e.holder = ?2
+         WHERE k.case_id = ?1 ORDER BY k.version",
+    )?;
+    let keys = stmt
+        .query_map(params![case.as_str(), holder.as_str()], |r| {
+            Ok(KeyEnvelope { version: r.get(0)?, recipient: r.get(1)?, envelope: B64.encode(r.get::<_, Vec<u8>>(2)?) })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(keys)
+}
+
 pub async fn case_key(
     State(st): State<AppState>,
     Admin(caller): Admin,
@@ -79,20 +94,7 @@ pub async fn case_key(
             logged(c, LogRecord::new(caller.name.as_str(), "case-key", outcome::ALLOWED).case(&id), |tx, _| {
                 let case = policy::admin_case(tx, &id)?;
                 require_custodian(tx, &id, &caller)?;
-                let mut stmt = tx.prepare_cached(
-                    "SELECT k.version, k.recipient, e.envelope FROM case_keys k
-                     JOIN envelopes e ON e.case_id = k.case_id AND e.version = k.version AND e.holder = ?2
-                     WHERE k.case_id = ?1 ORDER BY k.version",
-                )?;
-                let keys = stmt
-                    .query_map(params![id.as_str(), caller.name.as_str()], |r| {
-                        Ok(KeyEnvelope {
-                            version: r.get(0)?,
-                            recipient: r.get(1)?,
-                            envelope: B64.encode(r.get::<_, Vec<u8>>(2)?),
-                        })
-                    })?
-                    .collect::<Result<Vec<_>, _>>()?;
+                let keys = envelopes_of(tx, &id, &caller.name)?;
                 if keys.len() as u32 != case.key_version {
                     return Err(ApiError::denied(
                         "you do not hold every key version of this case; ask another custodian",
@@ -118,21 +120,7 @@ pub async fn own_envelopes(
         .call(move |c| {
             logged(c, LogRecord::new(caller.name.as_str(), "case-envelopes", outcome::ALLOWED).case(&id), |tx, _| {
                 policy::require_active_grant(tx, &id, &caller.name)?;
-                let mut stmt = tx.prepare_cached(
-                    "SELECT k.version, k.recipient, e.envelope FROM case_keys k
-                     JOIN envelopes e ON e.case_id = k.case_id AND e.version = k.version AND e.holder = ?2
-                     WHERE k.case_id = ?1 ORDER BY k.version",
-                )?;
-                let keys = stmt
-                    .query_map(params![id.as_str(), caller.name.as_str()], |r| {
-                        Ok(KeyEnvelope {
-                            version: r.get(0)?,
-                            recipient: r.get(1)?,
-                            envelope: B64.encode(r.get::<_, Vec<u8>>(2)?),
-                        })
-                    })?
-                    .collect::<Result<Vec<_>, _>>()?;
-                Ok(keys)
+                envelopes_of(tx, &id, &caller.name)
             })
         })
         .await?;
