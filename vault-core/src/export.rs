@@ -182,24 +182,3 @@ pub fn verify<R: Read>(mut r: R, key: &VerifierKey, pin: Option<Pin>, full: bool
     }
     Ok(Verified { checked: v.next_seq() - start, checkpoint: cp, note })
 }
-
-/// Reads the entries of an export without verifying them (for display).
-pub fn read_entries<R: Read>(mut r: R) -> Result<(String, Vec<crate::log::ChainedEntry>), VerifyError> {
-    let note = read_header(&mut r)?;
-    let mut out = Vec::new();
-    let mut buf = Vec::new();
-    let mut links = [0u8; 64];
-    while let Some(len) = read_u32(&mut r)? {
-        buf.resize((len as usize).min(MAX_RECORD), 0);
-        r.read_exact(&mut buf)?;
-        r.read_exact(&mut links)?;
-        let entry = crate::log::Entry::decode(&buf).ok_or(ChainError::Malformed { seq: out.len() as u64 })?;
-        let (prev, hash) = links.split_at(32);
-        out.push(crate::log::ChainedEntry {
-            entry,
-            prev: prev.try_into().expect("32"),
-            hash: hash.try_into().expect("32"),
-        });
-    }
-    Ok((note, out))
-}
