@@ -30,10 +30,61 @@ pub struct ChunkWriter {
 /// The async stream of a [`ChunkWriter`], for a request body.
 pub type ChunkStream = futures_util::stream::BoxStream<'static, Chunk>;
 
-pub fn chunk_channel() -> (ChunkWriter, ChunkStream) {
+/// What a [`ChunkStream`] delivered, once it has ended cleanly: its CRC-32 and length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sent {
+    pub crc32: u32,
+    pub len: u64,
+}
+
+/// Where [`Sent`] arrives when the stream ends cleanly.
+pub struct SentReceipt(std::sync::mpsc::Receiver<Sent>);
+
+impl SentReceipt {
+    /// `None` if the stream has not (yet) ended cleanly.
+    pub fn get(&self) -> Option<Sent> {
+        self.0.try_recv().ok()
+    }
+}
+
+/// The receiving half of a chunk channel, checksumming what passes on to the body.
+struct Checksummed {
+    rx: tokio::sync::mpsc::Receiver<Chunk>,
+    crc: crc32fast::Hasher,
+    len: u64,
+    done: Option<std::sync::mpsc::SyncSender<Sent>>,
+}
+
+/// A writer for the encrypting thread and the stream that sends what it writes.
+///
+/// The stream keeps a CRC-32 of every byte it passes on, so the uploader can check that
+/// the server received exactly what it sent. A CRC catches corruption and lost or
+/// repeated chunks at a few percent of the cost of SHA-256 (which the server computes for
+/// the record); it is not meant to, and cannot, stop a server that lies.
+pub fn chunk_channel() -> (ChunkWriter, ChunkStream, SentReceipt) {
     let (tx, rx) = tokio::sync::mpsc::channel::<Chunk>(DEPTH);
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) });
-    (ChunkWriter { buf: Vec::with_capacity(CHUNK), tx: Some(tx) }, Box::pin(stream))
+    let (done, receipt) = std::sync::mpsc::sync_channel(1);
+    let state = Checksummed { rx, crc: crc32fast::Hasher::new(), len: 0, done: Some(done) };
+    let stream = futures_util::stream::unfold(state, |mut s| async move {
+        match s.rx.recv().await {
+            Some(Ok(c)) => {
+                s.crc.update(&c);
+                s.len += c.len() as u64;
+                Some((Ok(c), s))
+            }
+            Some(Err(e)) => {
+                s.done = None; // a failed stream has no receipt
+                Some((Err(e), s))
+            }
+            None => {
+                if let Some(done) = s.done.take() {
+                    let _ = done.send(Sent { crc32: s.crc.clone().finalize(), len: s.len });
+                }
+                None
+            }
+        }
+    });
+    (ChunkWriter { buf: Vec::with_capacity(CHUNK), tx: Some(tx) }, Box::pin(stream), SentReceipt(receipt))
 }
 
 impl ChunkWriter {
@@ -114,6 +165,40 @@ impl Read for ChunkReader {
     }
 }
 
+/// Reads `input` on a thread of its own, [`CHUNK`] bytes at a time, so that reading the
+/// file (a copy out of the page cache, or a wait for the disk) overlaps with encrypting
+/// what was read before. Errors reach the reader; a reader dropped early stops the thread.
+pub fn read_ahead<R: Read + Send + 'static>(mut input: R) -> ChunkReader {
+    let (tx, reader) = reader_channel();
+    std::thread::spawn(move || {
+        loop {
+            let mut buf = vec![0u8; CHUNK];
+            let mut filled = 0;
+            while filled < CHUNK {
+                match input.read(&mut buf[filled..]) {
+                    Ok(0) => break,
+                    Ok(n) => filled += n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        return;
+                    }
+                }
+            }
+            buf.truncate(filled);
+            let end = filled < CHUNK;
+            if filled > 0 && tx.send(Ok(buf)).is_err() {
+                return;
+            }
+            if end {
+                let _ = tx.send(Ok(Vec::new()));
+                return;
+            }
+        }
+    });
+    reader
+}
+
 /// A single-threaded runtime for one transfer.
 pub fn runtime() -> io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread().enable_all().build()
@@ -126,7 +211,7 @@ mod tests {
     #[test]
     fn fail_a_writer_dropped_without_finish_ends_the_stream_in_an_error() {
         let rt = runtime().unwrap();
-        let (mut w, mut s) = chunk_channel();
+        let (mut w, mut s, digest) = chunk_channel();
         let producer = std::thread::spawn(move || {
             w.write_all(&vec![1u8; CHUNK + 10]).unwrap();
             drop(w);
@@ -143,6 +228,33 @@ mod tests {
         assert_eq!(items.len(), 2);
         assert_eq!(items[0].as_ref().unwrap().len(), CHUNK);
         assert!(items[1].is_err(), "the unfinished tail must be an error");
+        assert!(digest.get().is_none(), "a failed stream must not yield a receipt");
+    }
+
+    #[test]
+    fn a_finished_stream_yields_the_checksum_of_what_it_sent() {
+        let rt = runtime().unwrap();
+        let (mut w, mut s, digest) = chunk_channel();
+        let data: Vec<u8> = (0..CHUNK * 2 + 77).map(|i| (i % 251) as u8).collect();
+        let expected = Sent { crc32: crc32fast::hash(&data), len: data.len() as u64 };
+        let producer = std::thread::spawn({
+            let data = data.clone();
+            move || {
+                w.write_all(&data).unwrap();
+                w.finish().unwrap();
+            }
+        });
+        let sent: Vec<u8> = rt.block_on(async {
+            use futures_util::StreamExt;
+            let mut v = Vec::new();
+            while let Some(c) = s.next().await {
+                v.extend_from_slice(&c.unwrap());
+            }
+            v
+        });
+        producer.join().unwrap();
+        assert_eq!(sent, data);
+        assert_eq!(digest.get(), Some(expected));
     }
 
     #[test]
@@ -154,6 +266,34 @@ mod tests {
         let err = r.read_to_end(&mut out).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
         assert_eq!(out, b"abc");
+    }
+
+    #[test]
+    fn read_ahead_delivers_everything_in_order() {
+        let data: Vec<u8> = (0..CHUNK * 3 + 5).map(|i| (i % 253) as u8).collect();
+        let mut out = Vec::new();
+        read_ahead(io::Cursor::new(data.clone())).read_to_end(&mut out).unwrap();
+        assert_eq!(out, data);
+    }
+
+    #[test]
+    fn fail_read_ahead_passes_on_a_read_error() {
+        struct Broken(usize);
+        impl Read for Broken {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                if self.0 == 0 {
+                    return Err(io::Error::other("disk on fire"));
+                }
+                let n = buf.len().min(self.0);
+                buf[..n].fill(7);
+                self.0 -= n;
+                Ok(n)
+            }
+        }
+        let mut out = Vec::new();
+        let err = read_ahead(Broken(CHUNK + 3)).read_to_end(&mut out).unwrap_err();
+        assert_eq!(err.to_string(), "disk on fire");
+        assert_eq!(out.len(), CHUNK, "the full chunk before the error arrives, the partial one does not");
     }
 
     #[test]

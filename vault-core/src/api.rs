@@ -22,6 +22,9 @@ pub const HEADER_CASE_RECIPIENT: &str = "x-vault-case-recipient";
 /// Header carrying the encrypted call metadata (base64): on an upload request, and on
 /// the fetch response that returns the recording.
 pub const HEADER_META: &str = "x-vault-meta";
+/// Response header to an upload: the CRC-32 (8 hex digits) of the bytes the server
+/// received, which the uploader compares with what it sent.
+pub const HEADER_CRC32: &str = "x-vault-crc32";
 
 macro_rules! string_enum {
     ($(#[$doc:meta])* $name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {

@@ -9,11 +9,10 @@ use std::path::{Path, PathBuf};
 
 use axum::body::Body;
 use futures_util::StreamExt;
-use tokio::io::AsyncWriteExt;
 use vault_core::ids::RecordingId;
 
-/// Bytes buffered before each write to the temporary file.
-const WRITE_BUFFER: usize = 1 << 20;
+/// Chunks received but not yet written: a few MiB at most, whatever the upload's size.
+const WRITE_QUEUE: usize = 16;
 /// Bytes of an upload inspected for the age header before anything else is accepted.
 const HEADER_WINDOW: usize = 64 * 1024;
 
@@ -40,6 +39,8 @@ pub enum UploadError {
 pub struct Staged {
     path: Option<PathBuf>,
     pub sha256: String,
+    /// CRC-32 of the bytes received, for the uploader's end-to-end transfer check.
+    pub crc32: u32,
     pub size: u64,
 }
 
@@ -62,52 +63,26 @@ impl BlobStore {
     }
 
     /// Streams `body` into a temporary file, hashing it, and syncs it to disk.
+    ///
+    /// The request's task checks and hashes each chunk as it arrives and hands it, without
+    /// copying, to a blocking thread that writes it; receiving, hashing and writing into
+    /// the page cache overlap instead of taking turns.
     pub async fn receive(&self, body: Body, max: u64) -> Result<Staged, UploadError> {
         let path = self.tmp.join(format!("{}.part", vault_core::ids::random_hex16()));
-        let mut staged = Staged { path: Some(path.clone()), sha256: String::new(), size: 0 };
-        let file = tokio::fs::OpenOptions::new().write(true).create_new(true).open(&path).await?;
-        // Large writes: each write to a tokio file is a hand-off to the blocking pool.
-        let mut file = tokio::io::BufWriter::with_capacity(WRITE_BUFFER, file);
-        let mut hasher = ring::digest::Context::new(&ring::digest::SHA256);
-        let mut head: Vec<u8> = Vec::new();
-        let mut header_ok = false;
-        let mut stream = body.into_data_stream();
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| {
-                if std::error::Error::source(&e).is_some_and(|s| s.to_string().contains("length limit")) {
-                    UploadError::TooLarge(max)
-                } else {
-                    UploadError::Incomplete(e.to_string())
-                }
-            })?;
-            staged.size += chunk.len() as u64;
-            if staged.size > max {
-                return Err(UploadError::TooLarge(max));
-            }
-            if !header_ok {
-                // Invariant: head.len() <= HEADER_WINDOW here, so room >= 1.
-                let room = HEADER_WINDOW + 1 - head.len();
-                head.extend_from_slice(&chunk[..chunk.len().min(room)]);
-                if !vault_core::crypto::looks_like_age(&head) {
-                    return Err(UploadError::NotAge);
-                }
-                header_ok = vault_core::crypto::has_complete_header(&head);
-                if !header_ok && head.len() > HEADER_WINDOW {
-                    return Err(UploadError::NotAge);
-                }
-                if header_ok {
-                    head = Vec::new();
-                }
-            }
-            hasher.update(&chunk);
-            file.write_all(&chunk).await?;
+        let file = tokio::fs::OpenOptions::new().write(true).create_new(true).open(&path).await?.into_std().await;
+        let mut staged = Staged { path: Some(path), sha256: String::new(), crc32: 0, size: 0 };
+        let (to_disk, chunks) = tokio::sync::mpsc::channel::<ToDisk>(WRITE_QUEUE);
+        let writer = tokio::task::spawn_blocking(move || write_chunks(file, chunks));
+        let received = receive_into(body, max, &to_disk, &mut staged).await;
+        let synced = received.is_ok() && to_disk.send(ToDisk::Sync).await.is_ok();
+        drop(to_disk);
+        let written = writer.await.map_err(std::io::Error::other)?;
+        // A writer that failed (a full disk, say) explains why receiving stopped.
+        written?;
+        received?;
+        if !synced {
+            return Err(std::io::Error::other("the blob writer stopped before the upload was synced").into());
         }
-        if !header_ok {
-            return Err(UploadError::NotAge);
-        }
-        file.flush().await?;
-        file.into_inner().sync_all().await?;
-        staged.sha256 = hex::encode(hasher.finish());
         Ok(staged)
     }
 
@@ -132,6 +107,80 @@ impl BlobStore {
         tokio::fs::remove_file(self.path(id)).await?;
         sync_dir(&self.dir).await
     }
+}
+
+/// The receiving half of [`BlobStore::receive`]: checks, counts and hashes each chunk and
+/// queues it for the writer; fills in `staged`'s size and digests.
+async fn receive_into(
+    body: Body,
+    max: u64,
+    to_disk: &tokio::sync::mpsc::Sender<ToDisk>,
+    staged: &mut Staged,
+) -> Result<(), UploadError> {
+    let mut sha = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut crc = crc32fast::Hasher::new();
+    let mut head: Vec<u8> = Vec::new();
+    let mut header_ok = false;
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| {
+            if std::error::Error::source(&e).is_some_and(|s| s.to_string().contains("length limit")) {
+                UploadError::TooLarge(max)
+            } else {
+                UploadError::Incomplete(e.to_string())
+            }
+        })?;
+        staged.size += chunk.len() as u64;
+        if staged.size > max {
+            return Err(UploadError::TooLarge(max));
+        }
+        if !header_ok {
+            // Invariant: head.len() <= HEADER_WINDOW here, so room >= 1.
+            let room = HEADER_WINDOW + 1 - head.len();
+            head.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            if !vault_core::crypto::looks_like_age(&head) {
+                return Err(UploadError::NotAge);
+            }
+            header_ok = vault_core::crypto::has_complete_header(&head);
+            if !header_ok && head.len() > HEADER_WINDOW {
+                return Err(UploadError::NotAge);
+            }
+            if header_ok {
+                head = Vec::new();
+            }
+        }
+        sha.update(&chunk);
+        crc.update(&chunk);
+        if to_disk.send(ToDisk::Data(chunk)).await.is_err() {
+            // The writer failed; `receive` reports its error.
+            return Err(std::io::Error::other("the blob writer stopped").into());
+        }
+    }
+    if !header_ok {
+        return Err(UploadError::NotAge);
+    }
+    staged.sha256 = hex::encode(sha.finish());
+    staged.crc32 = crc.finalize();
+    Ok(())
+}
+
+/// What the receiving task hands to the blob writer.
+enum ToDisk {
+    Data(axum::body::Bytes),
+    /// Everything was received: make it durable. A queue closed without it means the
+    /// upload failed, and the writer stops without syncing.
+    Sync,
+}
+
+fn write_chunks(mut file: std::fs::File, mut chunks: tokio::sync::mpsc::Receiver<ToDisk>) -> std::io::Result<()> {
+    use std::io::Write;
+    while let Some(next) = chunks.blocking_recv() {
+        match next {
+            ToDisk::Data(bytes) => file.write_all(&bytes)?,
+            ToDisk::Sync => return file.sync_all(),
+        }
+    }
+    Ok(())
 }
 
 async fn sync_dir(dir: &Path) -> std::io::Result<()> {

@@ -992,7 +992,7 @@ async fn upload(
     query: Result<Query<UploadParams>, QueryRejection>,
     headers: HeaderMap,
     body: Body,
-) -> ApiResult<Json<RecordingInfo>> {
+) -> ApiResult<([(&'static str, String); 1], Json<RecordingInfo>)> {
     let id: CaseId = parse_id(&st, &caller, "upload", &id).await?;
     let rec = LogRecord::new(caller.name.as_str(), "upload", outcome::ALLOWED).case(&id);
     let refuse = |err: ApiError| {
@@ -1042,7 +1042,7 @@ async fn upload(
         Err(e) => return Err(refuse(ApiError::bad_request(e.to_string())).await),
     };
     let rid = RecordingId::random();
-    let (sha256, size) = (staged.sha256.clone(), staged.size);
+    let (sha256, size, crc32) = (staged.sha256.clone(), staged.size, staged.crc32);
     st.blobs.commit(staged, &rid).await?;
     let now = now_rfc3339();
     let row_id = rid.clone();
@@ -1091,7 +1091,7 @@ async fn upload(
     if result.is_err() {
         let _ = st.blobs.remove(&rid).await;
     }
-    Ok(Json(result?))
+    Ok(([(HEADER_CRC32, format!("{crc32:08x}"))], Json(result?)))
 }
 
 fn check_upload(case: Option<&policy::CaseRow>, id: &CaseId, announced: Announcement) -> ApiResult<()> {

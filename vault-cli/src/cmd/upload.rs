@@ -5,14 +5,14 @@
 //! If encryption fails half way, the body ends in an error rather than a clean end, so
 //! the server never mistakes a truncated ciphertext for a complete one.
 
-use std::io::{self, Write};
+use std::io;
 use std::path::PathBuf;
 
 use anyhow::{Context, anyhow, bail};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use clap::Args;
-use vault_core::api::{Announcement, CallMeta, CaseRecipient, HEADER_META, RecordingInfo};
+use vault_core::api::{Announcement, CallMeta, CaseRecipient, HEADER_CRC32, HEADER_META, RecordingInfo};
 use vault_core::ids::CaseId;
 
 use crate::Global;
@@ -29,25 +29,6 @@ pub struct Upload {
     /// When the call was recorded (RFC 3339; default: now).
     #[arg(long)]
     recorded_at: Option<String>,
-}
-
-/// Counts and hashes what passes through, so the client can check what the server stored.
-struct HashingWriter<W> {
-    inner: W,
-    ctx: ring::digest::Context,
-    n: u64,
-}
-
-impl<W: Write> Write for HashingWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.ctx.update(&buf[..n]);
-        self.n += n as u64;
-        Ok(n)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
 }
 
 impl Upload {
@@ -72,15 +53,13 @@ impl Upload {
         let token = client.token()?;
         let rt = transfer::runtime()?;
         let http = client.async_http()?;
-        let (writer, body) = transfer::chunk_channel();
+        let (writer, body, sent) = transfer::chunk_channel();
         let pb = crate::output::progress(Some(len), "encrypting and uploading");
-        let mut input = pb.wrap_read(io::BufReader::with_capacity(transfer::CHUNK, file));
-        let encryptor = std::thread::spawn(move || -> io::Result<(String, u64)> {
-            let mut out = HashingWriter { inner: writer, ctx: ring::digest::Context::new(&ring::digest::SHA256), n: 0 };
-            vault_core::crypto::encrypt_stream(&recipient, &mut input, &mut out)?;
-            let HashingWriter { inner, ctx, n } = out;
-            inner.finish()?;
-            Ok((hex::encode(ctx.finish()), n))
+        let mut input = pb.wrap_read(transfer::read_ahead(file));
+        let encryptor = std::thread::spawn(move || -> io::Result<()> {
+            let mut writer = writer;
+            vault_core::crypto::encrypt_stream(&recipient, &mut input, &mut writer)?;
+            writer.finish()
         });
 
         let mut query = vec![("announced", self.announced.as_str().to_owned())];
@@ -98,23 +77,19 @@ impl Upload {
                 .send()
                 .await?;
             let status = resp.status();
-            Ok::<_, reqwest::Error>((status, resp.bytes().await?))
+            let crc = resp.headers().get(HEADER_CRC32).and_then(|v| v.to_str().ok()).map(str::to_owned);
+            Ok::<_, reqwest::Error>((status, crc, resp.bytes().await?))
         });
         let encrypted = encryptor.join().map_err(|_| anyhow!("the encryption thread panicked"))?;
         pb.finish_and_clear();
-        let (status, bytes) = answer.map_err(|e| anyhow!("upload failed: {e}"))?;
+        let (status, crc, bytes) = answer.map_err(|e| anyhow!("upload failed: {e}"))?;
         if !status.is_success() {
             return Err(crate::client::error_from(status, &bytes));
         }
         let info: RecordingInfo = serde_json::from_slice(&bytes).context("unexpected answer from the server")?;
-        let (sha, n) = encrypted.context("reading or encrypting the file failed")?;
-        if info.sha256 != sha || info.size != n {
-            bail!(
-                "the server stored {} bytes with SHA-256 {}, but this client sent {n} bytes with SHA-256 {sha}; report this to an admin",
-                info.size,
-                info.sha256
-            );
-        }
+        encrypted.context("reading or encrypting the file failed")?;
+        let sent = sent.get().context("the server answered before the whole recording was sent")?;
+        check_received(&info, crc.as_deref(), sent)?;
         if g.json {
             crate::output::json(&info)?;
         } else {
@@ -122,5 +97,59 @@ impl Upload {
         }
         eprintln!("uploaded {} ({} bytes of ciphertext, key version {})", info.id, info.size, info.key_version);
         Ok(())
+    }
+}
+
+/// Compares what the server says it received (`size` in its answer, the CRC-32 header)
+/// with what this client sent; a mismatch means the stored recording may be damaged.
+fn check_received(info: &RecordingInfo, crc_header: Option<&str>, sent: transfer::Sent) -> anyhow::Result<()> {
+    let received = crc_header.filter(|c| c.len() == 8).and_then(|c| u32::from_str_radix(c, 16).ok());
+    if received != Some(sent.crc32) || info.size != sent.len {
+        bail!(
+            "the server stored {} as {} bytes with CRC-32 {}, but this client sent {} bytes with CRC-32 {:08x}; \
+             the recording may be damaged: report this to an admin and keep your copy",
+            info.id,
+            info.size,
+            crc_header.unwrap_or("(none)"),
+            sent.len,
+            sent.crc32
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(size: u64) -> RecordingInfo {
+        serde_json::from_value(serde_json::json!({
+            "id": "rec_0123456789abcdef0123456789abcdef",
+            "case_id": "case_0123456789abcdef0123456789abcdef",
+            "key_version": 1,
+            "size": size,
+            "sha256": "00",
+            "announced": "spoken-notice",
+            "recorded_at": "2026-11-28T10:00:00.000Z",
+            "uploaded_by": "pbx",
+            "uploaded_at": "2026-11-28T10:00:01.000Z",
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn matching_checksum_and_size_pass() {
+        check_received(&info(10), Some("0000abcd"), transfer::Sent { crc32: 0xabcd, len: 10 }).unwrap();
+    }
+
+    #[test]
+    fn fail_a_different_checksum_size_or_missing_header_is_reported() {
+        let sent = transfer::Sent { crc32: 0xabcd, len: 10 };
+        for (size, header) in
+            [(10, Some("0000abce")), (11, Some("0000abcd")), (10, None), (10, Some("abcd")), (10, Some("zzzzzzzz"))]
+        {
+            let err = check_received(&info(size), header, sent).unwrap_err().to_string();
+            assert!(err.contains("may be damaged"), "{size} {header:?}: {err}");
+        }
     }
 }
