@@ -15,6 +15,7 @@
 # Run it from anywhere in the repository:
 #     bench/rss.sh 256 1024
 #     TARGET_DIR=/tmp/target-bench bench/rss.sh 64     # build into another target dir
+#     REPEAT=5 bench/rss.sh 1024                         # rounds per size (default 3)
 #
 # It builds the release binaries, starts a private server on a free loopback port in a
 # temporary directory under ${TMPDIR:-/tmp} and removes everything on exit. It needs
@@ -26,11 +27,13 @@ shopt -s inherit_errexit
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 TARGET_DIR=${TARGET_DIR:-$repo/target}
+REPEAT=${REPEAT:-3}
 sizes=("$@")
 [[ ${#sizes[@]} -gt 0 ]] || sizes=(256 1024)
 
 die() { echo "rss.sh: $*" >&2; exit 1; }
 
+[[ $REPEAT =~ ^[1-9][0-9]*$ ]] || die "REPEAT is a number of rounds, got '$REPEAT'"
 for s in "${sizes[@]}"; do
     [[ $s =~ ^[1-9][0-9]*$ ]] || die "sizes are whole MiB, got '$s'"
 done
@@ -58,10 +61,11 @@ trap cleanup EXIT
 # Setup commands send their messages to $tmp/setup.err; show them if a step fails.
 trap 'echo "rss.sh: failed at line $LINENO" >&2; cat "$tmp/setup.err" >&2 2>/dev/null || true' ERR
 
-# Input + age copy + fetched copy of the largest file, plus every ciphertext the server keeps.
+# Input + age copy + fetched copy of the largest file, plus every ciphertext the server
+# keeps (one per round).
 need_mib=0 max=0
 for s in "${sizes[@]}"; do
-    need_mib=$((need_mib + s))
+    need_mib=$((need_mib + s * REPEAT))
     if ((s > max)); then max=$s; fi
 done
 need_mib=$((need_mib + 3 * max + 64))
@@ -102,7 +106,7 @@ wall_s() {
 }
 # Peak RSS in MiB from a time -v report.
 rss_mib() { awk -F': ' '/Maximum resident set size/ { printf "%.1f", $2 / 1024 }' "$1"; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.1f", a / b; else print "n/a" }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 
 # --- identities, vault, server -----------------------------------------------------------
 declare -A recipient
@@ -138,32 +142,42 @@ case_id=$("${as_alice[@]}" case create --kind customer --title Bench --purpose q
 echo "case $case_id" >&2
 
 # --- per size ----------------------------------------------------------------------------
+# Each size runs REPEAT rounds of upload, fetch, age -e, age -d, interleaved, and the table
+# gives the median wall time of each step (single runs on a virtual disk vary by 20-30%)
+# and the largest peak RSS seen in any round.
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { printf "%.2f", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+maxof() { printf '%s\n' "$@" | sort -g | tail -1; }
 rows=()
 granted=no
 for mib in "${sizes[@]}"; do
-    echo "== $mib MiB" >&2
+    echo "== $mib MiB, $REPEAT rounds" >&2
     in=$tmp/in-$mib.bin out=$tmp/out-$mib.bin enc=$tmp/in-$mib.age
     dd if=/dev/urandom of="$in" bs=1M count="$mib" iflag=fullblock status=none
-
-    rec=$(timed "upload-$mib" "${as_pbx[@]}" upload "$case_id" "$in" --announced signal-tone)
-    if [[ $granted == no ]]; then
-        "${as_alice[@]}" grant "$case_id" bob --reason bench >/dev/null 2>>"$tmp/setup.err"
-        granted=yes
-    fi
-    timed "fetch-$mib" "${as_bob[@]}" fetch "$rec" --reason bench --out "$out" >/dev/null
-    cmp "$in" "$out" || die "fetched $rec differs from $in"
-
-    # The yardstick does what the vault does with its output: write it to a file on the
-    # same disk and make it durable (the server fsyncs each upload, the CLI each fetch).
-    rm -f "$out"
-    timed "age-e-$mib" sh -c 'age -e -r "$1" -o "$2" "$3" && sync "$2"' _ "${recipient[alice]}" "$enc" "$in"
-    timed "age-d-$mib" sh -c 'age -d -i "$1" -o "$2" "$3" && sync "$2"' _ "$tmp/alice.key" "$out" "$enc"
-    rm -f "$in" "$out" "$enc"
-
-    up_s=$(wall_s "$tmp/upload-$mib.time") fe_s=$(wall_s "$tmp/fetch-$mib.time")
-    ae_s=$(wall_s "$tmp/age-e-$mib.time") ad_s=$(wall_s "$tmp/age-d-$mib.time")
+    up=() fe=() ae=() ad=() up_rss=() fe_rss=()
+    for round in $(seq "$REPEAT"); do
+        rec=$(timed "upload-$mib" "${as_pbx[@]}" upload "$case_id" "$in" --announced signal-tone)
+        if [[ $granted == no ]]; then
+            "${as_alice[@]}" grant "$case_id" bob --reason bench >/dev/null 2>>"$tmp/setup.err"
+            granted=yes
+        fi
+        timed "fetch-$mib" "${as_bob[@]}" fetch "$rec" --reason bench --out "$out" >/dev/null
+        cmp "$in" "$out" || die "fetched $rec differs from $in"
+        rm -f "$out"
+        # The yardstick does what the vault does with its output: write it to a file on
+        # the same disk and make it durable (the server fsyncs each upload, the CLI each
+        # fetch).
+        timed "age-e-$mib" sh -c 'age -e -r "$1" -o "$2" "$3" && sync "$2"' _ "${recipient[alice]}" "$enc" "$in"
+        timed "age-d-$mib" sh -c 'age -d -i "$1" -o "$2" "$3" && sync "$2"' _ "$tmp/alice.key" "$out" "$enc"
+        rm -f "$out" "$enc"
+        up+=("$(wall_s "$tmp/upload-$mib.time")") fe+=("$(wall_s "$tmp/fetch-$mib.time")")
+        ae+=("$(wall_s "$tmp/age-e-$mib.time")") ad+=("$(wall_s "$tmp/age-d-$mib.time")")
+        up_rss+=("$(rss_mib "$tmp/upload-$mib.time")") fe_rss+=("$(rss_mib "$tmp/fetch-$mib.time")")
+        echo "   round $round: upload ${up[-1]} s, fetch ${fe[-1]} s, age -e ${ae[-1]} s, age -d ${ad[-1]} s" >&2
+    done
+    rm -f "$in"
+    up_s=$(median "${up[@]}") fe_s=$(median "${fe[@]}") ae_s=$(median "${ae[@]}") ad_s=$(median "${ad[@]}")
     srv_hwm=$(awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/$srv_pid/status")
-    rows+=("| $mib | $up_s | $(rss_mib "$tmp/upload-$mib.time") | $fe_s | $(rss_mib "$tmp/fetch-$mib.time") \
+    rows+=("| $mib | $up_s | $(maxof "${up_rss[@]}") | $fe_s | $(maxof "${fe_rss[@]}") \
 | $ae_s | $ad_s | $(ratio "$up_s" "$ae_s") | $(ratio "$fe_s" "$ad_s") | $srv_hwm |")
 done
 

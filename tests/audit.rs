@@ -132,7 +132,7 @@ fn a_rewritten_database_is_detected_against_the_pinned_checkpoint() {
     // with the server's own key: every link is consistent again.
     a.v.kill();
     {
-        let db = rusqlite::Connection::open(a.v.data().join("vault.db")).unwrap();
+        let db = a.v.db_rw();
         db.execute_batch("DROP TRIGGER access_log_no_update; UPDATE access_log SET actor = 'mallory' WHERE seq = 2;")
             .unwrap();
         rehash(&db);

@@ -158,6 +158,61 @@ fn whole_flow_upload_grant_fetch_revoke() {
 }
 
 #[test]
+fn fail_a_swapped_damaged_or_extended_blob_is_refused_at_fetch_and_nothing_is_written() {
+    let w = world();
+    let v = &w.v;
+    // Larger than one transfer chunk (256 KiB), so the damage lands mid-stream.
+    let a_content: Vec<u8> = (0..700_000u32).map(|i| (i % 253) as u8).collect();
+    let b_content: Vec<u8> = (0..700_000u32).map(|i| (i % 247) as u8).collect();
+    let a = upload(&w, &write(v, "a.wav", &a_content));
+    let b = upload(&w, &write(v, "b.wav", &b_content));
+    assert_ne!(a, b);
+    v.cli(&w.alice, &["grant", &w.case, "bob", "--reason", "complaint 18"]).ok();
+    let blob = |id: &str| v.data().join("blobs").join(format!("{id}.age"));
+    let original = std::fs::read(blob(&a)).unwrap();
+    let out = v.dir.path().join("out.wav");
+    let o = out.to_str().unwrap();
+
+    // Another recording of the same case decrypts with the same key. Its size tells them
+    // apart here (age adds random padding to each header), and the server says so ...
+    std::fs::copy(blob(&b), blob(&a)).unwrap();
+    v.cli(&w.bob, &["fetch", &a, "--reason", "complaint 18", "--out", o]).error("is damaged on the server");
+    assert!(!out.exists(), "a swapped recording must not be written");
+    // ... and where the size matches, the SHA-256 recorded at upload does.
+    std::fs::write(blob(&a), &original).unwrap();
+    let stored: String = v.db().query_row("SELECT sha256 FROM recordings WHERE id = ?1", [&a], |r| r.get(0)).unwrap();
+    let other = format!("{}{}", if stored.starts_with('0') { "1" } else { "0" }, &stored[1..]);
+    v.db_rw().execute("UPDATE recordings SET sha256 = ?1 WHERE id = ?2", [&other, &a]).unwrap();
+    v.cli(&w.bob, &["fetch", &a, "--reason", "complaint 18", "--out", o]).error("differs from the stored");
+    assert!(!out.exists(), "a recording that is not the one recorded must not be written");
+    v.db_rw().execute("UPDATE recordings SET sha256 = ?1 WHERE id = ?2", [&stored, &a]).unwrap();
+
+    let mut damaged = original.clone();
+    let mid = damaged.len() / 2;
+    damaged[mid] ^= 0x01;
+    std::fs::write(blob(&a), &damaged).unwrap();
+    v.cli(&w.bob, &["fetch", &a, "--reason", "complaint 18", "--out", o]).error("cannot decrypt recording");
+    assert!(!out.exists(), "a damaged recording must not be written");
+
+    let mut extended = original.clone();
+    extended.extend_from_slice(b"appended");
+    std::fs::write(blob(&a), &extended).unwrap();
+    v.cli(&w.bob, &["fetch", &a, "--reason", "complaint 18", "--out", o]).error("is damaged on the server");
+    assert!(!out.exists(), "an extended recording must not be written");
+
+    // Put back, it fetches; nothing else is left beside --out.
+    std::fs::write(blob(&a), &original).unwrap();
+    v.cli(&w.bob, &["fetch", &a, "--reason", "complaint 18", "--out", o]).ok();
+    assert_eq!(std::fs::read(&out).unwrap(), a_content);
+    let stray: Vec<_> = std::fs::read_dir(v.dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".vault-fetch-"))
+        .collect();
+    assert!(stray.is_empty(), "temporary files left behind: {stray:?}");
+}
+
+#[test]
 fn fetched_recording_decrypts_with_the_age_tool_too() {
     // The stored format is plain age: a grantee could decrypt with standard tools.
     let w = world();
@@ -510,7 +565,7 @@ fn acknowledged_recordings_survive_a_killed_server_and_the_chain_stays_valid() {
 fn a_tampered_log_stops_the_server_from_serving() {
     let mut w = world();
     w.v.kill();
-    let db = rusqlite::Connection::open(w.v.data().join("vault.db")).unwrap();
+    let db = w.v.db_rw();
     db.execute_batch("DROP TRIGGER access_log_no_update; UPDATE access_log SET actor = 'mallory' WHERE seq = 1;")
         .unwrap();
     drop(db);
@@ -536,7 +591,7 @@ fn requests_fail_closed_when_the_access_log_cannot_be_written() {
     let recordings = v.count("SELECT count(*) FROM recordings");
 
     // Make every log append fail, as a full disk or a damaged table would.
-    let db = rusqlite::Connection::open(v.data().join("vault.db")).unwrap();
+    let db = v.db_rw();
     db.execute_batch(
         "CREATE TRIGGER broken_log BEFORE INSERT ON access_log BEGIN SELECT RAISE(ABORT, 'log unavailable'); END;",
     )

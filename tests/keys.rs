@@ -68,7 +68,7 @@ fn an_expired_grant_refuses_at_once() {
     assert_eq!(w.grant_status("bob"), "active");
     // Time passes: the grant's last day is now yesterday (edited in the database, the
     // only clock the server trusts for dates).
-    let db = rusqlite::Connection::open(w.v.data().join("vault.db")).unwrap();
+    let db = w.v.db_rw();
     db.execute("UPDATE grants SET until = date('now', '-1 day') WHERE grantee = 'bob'", []).unwrap();
     w.fetch(&w.bob, &rec).denied("expired after");
     w.v.cli(&w.bob, &["recordings", &w.case]).denied("expired after");
@@ -182,7 +182,7 @@ fn a_custodian_refuses_to_wrap_to_a_recipient_the_server_swapped() {
     w.v.cli(&w.alice, &["grant", &w.case, "bob", "--reason", "r"]).ok();
     // A compromised server names its own recipient for bob.
     let mallory = w.v.keygen("mallory");
-    let db = rusqlite::Connection::open(w.v.data().join("vault.db")).unwrap();
+    let db = w.v.db_rw();
     db.execute("UPDATE users SET recipient = ?1 WHERE name = 'bob'", [&mallory.recipient]).unwrap();
     let other =
         w.v.cli(&w.alice, &["case", "create", "--kind", "customer", "--title", "Q2", "--purpose", "sales"]).ok();

@@ -210,7 +210,7 @@ fn r5_a_destruction_interrupted_by_a_crash_completes_at_the_next_start() {
     w.v.kill();
     // Simulate a crash after the commit but before the file was deleted: the rows say
     // destroyed, the blob is still on disk.
-    let db = rusqlite::Connection::open(w.v.data().join("vault.db")).unwrap();
+    let db = w.v.db_rw();
     db.execute_batch(&format!(
         "INSERT INTO destroyed_recordings (recording_id, case_id, sha256, size, key_version, recorded_at, destroyed_at, destroyed_by, cause)
          SELECT id, case_id, sha256, size, key_version, recorded_at, '2026-01-01T00:00:00.000Z', 'alice', 'no-offence' FROM recordings WHERE id = '{r}';
@@ -240,7 +240,7 @@ fn r6_the_employee_must_be_told_afterwards() {
     w.v.cli(&w.alice, &["case", "notify", &c, "--defer-until", "2099-01-01", "--reason", "prosecution pending"]).ok();
     assert_eq!(w.show(&c)["notification"]["status"], "deferred");
     // The review date passes: the deferral is due again (the date is moved in the database).
-    let db = rusqlite::Connection::open(w.v.data().join("vault.db")).unwrap();
+    let db = w.v.db_rw();
     db.execute("UPDATE notifications SET deferred_until = date('now', '-1 day')", []).unwrap();
     assert_eq!(w.report()["notifications"][0]["notification"]["status"], "deferral-due");
     // Overdue without a deferral.

@@ -152,7 +152,7 @@ fn grant_matrix() {
     let recorder = v.enrol("recorder", "recorder");
     let file = v.dir.path().join("g.wav");
     std::fs::write(&file, b"grant matrix").unwrap();
-    let db = rusqlite::Connection::open(v.data().join("vault.db")).unwrap();
+    let db = v.db_rw();
 
     // One case per state and role, so that states cannot leak into each other.
     let mut cells = Vec::new();

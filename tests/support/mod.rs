@@ -243,6 +243,13 @@ impl Vault {
             .expect("open vault.db")
     }
 
+    /// Opens the server's database for writing, as an attacker with disk access could.
+    pub fn db_rw(&self) -> rusqlite::Connection {
+        let db = rusqlite::Connection::open(self.data().join("vault.db")).expect("open vault.db");
+        db.busy_timeout(std::time::Duration::from_secs(10)).expect("busy timeout");
+        db
+    }
+
     /// The last access-log entry: (actor, action, outcome, reason, details).
     pub fn last_log(&self) -> (String, String, String, String, String) {
         self.db()

@@ -165,38 +165,69 @@ impl Read for ChunkReader {
     }
 }
 
-/// Reads `input` on a thread of its own, [`CHUNK`] bytes at a time, so that reading the
-/// file (a copy out of the page cache, or a wait for the disk) overlaps with encrypting
-/// what was read before. Errors reach the reader; a reader dropped early stops the thread.
-pub fn read_ahead<R: Read + Send + 'static>(mut input: R) -> ChunkReader {
-    let (tx, reader) = reader_channel();
-    std::thread::spawn(move || {
-        loop {
-            let mut buf = vec![0u8; CHUNK];
-            let mut filled = 0;
-            while filled < CHUNK {
-                match input.read(&mut buf[filled..]) {
-                    Ok(0) => break,
-                    Ok(n) => filled += n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => {
-                        let _ = tx.send(Err(e));
-                        return;
-                    }
-                }
-            }
-            buf.truncate(filled);
-            let end = filled < CHUNK;
-            if filled > 0 && tx.send(Ok(buf)).is_err() {
-                return;
-            }
-            if end {
-                let _ = tx.send(Ok(Vec::new()));
-                return;
-            }
+/// A writer that hands full chunks to a thread of its own, which writes them to `out`:
+/// the copy into the page cache overlaps with producing the next chunk (decrypting it).
+/// [`WriteBehind::finish`] writes the rest and returns `out` once everything is written.
+pub struct WriteBehind<W> {
+    buf: Vec<u8>,
+    tx: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+    thread: Option<std::thread::JoinHandle<io::Result<W>>>,
+}
+
+pub fn write_behind<W: Write + Send + 'static>(mut out: W) -> WriteBehind<W> {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(DEPTH);
+    let thread = std::thread::spawn(move || -> io::Result<W> {
+        for chunk in rx {
+            out.write_all(&chunk)?;
         }
+        out.flush()?;
+        Ok(out)
     });
-    reader
+    WriteBehind { buf: Vec::with_capacity(CHUNK), tx: Some(tx), thread: Some(thread) }
+}
+
+impl<W> WriteBehind<W> {
+    fn send(&mut self, chunk: Vec<u8>) -> io::Result<()> {
+        let sent = self.tx.as_ref().is_some_and(|tx| tx.send(chunk).is_ok());
+        if sent {
+            return Ok(());
+        }
+        // The thread stopped: its error says why.
+        Err(self.join().err().unwrap_or_else(|| io::Error::other("the writing thread stopped")))
+    }
+
+    fn join(&mut self) -> io::Result<W> {
+        self.tx = None;
+        match self.thread.take() {
+            Some(t) => t.join().map_err(|_| io::Error::other("the writing thread panicked"))?,
+            None => Err(io::Error::other("the writing thread already stopped")),
+        }
+    }
+
+    /// Writes what is buffered, waits for the thread, and returns the writer.
+    pub fn finish(mut self) -> io::Result<W> {
+        if !self.buf.is_empty() {
+            let last = std::mem::take(&mut self.buf);
+            self.send(last)?;
+        }
+        self.join()
+    }
+}
+
+impl<W> Write for WriteBehind<W> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let n = data.len().min(CHUNK - self.buf.len());
+        self.buf.extend_from_slice(&data[..n]);
+        if self.buf.len() == CHUNK {
+            let full = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
+            self.send(full)?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// A single-threaded runtime for one transfer.
@@ -269,31 +300,43 @@ mod tests {
     }
 
     #[test]
-    fn read_ahead_delivers_everything_in_order() {
-        let data: Vec<u8> = (0..CHUNK * 3 + 5).map(|i| (i % 253) as u8).collect();
-        let mut out = Vec::new();
-        read_ahead(io::Cursor::new(data.clone())).read_to_end(&mut out).unwrap();
-        assert_eq!(out, data);
+    fn write_behind_writes_everything_in_order() {
+        let data: Vec<u8> = (0..CHUNK * 2 + 9).map(|i| (i % 241) as u8).collect();
+        let mut w = write_behind(Vec::new());
+        for piece in data.chunks(1000) {
+            w.write_all(piece).unwrap();
+        }
+        assert_eq!(w.finish().unwrap(), data);
     }
 
     #[test]
-    fn fail_read_ahead_passes_on_a_read_error() {
-        struct Broken(usize);
-        impl Read for Broken {
-            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-                if self.0 == 0 {
-                    return Err(io::Error::other("disk on fire"));
+    fn fail_write_behind_reports_the_writers_error() {
+        struct Full(usize);
+        impl Write for Full {
+            fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+                if self.0 < buf.len() {
+                    return Err(io::Error::new(io::ErrorKind::StorageFull, "no space left"));
                 }
-                let n = buf.len().min(self.0);
-                buf[..n].fill(7);
-                self.0 -= n;
-                Ok(n)
+                self.0 -= buf.len();
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
             }
         }
-        let mut out = Vec::new();
-        let err = read_ahead(Broken(CHUNK + 3)).read_to_end(&mut out).unwrap_err();
-        assert_eq!(err.to_string(), "disk on fire");
-        assert_eq!(out.len(), CHUNK, "the full chunk before the error arrives, the partial one does not");
+        let mut w = write_behind(Full(CHUNK));
+        let mut result = Ok(());
+        for _ in 0..(DEPTH + 4) {
+            result = w.write_all(&vec![0u8; CHUNK]);
+            if result.is_err() {
+                break;
+            }
+        }
+        let err = match result {
+            Err(e) => e,
+            Ok(()) => w.finish().map(|_| ()).unwrap_err(),
+        };
+        assert_eq!(err.kind(), io::ErrorKind::StorageFull, "{err}");
     }
 
     #[test]

@@ -56,6 +56,17 @@ impl ApiError {
         }
     }
 
+    /// Stored data does not match what the database recorded for it: a fault of the
+    /// server's storage, reported as such (without paths) so that someone restores it.
+    pub fn damaged(message: impl Into<String>, detail: impl std::fmt::Display) -> Self {
+        Self {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            code: "damaged",
+            message: message.into(),
+            detail: Some(detail.to_string()),
+        }
+    }
+
     pub fn with_detail(mut self, detail: impl std::fmt::Display) -> Self {
         self.detail = Some(detail.to_string());
         self

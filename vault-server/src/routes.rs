@@ -1176,6 +1176,16 @@ async fn fetch(
     let file = tokio::fs::File::open(st.blobs.path(&id))
         .await
         .map_err(|e| ApiError::internal(format!("blob of {id} missing: {e}")))?;
+    // Serving the first `size` bytes of a longer file would hide damage; say so instead.
+    let on_disk = file.metadata().await.map_err(ApiError::internal)?.len();
+    if on_disk != size {
+        return Err(ApiError::damaged(
+            format!(
+                "recording {id} is damaged on the server; nothing was sent. Ask an admin to restore it from a backup"
+            ),
+            format!("blob of {id}: {on_disk} bytes on disk, {size} recorded"),
+        ));
+    }
     let mut headers = HeaderMap::new();
     let hv = |s: String| HeaderValue::from_str(&s).map_err(ApiError::internal);
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));

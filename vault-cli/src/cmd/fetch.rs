@@ -4,7 +4,7 @@
 //! place only when decryption finished and authenticated every chunk; on any error the
 //! temporary file is removed, so `--out` never holds a partial or forged recording.
 
-use std::io::{self, BufWriter, Read, Write};
+use std::io;
 use std::path::PathBuf;
 
 use anyhow::{Context, anyhow, bail};
@@ -28,19 +28,6 @@ pub struct Fetch {
     /// Where to write the decrypted recording (must not exist yet).
     #[arg(long)]
     out: PathBuf,
-}
-
-struct HashingReader<R> {
-    inner: R,
-    ctx: ring::digest::Context,
-}
-
-impl<R: Read> Read for HashingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.ctx.update(&buf[..n]);
-        Ok(n)
-    }
 }
 
 impl Fetch {
@@ -92,33 +79,35 @@ impl Fetch {
         let (chunks, reader) = transfer::reader_channel();
         let out_file = tmp.as_file().try_clone()?;
         let reader = pb.wrap_read(reader);
-        // Decryption on its own thread; the download feeds it chunk by chunk.
-        let decryptor = std::thread::spawn(move || -> anyhow::Result<(u64, String)> {
-            let mut hashed = HashingReader { inner: reader, ctx: ring::digest::Context::new(&ring::digest::SHA256) };
-            let mut out = BufWriter::with_capacity(transfer::CHUNK, out_file);
-            let n = vault_core::crypto::decrypt_stream(case_key.identity(), &mut hashed, &mut out)?;
-            out.flush()?;
-            // Read any trailing bytes, so the hash covers the whole body.
-            io::copy(&mut hashed, &mut io::sink())?;
-            Ok((n, hex::encode(hashed.ctx.finish())))
+        // Three stages overlap: this thread downloads and hashes the ciphertext, one thread
+        // decrypts, and one writes the plaintext into the temporary file.
+        let decryptor = std::thread::spawn(move || -> anyhow::Result<u64> {
+            let mut reader = reader;
+            let mut out = transfer::write_behind(out_file);
+            let n = vault_core::crypto::decrypt_stream(case_key.identity(), &mut reader, &mut out)?;
+            out.finish()?;
+            // Take in any trailing bytes, so the download ends and its hash covers them.
+            io::copy(&mut reader, &mut io::sink())?;
+            Ok(n)
         });
         let downloaded = rt.block_on(async {
+            let mut sha = ring::digest::Context::new(&ring::digest::SHA256);
             let mut buf = Vec::with_capacity(transfer::CHUNK);
             loop {
                 match resp.chunk().await {
                     Ok(Some(c)) => {
+                        sha.update(&c);
                         buf.extend_from_slice(&c);
                         if buf.len() >= transfer::CHUNK {
                             let full = std::mem::replace(&mut buf, Vec::with_capacity(transfer::CHUNK));
                             if chunks.send(Ok(full)).is_err() {
-                                return Ok(()); // the decryptor stopped; its error explains why
+                                return Ok(None); // the decryptor stopped; its error explains why
                             }
                         }
                     }
                     Ok(None) => {
-                        let _ = chunks.send(Ok(buf));
-                        let _ = chunks.send(Ok(Vec::new()));
-                        return Ok(());
+                        let complete = chunks.send(Ok(buf)).is_ok() && chunks.send(Ok(Vec::new())).is_ok();
+                        return Ok(complete.then(|| hex::encode(sha.finish())));
                     }
                     Err(e) => {
                         let _ = chunks.send(Err(io::Error::other(format!("the download broke off: {e}"))));
@@ -129,10 +118,12 @@ impl Fetch {
         });
         let decrypted = decryptor.join().map_err(|_| anyhow!("the decryption thread panicked"))?;
         pb.finish_and_clear();
-        let (n, sha) = decrypted.with_context(|| {
+        let n = decrypted.with_context(|| {
             format!("cannot decrypt recording {}; nothing was written to {}", self.recording, self.out.display())
         })?;
-        downloaded.map_err(|e| anyhow!("the download broke off: {e}; nothing was written"))?;
+        let sha = downloaded
+            .map_err(|e| anyhow!("the download broke off: {e}; nothing was written"))?
+            .ok_or_else(|| anyhow!("decryption stopped before the download ended; nothing was written"))?;
         if sha != expected_sha {
             bail!("the ciphertext's SHA-256 {sha} differs from the stored {expected_sha}; nothing was written");
         }

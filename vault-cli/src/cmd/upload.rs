@@ -55,7 +55,7 @@ impl Upload {
         let http = client.async_http()?;
         let (writer, body, sent) = transfer::chunk_channel();
         let pb = crate::output::progress(Some(len), "encrypting and uploading");
-        let mut input = pb.wrap_read(transfer::read_ahead(file));
+        let mut input = pb.wrap_read(file);
         let encryptor = std::thread::spawn(move || -> io::Result<()> {
             let mut writer = writer;
             vault_core::crypto::encrypt_stream(&recipient, &mut input, &mut writer)?;
