@@ -182,22 +182,36 @@ pub fn encrypt_stream<R: Read + ?Sized, W: Write>(
     let encryptor =
         age::Encryptor::with_recipients(std::iter::once(recipient as &dyn age::Recipient)).map_err(io::Error::other)?;
     let mut writer = encryptor.wrap_output(output)?;
-    // One age chunk per read: io::copy's 8 KiB steps cost more in copying than encrypting.
+    let total = copy_plaintext(input, &mut writer).map_err(|(CopyStep::Read | CopyStep::Write, e)| e)?;
+    // finish() writes the last chunk; without it the ciphertext is truncated.
+    writer.finish()?;
+    Ok(total)
+}
+
+/// Which side of [`copy_plaintext`] failed.
+enum CopyStep {
+    Read,
+    Write,
+}
+
+/// Copies plaintext one age chunk (64 KiB) at a time through a buffer that is zeroed
+/// afterwards (io::copy's 8 KiB steps cost more in copying than the encryption does).
+fn copy_plaintext<R: Read + ?Sized, W: Write + ?Sized>(
+    input: &mut R,
+    output: &mut W,
+) -> Result<u64, (CopyStep, io::Error)> {
     let mut buf = Zeroizing::new(vec![0u8; 64 * 1024]);
     let mut total = 0u64;
     loop {
         let n = match input.read(&mut buf) {
-            Ok(0) => break,
+            Ok(0) => return Ok(total),
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
+            Err(e) => return Err((CopyStep::Read, e)),
         };
-        writer.write_all(&buf[..n])?;
+        output.write_all(&buf[..n]).map_err(|e| (CopyStep::Write, e))?;
         total += n as u64;
     }
-    // finish() writes the last chunk; without it the ciphertext is truncated.
-    writer.finish()?;
-    Ok(total)
 }
 
 /// A reader that yields the plaintext of the age ciphertext read from `input`. Errors
@@ -220,19 +234,10 @@ pub fn decrypt_stream<R: Read, W: Write>(
     output: &mut W,
 ) -> Result<u64, CryptoError> {
     let mut reader = decrypting_reader(identity, input)?;
-    let mut buf = Zeroizing::new(vec![0u8; 64 * 1024]);
-    let mut total = 0u64;
-    loop {
-        let n = match reader.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(stream_error(e)),
-        };
-        output.write_all(&buf[..n])?;
-        total += n as u64;
-    }
-    Ok(total)
+    copy_plaintext(&mut reader, output).map_err(|(step, e)| match step {
+        CopyStep::Read => stream_error(e),
+        CopyStep::Write => CryptoError::Io(e),
+    })
 }
 
 /// Maps a read error from a decrypting reader to a [`CryptoError`].
