@@ -2,9 +2,13 @@
 # bench/logged.sh: logged requests per second, and what the access log costs on disk.
 #
 # Starts a release vault-server in a temporary directory, sets up a case with one
-# recording and an investigator with a grant, then drives `GET /v1/cases/{id}/recordings`
-# (authenticate, check the grant, list, append an access-log entry, commit) with wrk:
-# C concurrent connections (default 32) for D seconds (default 10), loopback only.
+# recording and an investigator with a grant, then drives two logged requests in turn
+# with wrk, C concurrent connections (default 32) for D seconds each (default 10),
+# loopback only:
+#   - `GET /v1/cases/{id}/recordings`: list recordings;
+#   - `GET /v1/cases/{id}/envelopes`: fetch the caller's key envelope.
+# Each authenticates, checks the grant, appends an access-log entry and commits it
+# durably before answering.
 # Afterwards it checks the chain with `vault-server verify` and measures the log table.
 #
 #     bench/logged.sh            # 32 connections, 10 s
@@ -42,23 +46,36 @@ as pbx upload "$case_id" call.wav --announced signal-tone >/dev/null
 as alice grant "$case_id" bob --reason bench
 as bob recordings "$case_id" >/dev/null
 token=$(sed -n 's/.*"token":"\([^"]*\)".*/\1/p' "$tmp"/cfg-bob/tokens/*.json)
-before=$(sqlite3 data/vault.db "SELECT count(*) FROM access_log")
+count() { sqlite3 data/vault.db "SELECT count(*) FROM access_log"; }
 
-# The load must succeed: one authorised request first, so a setup mistake is not measured.
-curl -fsS -o /dev/null -H "Authorization: Bearer $token" "$url/v1/cases/$case_id/recordings"
-wrk -t2 -c"$conns" -d"${secs}s" --latency -H "Authorization: Bearer $token" "$url/v1/cases/$case_id/recordings" > wrk.txt
-after=$(sqlite3 data/vault.db "SELECT count(*) FROM access_log")
+rows=()
+# load NAME PATH: wrk against PATH; appends a table row.
+load() {
+    local name=$1 path=$2 before after
+    # The load must succeed: one authorised request first, so a setup mistake is not measured.
+    curl -fsS -o /dev/null -H "Authorization: Bearer $token" "$url$path"
+    before=$(count)
+    wrk -t2 -c"$conns" -d"${secs}s" --latency -H "Authorization: Bearer $token" "$url$path" > "wrk-$name.txt"
+    after=$(count)
+    local rps p50 p99 non2xx
+    rps=$(awk '/Requests\/sec/ {print $2}' "wrk-$name.txt")
+    p50=$(awk '$1=="50%" {print $2}' "wrk-$name.txt")
+    p99=$(awk '$1=="99%" {print $2}' "wrk-$name.txt")
+    non2xx=$(awk '/Non-2xx/ {print $NF}' "wrk-$name.txt")
+    rows+=("$(awk -v n="$name" -v c="$conns" -v r="$rps" -v a="$p50" -v b="$p99" -v e="${non2xx:-0}" -v w="$((after - before))" \
+        'BEGIN { printf "| %s | %d | %s | %s | %s | %s | %d |", n, c, r, a, b, e, w }')")
+}
+load "list recordings" "/v1/cases/$case_id/recordings"
+load "fetch envelope" "/v1/cases/$case_id/envelopes"
+
 kill "$pid"; wait "$pid" 2>/dev/null || true; pid=""
 verify=$("$server" verify --data-dir data 2>&1)
-
-rps=$(awk '/Requests\/sec/ {print $2}' wrk.txt)
-p50=$(awk '$1=="50%" {print $2}' wrk.txt)
-p99=$(awk '$1=="99%" {print $2}' wrk.txt)
-non2xx=$(awk '/Non-2xx/ {print $NF}' wrk.txt)
 bytes=$(sqlite3 data/vault.db "SELECT sum(pgsize) FROM dbstat WHERE name IN ('access_log', 'access_log_by_case')" 2>/dev/null || echo 0)
-entries=$after
-echo "| connections | requests/s | p50 | p99 | non-2xx | log entries written | log bytes/entry on disk |"
-echo "|---:|---:|---:|---:|---:|---:|---:|"
-awk -v c="$conns" -v r="$rps" -v a="$p50" -v b="$p99" -v e="${non2xx:-0}" -v n="$((after - before))" -v by="$bytes" -v t="$entries" \
-    'BEGIN { printf "| %d | %s | %s | %s | %s | %d | %.0f |\n", c, r, a, b, e, n, (t > 0 ? by / t : 0) }'
+entries=$(count)
+
+echo "| request | connections | requests/s | p50 | p99 | non-2xx | log entries written |"
+echo "|---|---:|---:|---:|---:|---:|---:|"
+printf '%s\n' "${rows[@]}"
+echo
+awk -v by="$bytes" -v t="$entries" 'BEGIN { printf "log: %d entries, %.0f bytes per entry on disk with its index\n", t, (t > 0 ? by / t : 0) }'
 echo "chain after the run: $verify"
