@@ -30,6 +30,20 @@ fn fail_a_client_that_does_not_trust_the_certificate_sends_nothing() {
 }
 
 #[test]
+fn fail_a_ca_cert_for_another_certificate_is_refused_and_sends_nothing() {
+    let v = Vault::start_tls();
+    // A certificate for the same names that the server does not hold: --ca-cert is the
+    // only root the CLI trusts, so the real server's certificate does not verify.
+    let other = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned(), "localhost".to_owned()]).unwrap();
+    let other_pem = v.dir.path().join("other-ca.pem");
+    std::fs::write(&other_pem, other.cert.pem()).unwrap();
+    let o = run(v.cli_cmd(&v.admin).env("VAULT_CA_CERT", &other_pem).arg("login"));
+    assert_eq!(o.code, 1, "{o:?}");
+    assert!(o.stderr.to_lowercase().contains("certificate"), "{}", o.stderr);
+    assert_eq!(v.count("SELECT count(*) FROM access_log WHERE action = 'login'"), 0, "a login got through");
+}
+
+#[test]
 fn fail_plain_http_beyond_loopback_is_refused_before_connecting() {
     let v = Vault::start();
     // A name that is never resolved: the refusal comes before any connection.

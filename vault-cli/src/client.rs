@@ -40,7 +40,8 @@ pub struct Client {
     pub user: UserName,
     identity_path: Option<PathBuf>,
     http: Http,
-    ca: Option<reqwest::Certificate>,
+    /// The only roots TLS may trust; `None` for the system's roots.
+    roots: Option<Vec<reqwest::Certificate>>,
     token: Option<Zeroizing<String>>,
 }
 
@@ -88,12 +89,24 @@ impl Client {
                 )
             }
         };
-        let mut builder = Http::builder().connect_timeout(std::time::Duration::from_secs(10)).timeout(None);
-        if let Some(c) = &ca {
-            builder = builder.add_root_certificate(c.clone());
+        // With --ca-cert, that CA alone is trusted: a public CA cannot vouch for the vault.
+        // Plain http (loopback only, see check_server_url) uses no TLS at all, so the
+        // system's roots are not loaded either (that read of /etc/ssl/certs cost up to
+        // 0.2 s per command on a cold cache).
+        let roots = match ca {
+            Some(c) => Some(vec![c]),
+            None if base.starts_with("http://") => Some(Vec::new()),
+            None => None,
+        };
+        let mut builder = Http::builder()
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .timeout(None)
+            .redirect(reqwest::redirect::Policy::none());
+        if let Some(r) = &roots {
+            builder = builder.tls_certs_only(r.clone());
         }
         let http = builder.build().context("cannot build the HTTP client")?;
-        Ok(Self { base, user, identity_path: g.identity.clone(), http, ca, token: None })
+        Ok(Self { base, user, identity_path: g.identity.clone(), http, roots, token: None })
     }
 
     pub fn identity(&self) -> anyhow::Result<age::x25519::Identity> {
@@ -200,9 +213,11 @@ impl Client {
 
     /// A client for streaming transfers on an async runtime.
     pub fn async_http(&self) -> anyhow::Result<reqwest::Client> {
-        let mut builder = reqwest::Client::builder().connect_timeout(std::time::Duration::from_secs(10));
-        if let Some(c) = &self.ca {
-            builder = builder.add_root_certificate(c.clone());
+        let mut builder = reqwest::Client::builder()
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .redirect(reqwest::redirect::Policy::none());
+        if let Some(r) = &self.roots {
+            builder = builder.tls_certs_only(r.clone());
         }
         builder.build().context("cannot build the HTTP client")
     }

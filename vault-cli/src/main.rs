@@ -40,7 +40,7 @@ pub struct Global {
     /// Your age identity file (from `vault-cli keygen`).
     #[arg(long, global = true, env = "VAULT_IDENTITY")]
     pub identity: Option<PathBuf>,
-    /// Trust this CA certificate (PEM) for an https:// server, in addition to the
+    /// Trust only this CA certificate (PEM) for an https:// server, instead of the
     /// system's roots (for a vault with a private CA or a self-signed certificate).
     #[arg(long, global = true, env = "VAULT_CA_CERT")]
     pub ca_cert: Option<PathBuf>,
