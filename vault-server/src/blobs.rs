@@ -71,18 +71,7 @@ impl BlobStore {
         let path = self.tmp.join(format!("{}.part", vault_core::ids::random_hex16()));
         let file = tokio::fs::OpenOptions::new().write(true).create_new(true).open(&path).await?.into_std().await;
         let mut staged = Staged { path: Some(path), sha256: String::new(), crc32: 0, size: 0 };
-        let (to_disk, chunks) = tokio::sync::mpsc::channel::<ToDisk>(WRITE_QUEUE);
-        let writer = tokio::task::spawn_blocking(move || write_chunks(file, chunks));
-        let received = receive_into(body, max, &to_disk, &mut staged).await;
-        let synced = received.is_ok() && to_disk.send(ToDisk::Sync).await.is_ok();
-        drop(to_disk);
-        let written = writer.await.map_err(std::io::Error::other)?;
-        // A writer that failed (a full disk, say) explains why receiving stopped.
-        written?;
-        received?;
-        if !synced {
-            return Err(std::io::Error::other("the blob writer stopped before the upload was synced").into());
-        }
+        stream_to(body, max, file, &mut staged).await?;
         Ok(staged)
     }
 
@@ -107,6 +96,36 @@ impl BlobStore {
         tokio::fs::remove_file(self.path(id)).await?;
         sync_dir(&self.dir).await
     }
+}
+
+/// Where a received upload is written: the temporary file (or a stand-in in tests).
+trait Sink: std::io::Write + Send + 'static {
+    /// Makes everything written durable.
+    fn sync(&mut self) -> std::io::Result<()>;
+}
+
+impl Sink for std::fs::File {
+    fn sync(&mut self) -> std::io::Result<()> {
+        self.sync_all()
+    }
+}
+
+/// Receives `body` into `sink` on a blocking thread and syncs it, filling in `staged`.
+/// Nothing is synced unless the whole body arrived and passed every check.
+async fn stream_to<S: Sink>(body: Body, max: u64, sink: S, staged: &mut Staged) -> Result<(), UploadError> {
+    let (to_disk, chunks) = tokio::sync::mpsc::channel::<ToDisk>(WRITE_QUEUE);
+    let writer = tokio::task::spawn_blocking(move || write_chunks(sink, chunks));
+    let received = receive_into(body, max, &to_disk, staged).await;
+    let synced = received.is_ok() && to_disk.send(ToDisk::Sync).await.is_ok();
+    drop(to_disk);
+    let written = writer.await.map_err(std::io::Error::other)?;
+    // A writer that failed (a full disk, say) explains why receiving stopped.
+    written?;
+    received?;
+    if !synced {
+        return Err(std::io::Error::other("the blob writer stopped before the upload was synced").into());
+    }
+    Ok(())
 }
 
 /// The receiving half of [`BlobStore::receive`]: checks, counts and hashes each chunk and
@@ -172,12 +191,11 @@ enum ToDisk {
     Sync,
 }
 
-fn write_chunks(mut file: std::fs::File, mut chunks: tokio::sync::mpsc::Receiver<ToDisk>) -> std::io::Result<()> {
-    use std::io::Write;
+fn write_chunks<S: Sink>(mut sink: S, mut chunks: tokio::sync::mpsc::Receiver<ToDisk>) -> std::io::Result<()> {
     while let Some(next) = chunks.blocking_recv() {
         match next {
-            ToDisk::Data(bytes) => file.write_all(&bytes)?,
-            ToDisk::Sync => return file.sync_all(),
+            ToDisk::Data(bytes) => sink.write_all(&bytes)?,
+            ToDisk::Sync => return sink.sync(),
         }
     }
     Ok(())
@@ -186,4 +204,109 @@ fn write_chunks(mut file: std::fs::File, mut chunks: tokio::sync::mpsc::Receiver
 async fn sync_dir(dir: &Path) -> std::io::Result<()> {
     let dir = dir.to_owned();
     tokio::task::spawn_blocking(move || std::fs::File::open(dir)?.sync_all()).await.map_err(std::io::Error::other)?
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    /// A sink that keeps what it is given, can fail after `room` bytes, and counts syncs.
+    #[derive(Clone, Default)]
+    struct Recorder(Arc<Mutex<Recorded>>);
+
+    #[derive(Default)]
+    struct Recorded {
+        bytes: Vec<u8>,
+        room: Option<usize>,
+        syncs: usize,
+    }
+
+    impl io::Write for Recorder {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            let mut r = self.0.lock().unwrap();
+            if r.room.is_some_and(|room| r.bytes.len() + buf.len() > room) {
+                return Err(io::Error::new(io::ErrorKind::StorageFull, "no space left on device"));
+            }
+            r.bytes.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Sink for Recorder {
+        fn sync(&mut self) -> io::Result<()> {
+            self.0.lock().unwrap().syncs += 1;
+            Ok(())
+        }
+    }
+
+    /// An age ciphertext of `n` bytes of plaintext, as a body of 64 KiB chunks; with
+    /// `cut`, the body breaks off with an error after that many chunks.
+    fn body(n: usize, cut: Option<usize>) -> (Vec<u8>, Body) {
+        let key = vault_core::crypto::CaseKey::generate();
+        let recipient = key.identity().to_public();
+        let mut ct = Vec::new();
+        vault_core::crypto::encrypt_stream(&recipient, &mut &vec![7u8; n][..], &mut ct).unwrap();
+        let mut items: Vec<io::Result<Vec<u8>>> = ct.chunks(64 * 1024).map(|c| Ok(c.to_vec())).collect();
+        if let Some(k) = cut {
+            items.truncate(k);
+            items.push(Err(io::Error::new(io::ErrorKind::ConnectionReset, "connection reset")));
+        }
+        (ct, Body::from_stream(futures_util::stream::iter(items)))
+    }
+
+    fn staged() -> Staged {
+        Staged { path: None, sha256: String::new(), crc32: 0, size: 0 }
+    }
+
+    fn run<T>(f: impl std::future::Future<Output = T>) -> T {
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap().block_on(f)
+    }
+
+    #[test]
+    fn a_whole_upload_is_written_hashed_and_synced_once() {
+        let sink = Recorder::default();
+        let (ct, body) = body(1_000_000, None);
+        let mut st = staged();
+        run(stream_to(body, u64::MAX, sink.clone(), &mut st)).unwrap();
+        let r = sink.0.lock().unwrap();
+        assert!(r.bytes == ct, "the stored bytes differ from the upload");
+        assert_eq!(r.syncs, 1);
+        assert_eq!(st.size, ct.len() as u64);
+        assert_eq!(st.sha256, hex::encode(ring::digest::digest(&ring::digest::SHA256, &ct)));
+        assert_eq!(st.crc32, crc32fast::hash(&ct));
+    }
+
+    #[test]
+    fn fail_a_full_disk_fails_the_upload_with_its_own_error_and_syncs_nothing() {
+        let sink = Recorder::default();
+        sink.0.lock().unwrap().room = Some(300_000);
+        let (_, body) = body(1_000_000, None);
+        let err = run(stream_to(body, u64::MAX, sink.clone(), &mut staged())).unwrap_err();
+        match err {
+            UploadError::Io(e) => assert_eq!(e.kind(), io::ErrorKind::StorageFull, "{e}"),
+            other => panic!("expected the disk's error, got {other:?}"),
+        }
+        assert_eq!(sink.0.lock().unwrap().syncs, 0);
+    }
+
+    #[test]
+    fn fail_a_cut_off_or_oversized_upload_syncs_nothing() {
+        let sink = Recorder::default();
+        let (_, cut) = body(1_000_000, Some(5));
+        let err = run(stream_to(cut, u64::MAX, sink.clone(), &mut staged())).unwrap_err();
+        assert!(matches!(err, UploadError::Incomplete(_)), "{err:?}");
+        let (_, big) = body(1_000_000, None);
+        let err = run(stream_to(big, 500_000, sink.clone(), &mut staged())).unwrap_err();
+        assert!(matches!(err, UploadError::TooLarge(500_000)), "{err:?}");
+        let garbage = Body::from(vec![0u8; 100_000]);
+        let err = run(stream_to(garbage, u64::MAX, sink.clone(), &mut staged())).unwrap_err();
+        assert!(matches!(err, UploadError::NotAge), "{err:?}");
+        assert_eq!(sink.0.lock().unwrap().syncs, 0);
+    }
 }
