@@ -104,13 +104,20 @@ impl ChunkWriter {
     }
 }
 
+/// Appends as much of `data` to `buf` as fits in one chunk. Returns how many bytes it took
+/// and, when that filled the chunk, the full chunk (leaving `buf` empty).
+fn gather(buf: &mut Vec<u8>, data: &[u8]) -> (usize, Option<Vec<u8>>) {
+    let n = data.len().min(CHUNK - buf.len());
+    buf.extend_from_slice(&data[..n]);
+    let full = (buf.len() == CHUNK).then(|| std::mem::replace(buf, Vec::with_capacity(CHUNK)));
+    (n, full)
+}
+
 impl Write for ChunkWriter {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        let n = data.len().min(CHUNK - self.buf.len());
-        self.buf.extend_from_slice(&data[..n]);
-        if self.buf.len() == CHUNK {
-            let full = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
-            self.send(Ok(full))?;
+        let (n, full) = gather(&mut self.buf, data);
+        if let Some(chunk) = full {
+            self.send(Ok(chunk))?;
         }
         Ok(n)
     }
@@ -216,11 +223,9 @@ impl<W> WriteBehind<W> {
 
 impl<W> Write for WriteBehind<W> {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        let n = data.len().min(CHUNK - self.buf.len());
-        self.buf.extend_from_slice(&data[..n]);
-        if self.buf.len() == CHUNK {
-            let full = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
-            self.send(full)?;
+        let (n, full) = gather(&mut self.buf, data);
+        if let Some(chunk) = full {
+            self.send(chunk)?;
         }
         Ok(n)
     }

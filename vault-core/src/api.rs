@@ -25,6 +25,9 @@ pub const HEADER_META: &str = "x-vault-meta";
 /// Response header to an upload: the CRC-32 (8 hex digits) of the bytes the server
 /// received, which the uploader compares with what it sent.
 pub const HEADER_CRC32: &str = "x-vault-crc32";
+/// Response header to a fetch: the SHA-256 (hex) recorded for the ciphertext at upload,
+/// which the fetching CLI checks what it received against.
+pub const HEADER_SHA256: &str = "x-vault-sha256";
 
 macro_rules! string_enum {
     ($(#[$doc:meta])* $name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {

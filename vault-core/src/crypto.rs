@@ -182,7 +182,7 @@ pub fn encrypt_stream<R: Read + ?Sized, W: Write>(
     let encryptor =
         age::Encryptor::with_recipients(std::iter::once(recipient as &dyn age::Recipient)).map_err(io::Error::other)?;
     let mut writer = encryptor.wrap_output(output)?;
-    let total = copy_plaintext(input, &mut writer).map_err(|(CopyStep::Read | CopyStep::Write, e)| e)?;
+    let total = copy_plaintext(input, &mut writer).map_err(|(_, e)| e)?;
     // finish() writes the last chunk; without it the ciphertext is truncated.
     writer.finish()?;
     Ok(total)

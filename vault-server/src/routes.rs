@@ -1192,7 +1192,7 @@ async fn fetch(
     headers.insert(header::CONTENT_LENGTH, hv(size.to_string())?);
     headers.insert(HEADER_ENVELOPE, hv(B64.encode(envelope))?);
     headers.insert(HEADER_CASE_RECIPIENT, hv(recipient)?);
-    headers.insert("x-vault-sha256", hv(sha256)?);
+    headers.insert(HEADER_SHA256, hv(sha256)?);
     if let Some(meta) = meta {
         headers.insert(HEADER_META, hv(B64.encode(meta))?);
     }

@@ -11,7 +11,7 @@ use anyhow::{Context, anyhow, bail};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use clap::Args;
-use vault_core::api::{CallMeta, HEADER_CASE_RECIPIENT, HEADER_ENVELOPE, HEADER_META, Reason};
+use vault_core::api::{CallMeta, HEADER_CASE_RECIPIENT, HEADER_ENVELOPE, HEADER_META, HEADER_SHA256, Reason};
 use vault_core::crypto::CaseKey;
 use vault_core::ids::RecordingId;
 
@@ -58,7 +58,7 @@ impl Fetch {
         };
         let envelope = B64.decode(header(HEADER_ENVELOPE)?.as_bytes()).context("malformed envelope from the server")?;
         let recipient = header(HEADER_CASE_RECIPIENT)?;
-        let expected_sha = header("x-vault-sha256")?;
+        let expected_sha = header(HEADER_SHA256)?;
         let case_key = CaseKey::unwrap(&envelope, &identity, &recipient)?;
         // The call metadata travels encrypted to the case, like the recording.
         let call: Option<CallMeta> = match header(HEADER_META) {
