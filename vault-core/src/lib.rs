@@ -8,6 +8,7 @@
 pub mod api;
 pub mod challenge;
 pub mod crypto;
+pub mod durable;
 pub mod export;
 pub mod ids;
 pub mod log;

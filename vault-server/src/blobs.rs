@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use axum::body::Body;
 use futures_util::StreamExt;
+use vault_core::durable::{FLUSH_EVERY, SyncingFile};
 use vault_core::ids::RecordingId;
 
 /// Chunks received but not yet written: a few MiB at most, whatever the upload's size.
@@ -71,6 +72,8 @@ impl BlobStore {
         let path = self.tmp.join(format!("{}.part", vault_core::ids::random_hex16()));
         let file = tokio::fs::OpenOptions::new().write(true).create_new(true).open(&path).await?.into_std().await;
         let mut staged = Staged { path: Some(path), sha256: String::new(), crc32: 0, size: 0 };
+        // Flushed to disk as it arrives, so the final sync does not wait for all of it.
+        let file = SyncingFile::new(file, FLUSH_EVERY)?;
         stream_to(body, max, file, &mut staged).await?;
         Ok(staged)
     }
@@ -104,7 +107,7 @@ trait Sink: std::io::Write + Send + 'static {
     fn sync(&mut self) -> std::io::Result<()>;
 }
 
-impl Sink for std::fs::File {
+impl Sink for SyncingFile {
     fn sync(&mut self) -> std::io::Result<()> {
         self.sync_all()
     }

@@ -13,6 +13,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use clap::Args;
 use vault_core::api::{CallMeta, HEADER_CASE_RECIPIENT, HEADER_ENVELOPE, HEADER_META, HEADER_SHA256, Reason};
 use vault_core::crypto::CaseKey;
+use vault_core::durable::{FLUSH_EVERY, SyncingFile};
 use vault_core::ids::RecordingId;
 
 use crate::Global;
@@ -81,14 +82,16 @@ impl Fetch {
         let reader = pb.wrap_read(reader);
         // Three stages overlap: this thread downloads and hashes the ciphertext, one thread
         // decrypts, and one writes the plaintext into the temporary file.
-        let decryptor = std::thread::spawn(move || -> anyhow::Result<u64> {
+        // The file is flushed to disk as it grows, so the final sync has little left to do.
+        let out_file = SyncingFile::new(out_file, FLUSH_EVERY)?;
+        let decryptor = std::thread::spawn(move || -> anyhow::Result<(u64, SyncingFile)> {
             let mut reader = reader;
             let mut out = transfer::write_behind(out_file);
             let n = vault_core::crypto::decrypt_stream(case_key.identity(), &mut reader, &mut out)?;
-            out.finish()?;
+            let out_file = out.finish()?;
             // Take in any trailing bytes, so the download ends and its hash covers them.
             io::copy(&mut reader, &mut io::sink())?;
-            Ok(n)
+            Ok((n, out_file))
         });
         let downloaded = rt.block_on(async {
             let mut sha = ring::digest::Context::new(&ring::digest::SHA256);
@@ -118,7 +121,7 @@ impl Fetch {
         });
         let decrypted = decryptor.join().map_err(|_| anyhow!("the decryption thread panicked"))?;
         pb.finish_and_clear();
-        let n = decrypted.with_context(|| {
+        let (n, mut out_file) = decrypted.with_context(|| {
             format!("cannot decrypt recording {}; nothing was written to {}", self.recording, self.out.display())
         })?;
         let sha = downloaded
@@ -127,7 +130,7 @@ impl Fetch {
         if sha != expected_sha {
             bail!("the ciphertext's SHA-256 {sha} differs from the stored {expected_sha}; nothing was written");
         }
-        tmp.as_file().sync_all()?;
+        out_file.sync_all().with_context(|| format!("cannot write {}", self.out.display()))?;
         tmp.persist_noclobber(&self.out).map_err(|e| anyhow!("cannot write {}: {}", self.out.display(), e.error))?;
         if g.json {
             crate::output::json(
