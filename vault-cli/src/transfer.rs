@@ -172,6 +172,46 @@ impl Read for ChunkReader {
     }
 }
 
+/// Forwards a download to a [`ChunkReader`] in chunks of at least [`CHUNK`] bytes,
+/// hashing it with SHA-256 on the way. Returns the hex digest once the download ended and
+/// the reader was sent all of it and the end marker; `None` if the reader stopped first
+/// (its own error says why). A broken download is passed on to the reader as an error.
+pub async fn forward_hashed<S, B, E>(
+    mut body: S,
+    chunks: &std::sync::mpsc::SyncSender<Chunk>,
+) -> Result<Option<String>, E>
+where
+    S: futures_util::Stream<Item = Result<B, E>> + Unpin,
+    B: AsRef<[u8]>,
+    E: std::fmt::Display,
+{
+    use futures_util::StreamExt;
+    let mut sha = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut buf = Vec::with_capacity(CHUNK);
+    while let Some(next) = body.next().await {
+        match next {
+            Ok(c) => {
+                sha.update(c.as_ref());
+                buf.extend_from_slice(c.as_ref());
+                if buf.len() >= CHUNK {
+                    let full = std::mem::replace(&mut buf, Vec::with_capacity(CHUNK));
+                    if chunks.send(Ok(full)).is_err() {
+                        return Ok(None);
+                    }
+                }
+            }
+            Err(e) => {
+                let _ = chunks.send(Err(io::Error::other(format!("the download broke off: {e}"))));
+                return Err(e);
+            }
+        }
+    }
+    // An empty chunk is the end marker: send the rest only if there is some, or the
+    // reader would stop at it and the marker after it would find nobody listening.
+    let complete = (buf.is_empty() || chunks.send(Ok(buf)).is_ok()) && chunks.send(Ok(Vec::new())).is_ok();
+    Ok(complete.then(|| hex::encode(sha.finish())))
+}
+
 /// A writer that hands full chunks to a thread of its own, which writes them to `out`:
 /// the copy into the page cache overlaps with producing the next chunk (decrypting it).
 /// [`WriteBehind::finish`] writes the rest and returns `out` once everything is written.
@@ -302,6 +342,47 @@ mod tests {
         let err = r.read_to_end(&mut out).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
         assert_eq!(out, b"abc");
+    }
+
+    /// Feeds `pieces` through [`forward_hashed`] and returns what it returned and every
+    /// message the reader was sent.
+    fn forwarded(pieces: Vec<Result<Vec<u8>, String>>) -> (Result<Option<String>, String>, Vec<Chunk>) {
+        let (tx, rx) = std::sync::mpsc::sync_channel(pieces.len() + 2);
+        let rt = runtime().unwrap();
+        let result = rt.block_on(forward_hashed(futures_util::stream::iter(pieces), &tx));
+        drop(tx);
+        (result, rx.iter().collect())
+    }
+
+    #[test]
+    fn a_download_ending_on_a_chunk_boundary_sends_one_end_marker() {
+        // Two full chunks: nothing is left over when the download ends.
+        let whole: Vec<u8> = (0..2 * CHUNK).map(|i| (i % 253) as u8).collect();
+        let pieces = whole.chunks(CHUNK / 2).map(|c| Ok(c.to_vec())).collect();
+        let (result, sent) = forwarded(pieces);
+        let sizes: Vec<usize> = sent.iter().map(|c| c.as_ref().unwrap().len()).collect();
+        assert_eq!(sizes, [CHUNK, CHUNK, 0], "data, then exactly one empty end marker");
+        let sha = hex::encode(ring::digest::digest(&ring::digest::SHA256, &whole));
+        assert_eq!(result.unwrap(), Some(sha));
+        // And with a short rest.
+        let (result, sent) = forwarded(vec![Ok(vec![1; CHUNK + 3])]);
+        let sizes: Vec<usize> = sent.iter().map(|c| c.as_ref().unwrap().len()).collect();
+        assert_eq!(sizes, [CHUNK + 3, 0]);
+        assert!(result.unwrap().is_some());
+    }
+
+    #[test]
+    fn fail_a_broken_download_reaches_the_reader_as_an_error_and_no_end_marker() {
+        let (result, sent) = forwarded(vec![Ok(vec![1; 10]), Err("reset".to_owned())]);
+        assert_eq!(result.unwrap_err(), "reset");
+        assert_eq!(sent.len(), 1);
+        assert!(sent[0].as_ref().unwrap_err().to_string().contains("reset"));
+        // A reader that is gone: no digest.
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        drop(rx);
+        let rt = runtime().unwrap();
+        let pieces = futures_util::stream::iter(vec![Ok::<_, String>(vec![0u8; CHUNK])]);
+        assert_eq!(rt.block_on(forward_hashed(pieces, &tx)).unwrap(), None);
     }
 
     #[test]

@@ -93,32 +93,7 @@ impl Fetch {
             io::copy(&mut reader, &mut io::sink())?;
             Ok((n, out_file))
         });
-        let downloaded = rt.block_on(async {
-            let mut sha = ring::digest::Context::new(&ring::digest::SHA256);
-            let mut buf = Vec::with_capacity(transfer::CHUNK);
-            loop {
-                match resp.chunk().await {
-                    Ok(Some(c)) => {
-                        sha.update(&c);
-                        buf.extend_from_slice(&c);
-                        if buf.len() >= transfer::CHUNK {
-                            let full = std::mem::replace(&mut buf, Vec::with_capacity(transfer::CHUNK));
-                            if chunks.send(Ok(full)).is_err() {
-                                return Ok(None); // the decryptor stopped; its error explains why
-                            }
-                        }
-                    }
-                    Ok(None) => {
-                        let complete = chunks.send(Ok(buf)).is_ok() && chunks.send(Ok(Vec::new())).is_ok();
-                        return Ok(complete.then(|| hex::encode(sha.finish())));
-                    }
-                    Err(e) => {
-                        let _ = chunks.send(Err(io::Error::other(format!("the download broke off: {e}"))));
-                        return Err(e);
-                    }
-                }
-            }
-        });
+        let downloaded = rt.block_on(transfer::forward_hashed(resp.bytes_stream(), &chunks));
         let decrypted = decryptor.join().map_err(|_| anyhow!("the decryption thread panicked"))?;
         pb.finish_and_clear();
         let (n, mut out_file) = decrypted.with_context(|| {
