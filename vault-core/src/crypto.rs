@@ -86,9 +86,9 @@ pub fn encrypt_small(recipient: &age::x25519::Recipient, plaintext: &[u8]) -> Ve
 
 /// Decrypts a small ciphertext (an envelope, a challenge) into zeroizing memory.
 pub fn decrypt_small(identity: &age::x25519::Identity, ciphertext: &[u8]) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
-    let mut reader = decrypting_reader(identity, ciphertext)?;
+    // The plaintext is shorter than the ciphertext, which is already in memory.
     let mut out = Zeroizing::new(Vec::new());
-    (&mut reader).take(SMALL_CIPHERTEXT_MAX + 1).read_to_end(&mut out).map_err(stream_error)?;
+    decrypt_stream(identity, ciphertext, &mut *out)?;
     if out.len() as u64 > SMALL_CIPHERTEXT_MAX {
         return Err(CryptoError::Malformed("larger than any envelope or challenge".into()));
     }
@@ -173,71 +173,25 @@ impl CaseKey {
 }
 
 /// Encrypts everything `input` yields to `recipient`, writing age ciphertext to `output`
-/// as it goes. Returns the number of plaintext bytes.
+/// as it goes. Returns the number of plaintext bytes. (The chunk loop runs on `ring`; see
+/// [`crate::payload`].)
 pub fn encrypt_stream<R: Read + ?Sized, W: Write>(
     recipient: &age::x25519::Recipient,
     input: &mut R,
     output: W,
 ) -> io::Result<u64> {
-    let encryptor =
-        age::Encryptor::with_recipients(std::iter::once(recipient as &dyn age::Recipient)).map_err(io::Error::other)?;
-    let mut writer = encryptor.wrap_output(output)?;
-    let total = copy_plaintext(input, &mut writer).map_err(|(_, e)| e)?;
-    // finish() writes the last chunk; without it the ciphertext is truncated.
-    writer.finish()?;
-    Ok(total)
-}
-
-/// Which side of [`copy_plaintext`] failed.
-enum CopyStep {
-    Read,
-    Write,
-}
-
-/// Copies plaintext one age chunk (64 KiB) at a time through a buffer that is zeroed
-/// afterwards (io::copy's 8 KiB steps cost more in copying than the encryption does).
-fn copy_plaintext<R: Read + ?Sized, W: Write + ?Sized>(
-    input: &mut R,
-    output: &mut W,
-) -> Result<u64, (CopyStep, io::Error)> {
-    let mut buf = Zeroizing::new(vec![0u8; 64 * 1024]);
-    let mut total = 0u64;
-    loop {
-        let n = match input.read(&mut buf) {
-            Ok(0) => return Ok(total),
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err((CopyStep::Read, e)),
-        };
-        output.write_all(&buf[..n]).map_err(|e| (CopyStep::Write, e))?;
-        total += n as u64;
-    }
-}
-
-/// A reader that yields the plaintext of the age ciphertext read from `input`. Errors
-/// from its `read` mean the ciphertext was truncated or altered; map them with
-/// [`stream_error`].
-pub fn decrypting_reader<R: Read>(identity: &age::x25519::Identity, input: R) -> Result<impl Read, CryptoError> {
-    let decryptor = age::Decryptor::new_buffered(io::BufReader::new(input)).map_err(decrypt_error)?;
-    if decryptor.is_scrypt() {
-        return Err(CryptoError::Malformed("passphrase-encrypted files are not used by the vault".into()));
-    }
-    decryptor.decrypt(std::iter::once(identity as &dyn age::Identity)).map_err(decrypt_error)
+    crate::payload::encrypt(recipient, input, output)
 }
 
 /// Decrypts `input` to `output` in a stream. Returns the number of plaintext bytes. On
 /// error, `output` holds a prefix of unauthenticated plaintext: write it to a temporary
 /// file and throw that away.
-pub fn decrypt_stream<R: Read, W: Write>(
+pub fn decrypt_stream<R: Read, W: Write + ?Sized>(
     identity: &age::x25519::Identity,
     input: R,
     output: &mut W,
 ) -> Result<u64, CryptoError> {
-    let mut reader = decrypting_reader(identity, input)?;
-    copy_plaintext(&mut reader, output).map_err(|(step, e)| match step {
-        CopyStep::Read => stream_error(e),
-        CopyStep::Write => CryptoError::Io(e),
-    })
+    crate::payload::decrypt(identity, input, output)
 }
 
 /// Maps a read error from a decrypting reader to a [`CryptoError`].
@@ -248,7 +202,7 @@ pub fn stream_error(e: io::Error) -> CryptoError {
     }
 }
 
-fn decrypt_error(e: age::DecryptError) -> CryptoError {
+pub(crate) fn decrypt_error(e: age::DecryptError) -> CryptoError {
     match e {
         age::DecryptError::NoMatchingKeys => CryptoError::NotForThisIdentity,
         age::DecryptError::Io(io) => stream_error(io),

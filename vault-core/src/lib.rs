@@ -13,6 +13,7 @@ pub mod export;
 pub mod ids;
 pub mod log;
 pub mod note;
+pub mod payload;
 pub mod testlog;
 
 /// SHA-256 of `data`, as a fixed-size array.
