@@ -15,11 +15,11 @@
 # Run it from anywhere in the repository:
 #     bench/rss.sh 256 1024
 #     TARGET_DIR=/tmp/target-bench bench/rss.sh 64     # build into another target dir
-#     REPEAT=5 bench/rss.sh 1024                         # rounds per size (default 3)
+#     REPEAT=8 bench/rss.sh 1024                         # rounds per size (default 4)
 #
 # It builds the release binaries, starts a private server on a free loopback port in a
 # temporary directory under ${TMPDIR:-/tmp} and removes everything on exit. It needs
-# about 3x the largest size plus the sum of all sizes of free disk space there, and
+# about 5x the largest size plus the sum of all sizes of free disk space there, and
 # /usr/bin/time (GNU time) and age.
 
 set -euo pipefail
@@ -27,7 +27,7 @@ shopt -s inherit_errexit
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 TARGET_DIR=${TARGET_DIR:-$repo/target}
-REPEAT=${REPEAT:-3}
+REPEAT=${REPEAT:-4}
 sizes=("$@")
 [[ ${#sizes[@]} -gt 0 ]] || sizes=(256 1024)
 
@@ -67,7 +67,7 @@ for s in "${sizes[@]}"; do
     need_mib=$((need_mib + s))
     if ((s > max)); then max=$s; fi
 done
-need_mib=$((need_mib + 3 * max + 64))
+need_mib=$((need_mib + 5 * max + 64))
 free_mib=$(df -Pm "$tmp" | awk 'NR == 2 { print $4 }')
 ((free_mib >= need_mib)) || die "needs ~$need_mib MiB free in $tmp, has $free_mib MiB"
 
@@ -147,39 +147,60 @@ echo "case $case_id" >&2
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { printf "%.2f", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 maxof() { printf '%s\n' "$@" | sort -g | tail -1; }
 rows=()
-granted=no
+# The four steps of a round run in a different order each round, rows of a Williams
+# square: over every four rounds each step runs once in each position and once right
+# after each other step. On this virtual machine the step that came before matters more
+# than the code: with a fixed order, whichever vault build ran first in an interleaved
+# A/B comparison was 0.7 s slower per GiB, and swapping the builds swapped the result.
+# Balancing the order spreads that effect evenly over the vault and age. Use a multiple
+# of 4 for REPEAT.
+orders=("up fe ad ae" "fe ae up ad" "ae ad fe up" "ad up ae fe")
 for mib in "${sizes[@]}"; do
     echo "== $mib MiB, $REPEAT rounds" >&2
     in=$tmp/in-$mib.bin out=$tmp/out-$mib.bin enc=$tmp/in-$mib.age
     dd if=/dev/urandom of="$in" bs=1M count="$mib" iflag=fullblock status=none
+    # What the fetch and age -d steps read: one upload and one age file, made untimed.
+    rec0=$("${as_pbx[@]}" upload "$case_id" "$in" --announced signal-tone 2>>"$tmp/setup.err")
+    "${as_alice[@]}" grant "$case_id" bob --reason bench >/dev/null 2>>"$tmp/setup.err" || true
+    enc0=$tmp/in0-$mib.age
+    age -e -r "${recipient[alice]}" -o "$enc0" "$in"
     up=() fe=() ae=() ad=() up_rss=() fe_rss=()
     for round in $(seq "$REPEAT"); do
-        rec=$(timed "upload-$mib" "${as_pbx[@]}" upload "$case_id" "$in" --announced signal-tone)
-        if [[ $granted == no ]]; then
-            "${as_alice[@]}" grant "$case_id" bob --reason bench >/dev/null 2>>"$tmp/setup.err"
-            granted=yes
-        fi
-        timed "fetch-$mib" "${as_bob[@]}" fetch "$rec" --reason bench --out "$out" >/dev/null
-        cmp "$in" "$out" || die "fetched $rec differs from $in"
-        rm -f "$out"
-        # The yardstick's output is deleted after each round, so age always writes into
-        # space just freed. Without the same for the vault, every round's upload went to
-        # fresh space of the virtual disk, and a run of 9 rounds slowed down steadily
-        # (1 GiB upload 1.8 s -> 2.3 s, fetch 2.0 s -> 3.0 s) while age did not. The
-        # server does not look at the blob again in this run.
-        rm -f "$data/blobs/$rec.age"
-        # The yardstick does what the vault does with its output: write it to a file on
-        # the same disk and make it durable (the server fsyncs each upload, the CLI each
-        # fetch).
-        timed "age-e-$mib" sh -c 'age -e -r "$1" -o "$2" "$3" && sync "$2"' _ "${recipient[alice]}" "$enc" "$in"
-        timed "age-d-$mib" sh -c 'age -d -i "$1" -o "$2" "$3" && sync "$2"' _ "$tmp/alice.key" "$out" "$enc"
-        rm -f "$out" "$enc"
+        order=${orders[$(((round - 1) % 4))]}
+        for step in $order; do
+            case $step in
+            up)
+                rec=$(timed "upload-$mib" "${as_pbx[@]}" upload "$case_id" "$in" --announced signal-tone)
+                # Deleted like age's output below, so both write into space just freed:
+                # a run that kept every blob slowed down round after round (1 GiB upload
+                # 1.8 s -> 2.3 s) while age did not. The server does not read it again.
+                rm -f "$data/blobs/$rec.age"
+                ;;
+            fe)
+                timed "fetch-$mib" "${as_bob[@]}" fetch "$rec0" --reason bench --out "$out" >/dev/null
+                cmp "$in" "$out" || die "fetched $rec0 differs from $in"
+                rm -f "$out"
+                ;;
+            # The yardstick does what the vault does with its output: write it to a file
+            # on the same disk and make it durable (the server fsyncs each upload, the CLI
+            # each fetch).
+            ae)
+                timed "age-e-$mib" sh -c 'age -e -r "$1" -o "$2" "$3" && sync "$2"' _ "${recipient[alice]}" "$enc" "$in"
+                rm -f "$enc"
+                ;;
+            ad)
+                timed "age-d-$mib" sh -c 'age -d -i "$1" -o "$2" "$3" && sync "$2"' _ "$tmp/alice.key" "$out" "$enc0"
+                cmp "$in" "$out" || die "age -d of $enc0 differs from $in"
+                rm -f "$out"
+                ;;
+            esac
+        done
         up+=("$(wall_s "$tmp/upload-$mib.time")") fe+=("$(wall_s "$tmp/fetch-$mib.time")")
         ae+=("$(wall_s "$tmp/age-e-$mib.time")") ad+=("$(wall_s "$tmp/age-d-$mib.time")")
         up_rss+=("$(rss_mib "$tmp/upload-$mib.time")") fe_rss+=("$(rss_mib "$tmp/fetch-$mib.time")")
-        echo "   round $round: upload ${up[-1]} s, fetch ${fe[-1]} s, age -e ${ae[-1]} s, age -d ${ad[-1]} s" >&2
+        echo "   round $round ($order): upload ${up[-1]} s, fetch ${fe[-1]} s, age -e ${ae[-1]} s, age -d ${ad[-1]} s" >&2
     done
-    rm -f "$in"
+    rm -f "$in" "$enc0" "$data/blobs/$rec0.age"
     up_s=$(median "${up[@]}") fe_s=$(median "${fe[@]}") ae_s=$(median "${ae[@]}") ad_s=$(median "${ad[@]}")
     srv_hwm=$(awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/$srv_pid/status")
     rows+=("| $mib | $up_s | $(maxof "${up_rss[@]}") | $fe_s | $(maxof "${fe_rss[@]}") \
