@@ -227,6 +227,27 @@ fn fetched_recording_decrypts_with_the_age_tool_too() {
     assert!(age_tool(), "the `age` tool is needed for this test");
     let o = run(Command::new("age").args(["-d", "-i"]).arg(&w.alice.key).arg(&blob));
     assert_ne!(o.code, 0, "the admin's identity decrypted a recording directly");
+
+    // A grantee needs nothing from the vault but its two stored files: the standard tool
+    // opens their envelope with their own identity, and the recording with the case key
+    // inside. The recording spans several 64 KiB chunks and ends in a partial one, so
+    // this checks the CLI's STREAM encryption against the age tool.
+    let alice_envelope: Vec<u8> = v
+        .db()
+        .query_row("SELECT envelope FROM envelopes WHERE case_id = ?1 AND holder = 'alice'", [&w.case], |r| r.get(0))
+        .unwrap();
+    let env_file = write(v, "alice.envelope", &alice_envelope);
+    let o = run(Command::new("age").args(["-d", "-i"]).arg(&w.alice.key).arg(&env_file));
+    assert_eq!(o.code, 0, "age -d of the envelope: {}", o.stderr);
+    let case_key = write(v, "case.key", o.stdout.as_bytes());
+    let content: Vec<u8> = (0..200_000u32).map(|i| (i % 253) as u8).collect();
+    let big = write(v, "d.wav", &content);
+    let rec = upload(&w, &big);
+    let blob = v.data().join("blobs").join(format!("{rec}.age"));
+    let out = v.dir.path().join("d.age-tool.wav");
+    let o = run(Command::new("age").args(["-d", "-i"]).arg(&case_key).arg("-o").arg(&out).arg(&blob));
+    assert_eq!(o.code, 0, "age -d of the recording with the case key: {}", o.stderr);
+    assert_eq!(std::fs::read(&out).unwrap(), content);
 }
 
 #[test]
