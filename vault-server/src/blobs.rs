@@ -73,7 +73,7 @@ impl BlobStore {
         let file = tokio::fs::OpenOptions::new().write(true).create_new(true).open(&path).await?.into_std().await;
         let mut staged = Staged { path: Some(path), sha256: String::new(), crc32: 0, size: 0 };
         // Flushed to disk as it arrives, so the final sync does not wait for all of it.
-        let file = SyncingFile::new(file, FLUSH_EVERY)?;
+        let file = SyncingFile::new(file, FLUSH_EVERY);
         stream_to(body, max, file, &mut staged).await?;
         Ok(staged)
     }

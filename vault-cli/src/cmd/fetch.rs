@@ -83,7 +83,7 @@ impl Fetch {
         // Three stages overlap: this thread downloads and hashes the ciphertext, one thread
         // decrypts, and one writes the plaintext into the temporary file.
         // The file is flushed to disk as it grows, so the final sync has little left to do.
-        let out_file = SyncingFile::new(out_file, FLUSH_EVERY)?;
+        let out_file = SyncingFile::new(out_file, FLUSH_EVERY);
         let decryptor = std::thread::spawn(move || -> anyhow::Result<(u64, SyncingFile)> {
             let mut reader = reader;
             let mut out = transfer::write_behind(out_file);
