@@ -633,3 +633,23 @@ fn requests_fail_closed_when_the_access_log_cannot_be_written() {
     db.execute_batch("DROP TRIGGER broken_log;").unwrap();
     v.cli(&w.bob, &["fetch", &rec, "--reason", "r", "--out", out.to_str().unwrap()]).ok();
 }
+
+#[test]
+fn recordings_at_chunk_edges_round_trip() {
+    // Sizes at the edges of age's 64 KiB chunks (where the last chunk is full, or holds
+    // one byte) and of the CLI's 256 KiB transfer chunks, including an empty recording.
+    let w = world();
+    let v = &w.v;
+    v.cli(&w.alice, &["grant", &w.case, "bob", "--reason", "edges"]).ok();
+    for n in [0usize, 1, 65_535, 65_536, 65_537, 262_144, 262_145, 3 * 65_536] {
+        let content: Vec<u8> = (0..n).map(|i| (i * 31 % 256) as u8).collect();
+        let file = write(v, &format!("edge-{n}.wav"), &content);
+        let rec = upload(&w, &file);
+        let blob = std::fs::metadata(v.data().join("blobs").join(format!("{rec}.age"))).unwrap().len() as usize;
+        let chunks = n.div_ceil(65_536).max(1);
+        assert!(blob > n + 16 * chunks + 16, "{n} bytes: blob of {blob} bytes is too short for age");
+        let out = v.dir.path().join(format!("edge-{n}.out"));
+        v.cli(&w.bob, &["fetch", &rec, "--reason", "edges", "--out", out.to_str().unwrap()]).ok();
+        assert_eq!(std::fs::read(&out).unwrap(), content, "{n} bytes");
+    }
+}
