@@ -4,7 +4,7 @@
 use anyhow::Context;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use vault_core::api::{CaseKeyInfo, UserInfo, WrappedKey};
+use vault_core::api::{CaseKeyInfo, KeyEnvelope, UserInfo, WrappedKey};
 use vault_core::crypto::CaseKey;
 use vault_core::ids::{CaseId, UserName};
 
@@ -20,16 +20,7 @@ impl CustodianKeys {
     pub fn fetch(client: &mut Client, case: &CaseId) -> anyhow::Result<Self> {
         let identity = client.identity()?;
         let info: CaseKeyInfo = client.get_json(&format!("/v1/cases/{case}/key"))?;
-        let keys = info
-            .keys
-            .iter()
-            .map(|k| {
-                let env = B64.decode(k.envelope.as_bytes()).context("the server sent a malformed envelope")?;
-                let key = CaseKey::unwrap(&env, &identity, &k.recipient)
-                    .with_context(|| format!("cannot open your envelope of key version {}", k.version))?;
-                Ok((k.version, key))
-            })
-            .collect::<anyhow::Result<_>>()?;
+        let keys = unwrap_envelopes(&info.keys, &identity)?;
         Ok(Self { info, keys })
     }
 
@@ -44,6 +35,23 @@ impl CustodianKeys {
             .map(|(version, key)| WrappedKey { version: *version, envelope: B64.encode(key.wrap_to(&recipient)) })
             .collect())
     }
+}
+
+/// Opens the caller's envelopes of a case, each checked against its key version's
+/// recipient.
+pub fn unwrap_envelopes(
+    envelopes: &[KeyEnvelope],
+    identity: &age::x25519::Identity,
+) -> anyhow::Result<Vec<(u32, CaseKey)>> {
+    envelopes
+        .iter()
+        .map(|k| {
+            let env = B64.decode(k.envelope.as_bytes()).context("the server sent a malformed envelope")?;
+            let key = CaseKey::unwrap(&env, identity, &k.recipient)
+                .with_context(|| format!("cannot open your envelope of key version {}", k.version))?;
+            Ok((k.version, key))
+        })
+        .collect()
 }
 
 /// Checks the recipient the server reports for `user` against the one this machine saw

@@ -9,16 +9,13 @@
 
 use std::io::{self, Read, Write};
 
-use bytes_chunk::Chunk;
-
 /// Bytes per chunk handed between the threads.
 pub const CHUNK: usize = 256 * 1024;
 /// Chunks in flight between producer and consumer.
 const DEPTH: usize = 4;
 
-mod bytes_chunk {
-    pub type Chunk = Result<Vec<u8>, std::io::Error>;
-}
+/// What passes between the threads: a chunk, or the error that ended the stream.
+pub type Chunk = io::Result<Vec<u8>>;
 
 /// A writer that sends full chunks to an async stream; [`ChunkWriter::finish`] sends the
 /// rest. Dropped without `finish`, it makes the stream end in an error.

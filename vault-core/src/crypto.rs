@@ -9,7 +9,7 @@
 //!
 //! Nothing here prompts or prints; errors say what went wrong and what to do.
 
-use std::io::{self, BufRead, Read, Write};
+use std::io::{self, Read, Write};
 use std::str::FromStr;
 
 use age::secrecy::ExposeSecret;
@@ -86,8 +86,9 @@ pub fn encrypt_small(recipient: &age::x25519::Recipient, plaintext: &[u8]) -> Ve
 
 /// Decrypts a small ciphertext (an envelope, a challenge) into zeroizing memory.
 pub fn decrypt_small(identity: &age::x25519::Identity, ciphertext: &[u8]) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
-    // The plaintext is shorter than the ciphertext, which is already in memory.
-    let mut out = Zeroizing::new(Vec::new());
+    // The plaintext is shorter than the ciphertext, which is already in memory; reserving
+    // that much up front means the buffer never moves, so no unzeroed copy is left behind.
+    let mut out = Zeroizing::new(Vec::with_capacity(ciphertext.len()));
     decrypt_stream(identity, ciphertext, &mut *out)?;
     if out.len() as u64 > SMALL_CIPHERTEXT_MAX {
         return Err(CryptoError::Malformed("larger than any envelope or challenge".into()));
@@ -123,6 +124,25 @@ pub fn open_text(identity: &age::x25519::Identity, sealed: &str) -> Option<Resul
         Ok(Zeroizing::new(text.to_owned()))
     };
     Some(open())
+}
+
+/// Encrypts an upload's call metadata to the case recipient, as base64 for the
+/// `x-vault-meta` header: the server stores it without being able to read it.
+pub fn seal_call_meta(recipient: &age::x25519::Recipient, call: &crate::api::CallMeta) -> String {
+    use base64::Engine;
+    let json = Zeroizing::new(serde_json::to_vec(call).expect("call metadata serialises"));
+    base64::engine::general_purpose::STANDARD.encode(encrypt_small(recipient, &json))
+}
+
+/// Opens call metadata made by [`seal_call_meta`] with the case key it was sealed to.
+pub fn open_call_meta(identity: &age::x25519::Identity, b64: &str) -> Result<crate::api::CallMeta, CryptoError> {
+    use base64::Engine;
+    let ct = base64::engine::general_purpose::STANDARD
+        .decode(b64.as_bytes())
+        .map_err(|_| CryptoError::Malformed("call metadata is not base64".into()))?;
+    let plain = decrypt_small(identity, &ct)?;
+    serde_json::from_slice(&plain)
+        .map_err(|e| CryptoError::Malformed(format!("call metadata is not what this client expects: {e}")))
 }
 
 /// A case key pair, generated on a custodian's machine.
@@ -194,18 +214,13 @@ pub fn decrypt_stream<R: Read, W: Write + ?Sized>(
     crate::payload::decrypt(identity, input, output)
 }
 
-/// Maps a read error from a decrypting reader to a [`CryptoError`].
-pub fn stream_error(e: io::Error) -> CryptoError {
-    match e.kind() {
-        io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof => CryptoError::Malformed(e.to_string()),
-        _ => CryptoError::Io(e),
-    }
-}
-
 pub(crate) fn decrypt_error(e: age::DecryptError) -> CryptoError {
     match e {
         age::DecryptError::NoMatchingKeys => CryptoError::NotForThisIdentity,
-        age::DecryptError::Io(io) => stream_error(io),
+        age::DecryptError::Io(e) if matches!(e.kind(), io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof) => {
+            CryptoError::Malformed(e.to_string())
+        }
+        age::DecryptError::Io(e) => CryptoError::Io(e),
         other => CryptoError::Malformed(other.to_string()),
     }
 }
@@ -218,18 +233,10 @@ pub fn looks_like_age(prefix: &[u8]) -> bool {
     prefix[..n] == MAGIC[..n]
 }
 
-/// Returns true when `buf` holds a complete age header (the `---` MAC line).
+/// Returns true when `buf` holds a complete age header (the `---` MAC line), by the same
+/// reading [`decrypt_stream`] does.
 pub fn has_complete_header(buf: &[u8]) -> bool {
-    let mut r = buf;
-    let mut line = Vec::new();
-    loop {
-        line.clear();
-        match r.read_until(b'\n', &mut line) {
-            Ok(0) | Err(_) => return false,
-            Ok(_) if line.starts_with(b"--- ") && line.ends_with(b"\n") => return true,
-            Ok(_) => {}
-        }
-    }
+    crate::payload::read_header(&mut &buf[..], &mut Vec::new()).is_ok()
 }
 
 #[cfg(test)]
@@ -334,6 +341,24 @@ mod tests {
         assert!(open_text(key.identity(), "plain words").is_none());
         let other = CaseKey::generate();
         assert!(matches!(open_text(other.identity(), &sealed), Some(Err(CryptoError::NotForThisIdentity))));
+    }
+
+    #[test]
+    fn call_meta_round_trip_and_refusals() {
+        let key = CaseKey::generate();
+        let call = crate::api::CallMeta { file_name: Some("jan-2026-03-01.wav".into()), plaintext_size: Some(7) };
+        let sealed = seal_call_meta(&parse_recipient(&key.recipient()).unwrap(), &call);
+        assert!(!sealed.contains("jan-2026"));
+        let back = open_call_meta(key.identity(), &sealed).unwrap();
+        assert_eq!((back.file_name.as_deref(), back.plaintext_size), (Some("jan-2026-03-01.wav"), Some(7)));
+        let other = CaseKey::generate();
+        assert!(matches!(open_call_meta(other.identity(), &sealed), Err(CryptoError::NotForThisIdentity)));
+        assert!(matches!(open_call_meta(key.identity(), "not base64!"), Err(CryptoError::Malformed(_))));
+        let not_json = base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            encrypt_small(&parse_recipient(&key.recipient()).unwrap(), b"[1,2"),
+        );
+        assert!(matches!(open_call_meta(key.identity(), &not_json), Err(CryptoError::Malformed(_))));
     }
 
     #[test]

@@ -189,20 +189,25 @@ fn read_full<R: Read + ?Sized>(input: &mut R, buf: &mut [u8]) -> io::Result<usiz
     Ok(n)
 }
 
-/// Reads the header (through its `---` MAC line) and the payload nonce after it.
-fn read_header_and_nonce<R: BufRead>(input: &mut R) -> Result<Vec<u8>, CryptoError> {
-    let mut head = Vec::with_capacity(512);
+/// Reads the header, through its `---` MAC line, into `head`; at most [`HEADER_MAX`]
+/// bytes. Only the line structure is checked here; the `age` crate parses the rest.
+pub(crate) fn read_header<R: BufRead>(input: &mut R, head: &mut Vec<u8>) -> Result<(), CryptoError> {
     let mut limited = input.take(HEADER_MAX);
     loop {
         let start = head.len();
-        if limited.read_until(b'\n', &mut head)? == 0 || !head.ends_with(b"\n") {
+        if limited.read_until(b'\n', head)? == 0 || !head.ends_with(b"\n") {
             return Err(CryptoError::Malformed("no complete age header".into()));
         }
         if head[start..].starts_with(b"--- ") {
-            break;
+            return Ok(());
         }
     }
-    let input = limited.into_inner();
+}
+
+/// Reads the header (through its `---` MAC line) and the payload nonce after it.
+fn read_header_and_nonce<R: BufRead>(input: &mut R) -> Result<Vec<u8>, CryptoError> {
+    let mut head = Vec::with_capacity(512);
+    read_header(input, &mut head)?;
     let start = head.len();
     head.resize(start + NONCE, 0);
     input

@@ -64,12 +64,10 @@ impl Fetch {
         // The call metadata travels encrypted to the case, like the recording.
         let call: Option<CallMeta> = match header(HEADER_META) {
             Err(_) => None,
-            Ok(b64) => {
-                let ct = B64.decode(b64.as_bytes()).context("malformed call metadata from the server")?;
-                let plain = vault_core::crypto::decrypt_small(case_key.identity(), &ct)
-                    .context("cannot decrypt the call metadata")?;
-                Some(serde_json::from_slice(&plain).context("the call metadata is not what this client expects")?)
-            }
+            Ok(b64) => Some(
+                vault_core::crypto::open_call_meta(case_key.identity(), &b64)
+                    .context("cannot decrypt the call metadata")?,
+            ),
         };
 
         let tmp = tempfile::Builder::new()

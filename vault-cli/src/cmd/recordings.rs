@@ -2,11 +2,8 @@
 //! with `--names` their original file names, decrypted locally.
 
 use anyhow::Context;
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as B64;
 use clap::Args;
-use vault_core::api::{CallMeta, KeyEnvelope, PAGE_MAX, RecordingInfo, RecordingPage};
-use vault_core::crypto::CaseKey;
+use vault_core::api::{KeyEnvelope, PAGE_MAX, RecordingInfo, RecordingPage};
 use vault_core::ids::{CaseId, RecordingId};
 
 use crate::Global;
@@ -88,21 +85,14 @@ impl Recordings {
 fn file_names(client: &mut Client, case: &CaseId, list: &[RecordingInfo]) -> anyhow::Result<Vec<Option<String>>> {
     let identity = client.identity()?;
     let envelopes: Vec<KeyEnvelope> = client.get_json(&format!("/v1/cases/{case}/envelopes"))?;
-    let keys = envelopes
-        .iter()
-        .map(|k| {
-            let env = B64.decode(k.envelope.as_bytes()).context("the server sent a malformed envelope")?;
-            Ok((k.version, CaseKey::unwrap(&env, &identity, &k.recipient)?))
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let keys = crate::custody::unwrap_envelopes(&envelopes, &identity)?;
     list.iter()
         .map(|r| {
             let (Some(meta), Some((_, key))) = (&r.meta, keys.iter().find(|(v, _)| *v == r.key_version)) else {
                 return Ok(None);
             };
-            let ct = B64.decode(meta.as_bytes()).context("malformed call metadata from the server")?;
-            let plain = vault_core::crypto::decrypt_small(key.identity(), &ct)?;
-            let call: CallMeta = serde_json::from_slice(&plain).context("unexpected call metadata")?;
+            let call = vault_core::crypto::open_call_meta(key.identity(), meta)
+                .with_context(|| format!("cannot decrypt the call metadata of {}", r.id))?;
             Ok(call.file_name)
         })
         .collect()

@@ -9,8 +9,6 @@ use std::io;
 use std::path::PathBuf;
 
 use anyhow::{Context, anyhow, bail};
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as B64;
 use clap::Args;
 use vault_core::api::{Announcement, CallMeta, CaseRecipient, HEADER_CRC32, HEADER_META, RecordingInfo};
 use vault_core::ids::CaseId;
@@ -46,8 +44,7 @@ impl Upload {
             file_name: self.file.file_name().map(|n| n.to_string_lossy().into_owned()),
             plaintext_size: Some(len),
         };
-        let meta_ct =
-            B64.encode(vault_core::crypto::encrypt_small(&recipient, serde_json::to_string(&call)?.as_bytes()));
+        let meta_ct = vault_core::crypto::seal_call_meta(&recipient, &call);
 
         // The token must outlive the upload: a streamed body cannot be sent twice.
         let token = client.token()?;
