@@ -101,26 +101,24 @@ pub fn app(state: AppState) -> axum::Router {
 /// Serves `state` on `listener` until `shutdown` completes, purging expired recordings
 /// in the background.
 pub async fn serve(
-    listener: tokio::net::TcpListener,
+    listener: std::net::TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    if let Some(every) = state.purge_interval {
-        tokio::spawn(purge_loop(state.clone(), every));
-    }
+    start_purge(&state);
+    listener.set_nonblocking(true)?;
+    let listener = tokio::net::TcpListener::from_std(listener)?;
     axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await
 }
 
-/// Serves `state` over TLS on `listener` until `shutdown` completes.
+/// Serves `state` over TLS on `listener` until `shutdown` completes, like [`serve`].
 pub async fn serve_tls(
     listener: std::net::TcpListener,
     tls: axum_server::tls_rustls::RustlsConfig,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    if let Some(every) = state.purge_interval {
-        tokio::spawn(purge_loop(state.clone(), every));
-    }
+    start_purge(&state);
     let handle = axum_server::Handle::new();
     let h = handle.clone();
     tokio::spawn(async move {
@@ -129,6 +127,13 @@ pub async fn serve_tls(
     });
     listener.set_nonblocking(true)?;
     axum_server::from_tcp_rustls(listener, tls)?.handle(handle).serve(app(state).into_make_service()).await
+}
+
+/// Starts the background retention purge, if the configuration asks for one.
+fn start_purge(state: &AppState) {
+    if let Some(every) = state.purge_interval {
+        tokio::spawn(purge_loop(state.clone(), every));
+    }
 }
 
 /// Runs the retention purge now and then every `every` (R7).

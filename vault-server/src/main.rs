@@ -126,41 +126,41 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(async move {
-                let config = |origin: String| Config {
-                    data_dir: data_dir.clone(),
-                    origin,
+                let tls = match tls {
+                    None => None,
+                    Some((cert, key)) => {
+                        rustls::crypto::ring::default_provider()
+                            .install_default()
+                            .map_err(|_| anyhow::anyhow!("cannot install the TLS crypto provider"))?;
+                        Some(axum_server::tls_rustls::RustlsConfig::from_pem_file(&cert, &key).await.map_err(|e| {
+                            anyhow::anyhow!(
+                                "cannot load --tls-cert {} / --tls-key {}: {e}",
+                                cert.display(),
+                                key.display()
+                            )
+                        })?)
+                    }
+                };
+                let listener = std::net::TcpListener::bind(listen)
+                    .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+                let addr = listener.local_addr()?;
+                let scheme = if tls.is_some() { "https" } else { "http" };
+                let cfg = Config {
+                    data_dir,
+                    // The bound address, so that `--listen 127.0.0.1:0` names the real port.
+                    origin: public_url.unwrap_or_else(|| format!("{scheme}://{addr}")),
                     max_upload: max_upload_mib.saturating_mul(1024 * 1024),
                     purge_interval: (purge_interval_secs > 0)
                         .then(|| std::time::Duration::from_secs(purge_interval_secs)),
                 };
-                if let Some((cert, key)) = tls {
-                    rustls::crypto::ring::default_provider()
-                        .install_default()
-                        .map_err(|_| anyhow::anyhow!("cannot install the TLS crypto provider"))?;
-                    let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(&cert, &key).await.map_err(|e| {
-                        anyhow::anyhow!("cannot load --tls-cert {} / --tls-key {}: {e}", cert.display(), key.display())
-                    })?;
-                    let listener = std::net::TcpListener::bind(listen)
-                        .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
-                    let addr = listener.local_addr()?;
-                    let cfg = config(public_url.unwrap_or_else(|| format!("https://{addr}")));
-                    let state = vault_server::open_state(&cfg)?;
-                    tracing::info!(%addr, origin = %cfg.origin, "serving over TLS");
-                    eprintln!("listening on https://{addr}");
-                    vault_server::serve_tls(listener, tls, state, shutdown_signal()).await?;
-                    return Ok(());
-                }
-                let listener = tokio::net::TcpListener::bind(listen)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
-                let addr = listener.local_addr()?;
-                // The bound address, so that `--listen 127.0.0.1:0` names the real port.
-                let cfg = config(public_url.unwrap_or_else(|| format!("http://{addr}")));
                 let state = vault_server::open_state(&cfg)?;
-                tracing::info!(%addr, origin = %cfg.origin, "serving");
+                tracing::info!(%addr, origin = %cfg.origin, tls = tls.is_some(), "serving");
                 // Tests and scripts read this line to learn the port when --listen has port 0.
-                eprintln!("listening on http://{addr}");
-                vault_server::serve(listener, state, shutdown_signal()).await?;
+                eprintln!("listening on {scheme}://{addr}");
+                match tls {
+                    Some(tls) => vault_server::serve_tls(listener, tls, state, shutdown_signal()).await?,
+                    None => vault_server::serve(listener, state, shutdown_signal()).await?,
+                }
                 Ok(())
             })
         }
