@@ -4,9 +4,6 @@
 //! base64. Recording ciphertext never travels as JSON: it is the raw body of the upload
 //! request and of the fetch response.
 
-use std::fmt;
-use std::str::FromStr;
-
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
@@ -28,43 +25,6 @@ pub const HEADER_CRC32: &str = "x-vault-crc32";
 /// Response header to a fetch: the SHA-256 (hex) recorded for the ciphertext at upload,
 /// which the fetching CLI checks what it received against.
 pub const HEADER_SHA256: &str = "x-vault-sha256";
-
-macro_rules! string_enum {
-    ($(#[$doc:meta])* $name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-        pub enum $name {
-            $(#[serde(rename = $text)] $variant),+
-        }
-
-        impl $name {
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
-
-            pub fn as_str(self) -> &'static str {
-                match self { $($name::$variant => $text),+ }
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-
-        impl FromStr for $name {
-            type Err = String;
-            fn from_str(s: &str) -> Result<Self, String> {
-                match s {
-                    $($text => Ok($name::$variant),)+
-                    _ => Err(format!(
-                        "{s:?} is not one of: {}",
-                        [$($text),+].join(", ")
-                    )),
-                }
-            }
-        }
-    };
-}
 
 string_enum!(
     /// What a user may do (SPEC §6).
@@ -244,8 +204,17 @@ pub struct NewCase {
     pub envelope: String,
 }
 
+/// The answer to a request that created something: its id.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Created<I> {
+    pub id: I,
+}
+
+/// The answer to a request that changed something it did not create (approving,
+/// closing, revoking, disabling): the id of what it acted on. The same JSON as
+/// [`Created`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Done<I> {
     pub id: I,
 }
 

@@ -5,6 +5,9 @@
 //! envelopes, streaming encryption of recordings, the login challenge, and the canonical
 //! encoding of access-log entries. It has no server or command-line dependencies.
 
+#[macro_use]
+mod macros;
+
 pub mod api;
 pub mod challenge;
 pub mod crypto;
@@ -13,7 +16,9 @@ pub mod export;
 pub mod ids;
 pub mod log;
 pub mod note;
-pub mod payload;
+/// Synthetic logs with a fixed signing key, for benchmarks and tests only: behind the
+/// `testlog` feature so that no shipped binary carries a known key.
+#[cfg(feature = "testlog")]
 pub mod testlog;
 
 /// SHA-256 of `data`, as a fixed-size array.

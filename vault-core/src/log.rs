@@ -23,12 +23,51 @@ pub fn genesis() -> [u8; 32] {
     crate::sha256(GENESIS_TEXT)
 }
 
-/// What happened to a request.
-pub mod outcome {
-    pub const ALLOWED: &str = "allowed";
-    pub const REFUSED: &str = "refused";
-    pub const FAILED: &str = "failed";
-}
+string_enum!(
+    /// What happened to a request: the `outcome` field of an entry.
+    Outcome { Allowed = "allowed", Refused = "refused" }
+);
+
+string_enum!(
+    /// What an entry records: the `action` field. One value per API route, plus the
+    /// server's own acts (`init`, `destroy`, `purge`). `schema/LOG-FORMAT.md` lists them
+    /// with their meaning. Entries keep the action as text, so that a verifier reads logs
+    /// written by newer servers with actions it does not know.
+    Action {
+        Init = "init",
+        LoginChallenge = "login-challenge",
+        Login = "login",
+        UserList = "user-list",
+        UserAdd = "user-add",
+        UserShow = "user-show",
+        UserDisable = "user-disable",
+        CaseList = "case-list",
+        CaseCreate = "case-create",
+        CaseShow = "case-show",
+        CaseApprove = "case-approve",
+        CaseClose = "case-close",
+        Notify = "notify",
+        NotifyDefer = "notify-defer",
+        ReleaseHold = "release-hold",
+        Report = "report",
+        CaseKey = "case-key",
+        AddCustodian = "add-custodian",
+        CaseEnvelopes = "case-envelopes",
+        RotateKey = "rotate-key",
+        CaseRecipient = "case-recipient",
+        Grant = "grant",
+        GrantApprove = "grant-approve",
+        Revoke = "revoke",
+        RecordingList = "recording-list",
+        Upload = "upload",
+        Fetch = "fetch",
+        Destroy = "destroy",
+        Purge = "purge",
+        AuditCheckpoint = "audit-checkpoint",
+        AuditExport = "audit-export",
+        AuditLog = "audit-log",
+    }
+);
 
 /// One access-log entry. Empty strings stand for "not applicable".
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -252,7 +291,7 @@ mod tests {
                     case_id: String::new(),
                     recording_id: String::new(),
                     reason: format!("reason {seq}"),
-                    outcome: outcome::ALLOWED.into(),
+                    outcome: Outcome::Allowed.to_string(),
                     details: String::new(),
                 };
                 let hash = entry.chain_hash(&prev, &mut scratch);

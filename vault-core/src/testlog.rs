@@ -1,9 +1,10 @@
 //! Synthetic access logs for benchmarks and tests: realistic entries, a fixed key.
+//! Compiled only with the `testlog` feature.
 
 use ring::signature::Ed25519KeyPair;
 
 use crate::export::ExportWriter;
-use crate::log::{Entry, genesis};
+use crate::log::{Action, Entry, Outcome, genesis};
 use crate::note::{Checkpoint, VerifierKey};
 
 /// The origin of synthetic logs.
@@ -20,16 +21,16 @@ pub fn verifier_key() -> VerifierKey {
 
 /// Entry `seq` of a synthetic log: fetches, grants and refusals with realistic ids.
 pub fn entry(seq: u64) -> Entry {
-    let actions = ["fetch", "recording-list", "upload", "grant", "login"];
+    let actions = [Action::Fetch, Action::RecordingList, Action::Upload, Action::Grant, Action::Login];
     Entry {
         seq,
         time_ms: 1_780_000_000_000 + seq as i64 * 37,
         actor: format!("investigator{:02}", seq % 40),
-        action: actions[(seq % 5) as usize].into(),
+        action: actions[(seq % 5) as usize].to_string(),
         case_id: format!("case_{:032x}", seq / 1000),
         recording_id: format!("rec_{:032x}", seq),
         reason: "complaint 2026-117 follow-up".into(),
-        outcome: if seq.is_multiple_of(17) { "refused" } else { "allowed" }.into(),
+        outcome: if seq.is_multiple_of(17) { Outcome::Refused } else { Outcome::Allowed }.to_string(),
         details: if seq.is_multiple_of(17) { r#"{"refusal":"no grant"}"#.into() } else { String::new() },
     }
 }

@@ -4,7 +4,10 @@
 //! `cargo bench -p vault-server`
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use vault_server::db::{Db, LogRecord, append_log};
+use vault_core::log::{Action, Outcome};
+use vault_server::accesslog::{self, LogRecord};
+use vault_server::db::Db;
+use vault_server::store::Store;
 
 fn append(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
@@ -16,12 +19,13 @@ fn append(c: &mut Criterion) {
         b.iter(|| {
             db.with(|conn| {
                 let tx = conn.transaction().unwrap();
+                let s = Store::new(&tx);
                 for i in 0..N {
-                    let rec = LogRecord::new("investigator07", "fetch", "allowed")
+                    let rec = LogRecord::new("investigator07", Action::Fetch)
                         .case("case_0123456789abcdef0123456789abcdef")
                         .recording(format!("rec_{i:032x}"))
                         .reason("complaint 2026-117 follow-up");
-                    append_log(&tx, &rec).unwrap();
+                    accesslog::append(&s, &rec, Outcome::Allowed).unwrap();
                 }
                 tx.commit().unwrap();
             })

@@ -1,5 +1,6 @@
 //! Fills an initialised data dir with synthetic metadata for scale benchmarks, directly
-//! in SQLite (uploading a million recordings one by one would measure something else):
+//! through the server's store (uploading a million recordings one by one would measure
+//! something else):
 //!
 //! `cargo run --release -p vault-server --example synthetic_data -- DATA_DIR CASE RECORDINGS LOG_ENTRIES`
 //!
@@ -7,8 +8,12 @@
 //! LOG_ENTRIES access-log entries through the server's own log writer, so the chain
 //! stays valid. Run it while the server is stopped.
 
-use rusqlite::params;
-use vault_server::db::{Db, LogRecord, append_log};
+use vault_core::api::{Announcement, RecordingInfo, Role};
+use vault_core::ids::{CaseId, RecordingId};
+use vault_core::log::{Action, Outcome};
+use vault_server::accesslog::{LogRecord, append};
+use vault_server::db::Db;
+use vault_server::store::Store;
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -16,38 +21,41 @@ fn main() -> anyhow::Result<()> {
         anyhow::bail!("usage: synthetic_data DATA_DIR CASE RECORDINGS LOG_ENTRIES");
     };
     let (recordings, entries): (u64, u64) = (recordings.parse()?, entries.parse()?);
+    let case: CaseId = case.parse()?;
     let db = Db::open(&std::path::Path::new(dir).join("vault.db"))?;
-    let case = case.clone();
     db.with(move |c| -> anyhow::Result<()> {
         let tx = c.transaction()?;
-        let uploader: String = tx
-            .query_row("SELECT name FROM users WHERE role = 'recorder' ORDER BY name LIMIT 1", [], |r| r.get(0))
-            .map_err(|_| anyhow::anyhow!("enrol a recorder first: the recordings name one as their uploader"))?;
-        {
-            let mut insert = tx.prepare(
-                "INSERT INTO recordings (id, case_id, key_version, size, sha256, announced, recorded_at, uploaded_by, uploaded_at, meta)
-                 VALUES (?1, ?2, 1, ?3, ?4, 'signal-tone', ?5, ?6, ?5, NULL)",
-            )?;
-            let start = chrono::Utc::now() - chrono::Duration::days(60);
-            for i in 0..recordings {
-                let at = (start + chrono::Duration::seconds(i as i64 * 5))
-                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-                insert.execute(params![
-                    format!("rec_{:032x}", (1u128 << 100) + i as u128),
-                    &case,
-                    1_000_000 + (i % 5000) as i64,
-                    hex::encode(vault_core::sha256(&i.to_be_bytes())),
-                    at,
-                    uploader
-                ])?;
-            }
+        let s = Store::new(&tx);
+        let uploader = s
+            .users()?
+            .into_iter()
+            .find(|u| u.role == Role::Recorder)
+            .ok_or_else(|| anyhow::anyhow!("enrol a recorder first: the recordings name one as their uploader"))?
+            .name;
+        let start = chrono::Utc::now() - chrono::Duration::days(60);
+        for i in 0..recordings {
+            let at =
+                (start + chrono::Duration::seconds(i as i64 * 5)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+            let info = RecordingInfo {
+                id: format!("rec_{:032x}", (1u128 << 100) + i as u128).parse::<RecordingId>()?,
+                case_id: case.clone(),
+                key_version: 1,
+                size: 1_000_000 + i % 5000,
+                sha256: hex::encode(vault_core::sha256(&i.to_be_bytes())),
+                announced: Announcement::SignalTone,
+                recorded_at: at.clone(),
+                uploaded_by: uploader.clone(),
+                uploaded_at: at,
+                meta: None,
+            };
+            s.insert_recording(&info, None)?;
         }
         for i in 0..entries {
-            let rec = LogRecord::new(format!("investigator{:02}", i % 40), "fetch", "allowed")
+            let rec = LogRecord::new(format!("investigator{:02}", i % 40), Action::Fetch)
                 .case(&case)
                 .recording(format!("rec_{:032x}", (1u128 << 100) + i as u128))
                 .reason("complaint 2026-117 follow-up");
-            append_log(&tx, &rec)?;
+            append(&s, &rec, Outcome::Allowed)?;
         }
         tx.commit()?;
         Ok(())

@@ -1,25 +1,19 @@
-//! Authentication: the age login challenge, session tokens, and the role extractors.
+//! Authentication: session tokens and the age login challenges that earn them.
 //!
-//! Handlers never read tokens themselves. They take a [`Caller`] (any enrolled, enabled
-//! user) or a role extractor ([`Admin`], [`Recorder`], [`Auditor`]) as an argument, so a
-//! route cannot forget to check, and every refusal here is written to the access log.
-//! The user's row is read again on every request, so disabling a user or changing a role
-//! takes effect at once, whatever tokens are still in circulation.
+//! Who may do what is not decided here: the role extractors (`http::extract`) turn a
+//! token into a [`Caller`] by reading the user's row on every request, so disabling a
+//! user takes effect at once whatever tokens are still in circulation, and `policy`
+//! decides on the resource.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use axum::extract::{FromRequestParts, MatchedPath};
-use axum::http::request::Parts;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use ring::signature::Ed25519KeyPair;
 use serde::{Deserialize, Serialize};
 use vault_core::api::Role;
 use vault_core::ids::UserName;
-use vault_core::log::outcome;
 
-use crate::AppState;
-use crate::db::LogRecord;
 use crate::error::ApiError;
 
 /// Audience of every session token.
@@ -51,7 +45,7 @@ pub struct Tokens {
 
 impl Tokens {
     pub fn new(pair: &Ed25519KeyPair, pkcs8: &[u8]) -> Self {
-        let public = crate::datadir::public_key(pair);
+        let public = crate::server_keys::public_key(pair);
         let issuer = format!("recording-vault:{}", hex::encode(&vault_core::sha256(&public)[..8]));
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.set_issuer(&[&issuer]);
@@ -83,7 +77,7 @@ impl Tokens {
 
     /// Checks signature, algorithm, issuer, audience, expiry and the token id; returns
     /// the user name.
-    fn verify(&self, token: &str) -> Result<UserName, String> {
+    pub fn verify(&self, token: &str) -> Result<UserName, String> {
         let data =
             jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).map_err(|e| e.to_string())?;
         let c = data.claims;
@@ -116,12 +110,7 @@ impl Challenges {
         let now = chrono::Utc::now().timestamp();
         map.retain(|_, p| p.expires > now);
         if map.len() >= MAX_PENDING_CHALLENGES {
-            return Err(ApiError {
-                status: axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                code: "busy",
-                message: "too many logins in progress; try again in a minute".into(),
-                detail: None,
-            });
+            return Err(ApiError::busy("too many logins in progress; try again in a minute"));
         }
         map.insert(id, c);
         Ok(())
@@ -139,110 +128,3 @@ pub struct Caller {
     pub name: UserName,
     pub role: Role,
 }
-
-/// The access-log action name of the route a request was matched to.
-fn action_of(parts: &Parts) -> &'static str {
-    let path = parts.extensions.get::<MatchedPath>().map(|p| p.as_str()).unwrap_or("");
-    crate::routes::action_name(parts.method.as_str(), path)
-}
-
-impl FromRequestParts<AppState> for Caller {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let action = action_of(parts);
-        let refuse = |why: String, message: &str| {
-            let rec = LogRecord::new("-", action, outcome::REFUSED)
-                .details(serde_json::json!({ "refusal": "authentication failed", "why": why }));
-            (rec, ApiError::unauthenticated(message))
-        };
-        let token = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        let Some(token) = token else {
-            let (rec, err) = refuse("no bearer token".into(), "not logged in: run `vault-cli login`");
-            return Err(state.db.refuse(rec, err).await);
-        };
-        let name = match state.tokens.verify(token) {
-            Ok(n) => n,
-            Err(why) => {
-                let (rec, err) = refuse(why, "session token is invalid or expired: run `vault-cli login`");
-                return Err(state.db.refuse(rec, err).await);
-            }
-        };
-        let lookup = name.clone();
-        let row = state.db.read(move |c| crate::policy::user_state(c, &lookup)).await?;
-        match row {
-            Some((role, true)) => Ok(Caller { name, role }),
-            _ => {
-                let rec = LogRecord::new(name.as_str(), action, outcome::REFUSED)
-                    .details(serde_json::json!({ "refusal": "user disabled or removed" }));
-                Err(state.db.refuse(rec, ApiError::denied("your account is disabled; ask an admin")).await)
-            }
-        }
-    }
-}
-
-impl Caller {
-    /// Refuses (and logs) unless the caller has one of `roles`.
-    pub async fn require(&self, state: &AppState, action: &'static str, roles: &[Role]) -> Result<(), ApiError> {
-        if roles.contains(&self.role) {
-            return Ok(());
-        }
-        let wanted: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
-        let rec = LogRecord::new(self.name.as_str(), action, outcome::REFUSED)
-            .details(serde_json::json!({ "refusal": format!("role {} may not do this", self.role) }));
-        let err = ApiError::denied(format!("{action} needs the role {}; you are {}", wanted.join(" or "), self.role));
-        Err(state.db.refuse(rec, err).await)
-    }
-}
-
-macro_rules! role_extractor {
-    ($(#[$doc:meta])* $name:ident, $($role:expr),+) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone)]
-        pub struct $name(pub Caller);
-
-        impl FromRequestParts<AppState> for $name {
-            type Rejection = ApiError;
-
-            async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-                let caller = Caller::from_request_parts(parts, state).await?;
-                caller.require(state, action_of(parts), &[$($role),+]).await?;
-                Ok($name(caller))
-            }
-        }
-    };
-}
-
-role_extractor!(
-    /// A caller with the admin role.
-    Admin,
-    Role::Admin
-);
-role_extractor!(
-    /// A caller with the auditor role: reads the access log.
-    Auditor,
-    Role::Auditor
-);
-role_extractor!(
-    /// A caller with the recorder role (service accounts of the phone system).
-    Recorder,
-    Role::Recorder
-);
-role_extractor!(
-    /// A caller who may read case and recording metadata: admins and investigators
-    /// (subject to grants) and auditors (metadata only).
-    Reader,
-    Role::Admin,
-    Role::Investigator,
-    Role::Auditor
-);
-role_extractor!(
-    /// A caller who may fetch recordings, subject to an active grant.
-    Fetcher,
-    Role::Admin,
-    Role::Investigator
-);

@@ -89,9 +89,21 @@ impl BlobStore {
         sync_dir(&self.dir).await
     }
 
-    /// Makes deletions in the blob directory durable.
-    pub fn sync_dir_blocking(&self) -> std::io::Result<()> {
-        std::fs::File::open(&self.dir)?.sync_all()
+    /// Deletes the ciphertext of `ids` (those already gone are fine) and makes the
+    /// deletions durable. Blocking: run it off the async threads and off the database
+    /// writer.
+    pub fn delete_blocking(&self, ids: &[RecordingId]) -> std::io::Result<()> {
+        for id in ids {
+            match std::fs::remove_file(self.path(id)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if !ids.is_empty() {
+            std::fs::File::open(&self.dir)?.sync_all()?;
+        }
+        Ok(())
     }
 
     /// Removes a blob (used when the database refuses a committed upload).

@@ -1,10 +1,12 @@
-//! SQLite storage: opening, migrations, the writer thread, and the access-log writer.
+//! SQLite: opening, migrations, the writer thread and its group commit, and the pool of
+//! readers. What the statements are is `crate::store`'s business; this module only runs
+//! them.
 //!
 //! One thread owns the connection that writes, so the access log is one linear chain,
 //! and each log entry is written in the same transaction as the change it records.
 //! That thread commits in groups: it opens a transaction, runs every request that is
-//! waiting (each in a savepoint of its own, see `routes::logged`), commits once, and only
-//! then answers them all. One fsync covers many requests, and no request is answered
+//! waiting (each in a savepoint of its own, see `accesslog::RequestLog::logged`), commits
+//! once, and only then answers them all. One fsync covers many requests, and no request is answered
 //! before its entry is durable. Reads that need no log entry (who is calling?) use a
 //! small pool of read-only connections and never wait for the writer.
 
@@ -12,10 +14,10 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 use std::sync::{Arc, Mutex, mpsc};
 
-use rusqlite::{Connection, OptionalExtension, params};
-use vault_core::log::{Entry, genesis};
+use rusqlite::Connection;
 
 use crate::error::{ApiError, ApiResult};
+use crate::store::Store;
 
 /// Migrations from `schema/migrations`, applied in order; `PRAGMA user_version` counts them.
 const MIGRATIONS: &[&str] = &[
@@ -95,9 +97,18 @@ impl Db {
         Ok(c)
     }
 
+    /// Runs `f` in one read transaction on a fresh read-only connection: a consistent
+    /// snapshot however long `f` takes (a log export), that never holds up the writer.
+    /// Blocking.
+    pub fn snapshot<R>(&self, f: impl FnOnce(&Store<'_>) -> R) -> rusqlite::Result<R> {
+        let mut conn = self.reader()?;
+        let tx = conn.transaction()?;
+        Ok(f(&Store::new(&tx)))
+    }
+
     /// Runs `f` on the writer thread as part of the next group commit, and answers once
     /// the group is durable. `f` must keep its own writes atomic (a savepoint, as
-    /// `routes::logged` does): the group's other requests commit whatever it leaves.
+    /// `accesslog` does): the group's other requests commit whatever it leaves.
     pub async fn call<R, F>(&self, f: F) -> ApiResult<R>
     where
         R: Send + 'static,
@@ -139,12 +150,26 @@ impl Db {
         rx.recv().expect("the database writer stopped")
     }
 
+    /// Runs `f` alone on the writer thread in a transaction of its own, committed if `f`
+    /// succeeds and rolled back if it fails (start-up, maintenance, tools). Blocking.
+    pub fn transaction<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Store<'_>) -> anyhow::Result<R> + Send + 'static,
+    ) -> anyhow::Result<R> {
+        self.with(move |c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let r = f(&Store::new(&tx))?;
+            tx.commit()?;
+            Ok(r)
+        })
+    }
+
     /// Runs a read-only `f` on a pooled read-only connection, on the blocking pool. It
     /// sees committed data only.
     pub async fn read<R, F>(&self, f: F) -> ApiResult<R>
     where
         R: Send + 'static,
-        F: FnOnce(&Connection) -> ApiResult<R> + Send + 'static,
+        F: FnOnce(&Store<'_>) -> ApiResult<R> + Send + 'static,
     {
         let db = self.clone();
         tokio::task::spawn_blocking(move || {
@@ -153,7 +178,7 @@ impl Db {
                 Some(c) => c,
                 None => db.reader()?,
             };
-            let result = f(&conn);
+            let result = f(&Store::new(&conn));
             if let Ok(mut pool) = db.readers.lock() {
                 pool.push(conn);
             }
@@ -161,27 +186,6 @@ impl Db {
         })
         .await
         .map_err(|e| ApiError::internal(format!("database task: {e}")))?
-    }
-
-    /// Appends one entry on its own.
-    pub async fn log(&self, rec: LogRecord) -> ApiResult<()> {
-        self.call(move |c| {
-            let sp = c.savepoint()?;
-            append_log(&sp, &rec)?;
-            sp.commit()?;
-            Ok(())
-        })
-        .await
-    }
-
-    /// Records a refused request, then returns `err` so the caller can
-    /// `return Err(db.refuse(..).await)`. If the entry cannot be written the request
-    /// still fails, with an internal error (fail closed).
-    pub async fn refuse(&self, rec: LogRecord, err: ApiError) -> ApiError {
-        match self.log(rec).await {
-            Ok(()) => err,
-            Err(e) => e,
-        }
     }
 }
 
@@ -272,131 +276,6 @@ fn migrate(conn: &Connection) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The fields of a log entry that a caller chooses; sequence, time and links are added
-/// by [`append_log`].
-#[derive(Debug, Clone, Default)]
-pub struct LogRecord {
-    pub actor: String,
-    pub action: &'static str,
-    pub case_id: String,
-    pub recording_id: String,
-    pub reason: String,
-    pub outcome: &'static str,
-    pub details: String,
-}
-
-impl LogRecord {
-    pub fn new(actor: impl Into<String>, action: &'static str, outcome: &'static str) -> Self {
-        Self { actor: actor.into(), action, outcome, ..Default::default() }
-    }
-
-    pub fn case(mut self, id: impl ToString) -> Self {
-        self.case_id = id.to_string();
-        self
-    }
-
-    pub fn recording(mut self, id: impl ToString) -> Self {
-        self.recording_id = id.to_string();
-        self
-    }
-
-    pub fn reason(mut self, r: impl Into<String>) -> Self {
-        self.reason = r.into();
-        self
-    }
-
-    pub fn details(mut self, d: serde_json::Value) -> Self {
-        self.details = d.to_string();
-        self
-    }
-}
-
-/// Appends one entry to the access log inside the caller's transaction.
-pub fn append_log(conn: &Connection, rec: &LogRecord) -> rusqlite::Result<u64> {
-    let (seq, prev) = log_head(conn)?;
-    let entry = Entry {
-        seq,
-        time_ms: chrono::Utc::now().timestamp_millis(),
-        actor: rec.actor.clone(),
-        action: rec.action.to_owned(),
-        case_id: rec.case_id.clone(),
-        recording_id: rec.recording_id.clone(),
-        reason: rec.reason.clone(),
-        outcome: rec.outcome.to_owned(),
-        details: rec.details.clone(),
-    };
-    let hash = entry.chain_hash(&prev, &mut Vec::with_capacity(256));
-    conn.prepare_cached(
-        "INSERT INTO access_log (seq, time_ms, actor, action, case_id, recording_id, reason, outcome, details, prev, hash)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-    )?
-    .execute(params![
-        seq as i64,
-        entry.time_ms,
-        entry.actor,
-        entry.action,
-        entry.case_id,
-        entry.recording_id,
-        entry.reason,
-        entry.outcome,
-        entry.details,
-        &prev[..],
-        &hash[..]
-    ])?;
-    Ok(seq)
-}
-
-/// The columns of a log row, in the order [`for_each_encoded`] reads them.
-pub const LOG_COLUMNS: &str =
-    "seq, time_ms, actor, action, case_id, recording_id, reason, outcome, details, prev, hash";
-
-/// Calls `f` with the canonical encoding, prev and hash of each entry with
-/// `from <= seq < to`, in order, reusing one buffer.
-pub fn for_each_encoded(
-    conn: &Connection,
-    from: u64,
-    to: u64,
-    mut f: impl FnMut(&[u8], &[u8; 32], &[u8; 32]) -> anyhow::Result<()>,
-) -> anyhow::Result<()> {
-    let mut stmt =
-        conn.prepare(&format!("SELECT {LOG_COLUMNS} FROM access_log WHERE seq >= ?1 AND seq < ?2 ORDER BY seq"))?;
-    let mut rows = stmt.query([from as i64, to as i64])?;
-    let mut buf = Vec::with_capacity(1024);
-    while let Some(r) = rows.next()? {
-        let text = |i| r.get_ref(i).and_then(|v| v.as_bytes().map_err(Into::into));
-        let link = |i| -> anyhow::Result<[u8; 32]> {
-            r.get_ref(i)?.as_blob()?.try_into().map_err(|_| anyhow::anyhow!("a stored hash is not 32 bytes"))
-        };
-        buf.clear();
-        vault_core::log::encode_parts(
-            &mut buf,
-            r.get::<_, i64>(0)? as u64,
-            r.get(1)?,
-            [text(2)?, text(3)?, text(4)?, text(5)?, text(6)?, text(7)?, text(8)?],
-        );
-        f(&buf, &link(9)?, &link(10)?)?;
-    }
-    Ok(())
-}
-
-/// The number of entries and the head hash, as stored (unverified).
-pub fn log_head(conn: &Connection) -> rusqlite::Result<(u64, [u8; 32])> {
-    let head: Option<(i64, Vec<u8>)> = conn
-        .query_row("SELECT seq, hash FROM access_log ORDER BY seq DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?;
-    Ok(match head {
-        None => (0, genesis()),
-        Some((seq, hash)) => (seq as u64 + 1, hash.try_into().map_err(|_| rusqlite::Error::InvalidQuery)?),
-    })
-}
-
-/// Reads the whole chain and checks every link with the auditor's verifier.
-pub fn verify_log(conn: &Connection) -> anyhow::Result<(u64, [u8; 32])> {
-    let mut v = vault_core::log::ChainVerifier::new(0, genesis());
-    for_each_encoded(conn, 0, i64::MAX as u64, |enc, prev, hash| Ok(v.push(enc, prev, hash)?))?;
-    Ok((v.next_seq(), v.head()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -405,38 +284,34 @@ mod tests {
     fn fail_a_panicking_job_does_not_stop_the_writer() {
         let dir = tempfile::tempdir().unwrap();
         let db = Db::create(&dir.path().join("t.db")).unwrap();
+        let insert = |c: &Connection, key: &str| c.execute("INSERT INTO meta (key, value) VALUES (?1, 'x')", [key]);
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async {
             let crashed = db
-                .call(|c| -> ApiResult<()> {
+                .call(move |c| -> ApiResult<()> {
                     let sp = c.savepoint()?;
-                    append_log(&sp, &LogRecord::new("x", "half-done", "allowed"))?;
+                    insert(&sp, "half-done")?;
                     panic!("a bug in a handler");
                 })
                 .await;
             assert!(crashed.is_err());
-            db.log(LogRecord::new("alice", "after", "allowed")).await.unwrap();
+            db.call(move |c| {
+                let sp = c.savepoint()?;
+                insert(&sp, "after")?;
+                sp.commit()?;
+                Ok(())
+            })
+            .await
+            .unwrap();
         });
-        let (n, _) = db.with(|c| verify_log(c).unwrap());
-        assert_eq!(n, 1, "the panicking job's entry must have rolled back");
-    }
-
-    #[test]
-    fn log_chains_and_refuses_update_and_delete() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Db::create(&dir.path().join("t.db")).unwrap();
-        db.with(|c| {
-            for i in 0..5 {
-                append_log(c, &LogRecord::new("alice", "test", "allowed").reason(format!("r{i}"))).unwrap();
-            }
-            assert_eq!(verify_log(c).unwrap().0, 5);
-            assert!(c.execute("UPDATE access_log SET reason = 'x' WHERE seq = 2", []).is_err());
-            assert!(c.execute("DELETE FROM access_log WHERE seq = 4", []).is_err());
-            // Tampering below the triggers is caught by verification.
-            c.execute_batch("DROP TRIGGER access_log_no_update; UPDATE access_log SET reason = 'x' WHERE seq = 2;")
-                .unwrap();
-            let err = verify_log(c).unwrap_err().to_string();
-            assert!(err.starts_with("entry 2:"), "{err}");
+        let keys: Vec<String> = db.with(|c| {
+            c.prepare("SELECT key FROM meta ORDER BY key")
+                .unwrap()
+                .query_map([], |r| r.get(0))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect()
         });
+        assert_eq!(keys, ["after"], "the panicking job's write must have rolled back");
     }
 }

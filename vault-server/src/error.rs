@@ -2,7 +2,9 @@
 //!
 //! Each error keeps the message for the caller apart from the detail for the server's
 //! log: the response carries only the first, so internal errors never leak paths, SQL or
-//! key material to a client.
+//! key material to a client. A client error (4xx) is a refusal: its response carries a
+//! [`Refusal`], which the route's access-log layer (`http::log_refusals`) writes to the
+//! access log before the answer leaves.
 
 use axum::Json;
 use axum::http::StatusCode;
@@ -47,6 +49,11 @@ impl ApiError {
         Self { status: StatusCode::PAYLOAD_TOO_LARGE, code: "too_large", message: message.into(), detail: None }
     }
 
+    /// Too many requests of a kind at once; the caller should try again shortly.
+    pub fn busy(message: impl Into<String>) -> Self {
+        Self { status: StatusCode::SERVICE_UNAVAILABLE, code: "busy", message: message.into(), detail: None }
+    }
+
     pub fn internal(detail: impl std::fmt::Display) -> Self {
         Self {
             status: StatusCode::INTERNAL_SERVER_ERROR,
@@ -85,6 +92,21 @@ impl From<std::io::Error> for ApiError {
     }
 }
 
+/// What the access log keeps of a refused request: what the caller was told, and the
+/// detail behind it. Travels as an extension of the refusing response.
+#[derive(Debug, Clone)]
+pub struct Refusal {
+    pub message: String,
+    pub why: Option<String>,
+}
+
+impl Refusal {
+    /// The entry's `details`: `{"refusal": message, "why": detail or null}`.
+    pub fn details(&self) -> String {
+        serde_json::json!({ "refusal": self.message, "why": self.why }).to_string()
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         if self.status.is_server_error() {
@@ -92,6 +114,13 @@ impl IntoResponse for ApiError {
         } else if let Some(d) = &self.detail {
             tracing::info!(code = self.code, detail = d.as_str(), "request refused");
         }
-        (self.status, Json(ErrorBody { error: self.code.into(), message: self.message })).into_response()
+        let refusal =
+            self.status.is_client_error().then(|| Refusal { message: self.message.clone(), why: self.detail.clone() });
+        let mut response =
+            (self.status, Json(ErrorBody { error: self.code.into(), message: self.message })).into_response();
+        if let Some(r) = refusal {
+            response.extensions_mut().insert(r);
+        }
+        response
     }
 }

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use vault_core::ids::UserName;
-use vault_server::{Config, datadir::DataDir, db};
+use vault_server::{Config, accesslog, blobs::BlobStore, datadir::DataDir, db::Db, retention};
 
 #[derive(Parser)]
 #[command(name = "vault-server", version, about = "Encrypted, access-controlled vault for recorded calls: the server")]
@@ -98,17 +98,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Verify { data_dir } => {
             let dir = DataDir::new(&data_dir);
             dir.check()?;
-            let db = db::Db::open(&dir.db_path())?;
-            let (n, head) = db.with(|c| db::verify_log(c))?;
+            let db = Db::open(&dir.db_path())?;
+            let (n, head) = db.snapshot(accesslog::verify)??;
             println!("ok: {n} entries, head {}", hex::encode(head));
             Ok(())
         }
         Command::Purge { data_dir } => {
             let dir = DataDir::new(&data_dir);
             dir.check()?;
-            let db = db::Db::open(&dir.db_path())?;
-            let blobs = vault_server::blobs::BlobStore::new(dir.blobs(), dir.tmp());
-            let n = db.with(move |c| vault_server::lifecycle::purge_due(c, &blobs, "vault-server purge"))?;
+            let db = Db::open(&dir.db_path())?;
+            let n = retention::purge_due(&db, &BlobStore::new(dir.blobs(), dir.tmp()), "vault-server purge")?;
             println!("{n}");
             eprintln!("purged {n} recordings past their retention period");
             Ok(())

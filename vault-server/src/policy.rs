@@ -1,102 +1,341 @@
-//! Authorisation decisions that depend on data: grants, custodianship, case state.
+//! Every authorisation decision on a resource, one function per act (SPEC §6, §2).
 //!
-//! Every route that touches recordings goes through [`require_active_grant`], so there is
-//! one place that decides whether a person may read a case. Refusals tell the caller why
-//! (no grant, pending approval, expired on a date, revoked), but to someone without any
-//! grant an unknown case and a case that is not theirs look the same.
+//! The role extractors (`http::extract`) have already checked the caller's role when
+//! these run; what is decided here depends on data: grants, custodianship, the state of
+//! a case. Each function either returns what the act may proceed with or refuses with
+//! the error the caller sees, saying why (no grant, pending approval, expired on a date,
+//! revoked, ...). To someone without any grant an unknown case and a case that is not
+//! theirs look the same; admins, who may know every case, are told when one does not
+//! exist. Read top to bottom, this file is the authorisation matrix the tests check
+//! (`tests/matrix.rs`, `http::tests`).
 
 use chrono::NaiveDate;
-use rusqlite::{Connection, OptionalExtension};
-use vault_core::api::{CaseKind, CaseStatus, GrantStatus};
-use vault_core::ids::{CaseId, UserName};
+use vault_core::api::{Announcement, CaseKind, CaseStatus, GrantStatus, KeyEnvelope, Outcome, Role};
+use vault_core::ids::{CaseId, RecordingId, UserName};
 
-use crate::error::ApiError;
+use crate::auth::Caller;
+use crate::clock::today;
+use crate::error::{ApiError, ApiResult};
+use crate::store::{CaseRow, Store, StoredGrant, StoredRecording, UserState};
 
-/// The fields of a case that policy looks at.
-pub struct CaseRow {
-    pub kind: CaseKind,
-    pub status: CaseStatus,
-    pub key_version: u32,
-}
+// ------------------------------------------------------------------ users and login
 
-pub fn load_case(c: &Connection, id: &CaseId) -> rusqlite::Result<Option<CaseRow>> {
-    c.prepare_cached("SELECT kind, status, key_version FROM cases WHERE id = ?1")?
-        .query_row([id.as_str()], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, u32>(2)?)))
-        .optional()?
-        .map(|(kind, status, key_version)| {
-            Ok(CaseRow {
-                kind: kind.parse().map_err(|_| rusqlite::Error::InvalidQuery)?,
-                status: status.parse().map_err(|_| rusqlite::Error::InvalidQuery)?,
-                key_version,
-            })
-        })
-        .transpose()
-}
-
-/// A case an admin is acting on: admins may know every case exists.
-pub fn admin_case(c: &Connection, id: &CaseId) -> Result<CaseRow, ApiError> {
-    load_case(c, id)?.ok_or_else(|| ApiError::not_found(format!("no case {id}; `vault-cli case list` shows the cases")))
-}
-
-/// One person's grant on a case as stored.
-pub struct GrantRow {
-    pub stored_status: String,
-    pub until: Option<NaiveDate>,
-    pub granted_by: String,
-}
-
-pub fn load_grant(c: &Connection, case: &CaseId, user: &UserName) -> rusqlite::Result<Option<GrantRow>> {
-    c.prepare_cached("SELECT status, until, granted_by FROM grants WHERE case_id = ?1 AND grantee = ?2")?
-        .query_row([case.as_str(), user.as_str()], |r| {
-            Ok(GrantRow {
-                stored_status: r.get(0)?,
-                until: r.get::<_, Option<String>>(1)?.and_then(|s| s.parse().ok()),
-                granted_by: r.get(2)?,
-            })
-        })
-        .optional()
-}
-
-/// The status a grant has today: a stored `active` grant past its last day is expired.
-pub fn effective_status(stored: &str, until: Option<NaiveDate>, today: NaiveDate) -> GrantStatus {
-    match stored {
-        "pending" => GrantStatus::Pending,
-        "revoked" => GrantStatus::Revoked,
-        _ if until.is_some_and(|u| u < today) => GrantStatus::Expired,
-        _ => GrantStatus::Active,
+/// A user may log in only while enabled.
+pub fn may_log_in(s: &Store<'_>, user: &UserName) -> ApiResult<Role> {
+    match s.user_state(user)? {
+        Some(UserState { role, enabled: true }) => Ok(role),
+        _ => Err(ApiError::unauthenticated("login failed: your account is disabled")),
     }
 }
 
-pub fn today() -> NaiveDate {
-    chrono::Utc::now().date_naive()
+/// A valid session token is honoured only while its user is enabled: disabling a user
+/// stops their sessions at once.
+pub fn may_use_token(s: &Store<'_>, user: &UserName) -> ApiResult<Role> {
+    match s.user_state(user)? {
+        Some(UserState { role, enabled: true }) => Ok(role),
+        _ => Err(ApiError::denied("your account is disabled; ask an admin").with_detail("user disabled or removed")),
+    }
 }
 
-/// Refuses unless `user` has an active grant on an open case. The only gate in front of
-/// recording metadata, ciphertext and envelopes for admins and investigators.
-pub fn require_active_grant(c: &Connection, case: &CaseId, user: &UserName) -> Result<CaseRow, ApiError> {
+/// An admin may disable another enabled user, unless that leaves a live case without
+/// an enabled custodian: nobody could grant on it again.
+pub fn may_disable_user(s: &Store<'_>, caller: &Caller, target: &UserName) -> ApiResult<()> {
+    if *target == caller.name {
+        return Err(ApiError::bad_request("you cannot disable yourself; ask another admin"));
+    }
+    match s.user_state(target)? {
+        None => return Err(ApiError::not_found(format!("no user {target}"))),
+        Some(UserState { enabled: false, .. }) => {
+            return Err(ApiError::conflict(format!("user {target} is already disabled")));
+        }
+        Some(_) => {}
+    }
+    let orphaned = s.cases_in_sole_custody(target)?;
+    if !orphaned.is_empty() {
+        let list: Vec<&str> = orphaned.iter().map(CaseId::as_str).collect();
+        return Err(ApiError::conflict(format!(
+            "{target} is the only custodian of {}; make another admin a custodian first (vault-cli case add-custodian CASE ADMIN)",
+            list.join(", ")
+        )));
+    }
+    Ok(())
+}
+
+// ------------------------------------------------------------------ cases
+
+/// A case an admin acts on: admins may know every case exists.
+pub fn case_for_admin(s: &Store<'_>, id: &CaseId) -> ApiResult<CaseRow> {
+    s.case(id)?.ok_or_else(|| ApiError::not_found(format!("no case {id}; `vault-cli case list` shows the cases")))
+}
+
+/// Whether `caller` may see a case's metadata: admins and auditors see every case,
+/// investigators the cases they hold a pending or active grant on.
+pub fn may_see_case(s: &Store<'_>, caller: &Caller, id: &CaseId) -> ApiResult<bool> {
+    Ok(match caller.role {
+        Role::Admin | Role::Auditor => true,
+        Role::Investigator => s.grant(id, &caller.name)?.is_some_and(|g| g.is_live()),
+        Role::Recorder => false,
+    })
+}
+
+/// Refuses to show a case `caller` may not see. Admins and auditors learn that an
+/// unknown case does not exist; to others it looks like a case that is not theirs.
+pub fn may_show_case(s: &Store<'_>, caller: &Caller, id: &CaseId) -> ApiResult<()> {
+    let hidden = || ApiError::denied("access denied: you have no grant on this case (or it does not exist)");
+    if !may_see_case(s, caller, id)? {
+        return Err(hidden());
+    }
+    if s.case(id)?.is_none() {
+        return Err(match caller.role {
+            Role::Admin | Role::Auditor => {
+                ApiError::not_found(format!("no case {id}; `vault-cli case list` shows the cases"))
+            }
+            _ => hidden(),
+        });
+    }
+    Ok(())
+}
+
+/// The AP's approval is recorded once, for a covert case waiting for it, and not
+/// before the day it was given (R3).
+pub fn may_approve_case(s: &Store<'_>, id: &CaseId, date: NaiveDate) -> ApiResult<()> {
+    let case = case_for_admin(s, id)?;
+    if case.kind != CaseKind::Covert {
+        return Err(ApiError::bad_request("only covert cases need the AP's prior-check approval"));
+    }
+    if case.status != CaseStatus::PendingApproval {
+        return Err(ApiError::conflict(format!("the case is {}, not pending approval", case.status)));
+    }
+    if date > today() {
+        return Err(ApiError::bad_request("the approval date is in the future; record it once the AP has approved"));
+    }
+    Ok(())
+}
+
+/// A case takes recordings only while open: a covert case not before the AP approved
+/// it (R3), no case once closed.
+pub fn may_take_recordings(case: &CaseRow) -> ApiResult<()> {
+    match case.status {
+        CaseStatus::Open => Ok(()),
+        CaseStatus::PendingApproval => Err(ApiError::denied(
+            "this covert case takes no recordings until an admin records the AP's prior-check approval (case approve)",
+        )),
+        CaseStatus::Closed | CaseStatus::Destroyed => {
+            Err(ApiError::denied("this case is closed and takes no new recordings"))
+        }
+    }
+}
+
+/// A recorder may upload to an open case; only covert recordings may be unannounced
+/// (R1, R2).
+pub fn check_upload(case: Option<&CaseRow>, id: &CaseId, announced: Announcement) -> ApiResult<CaseRow> {
+    let case = *case.ok_or_else(|| ApiError::not_found(format!("no case {id}")))?;
+    may_take_recordings(&case)?;
+    if announced == Announcement::None && case.kind != CaseKind::Covert {
+        return Err(ApiError::bad_request(format!(
+            "a {} recording must have been announced (--announced spoken-notice or signal-tone); only covert cases take unannounced recordings",
+            case.kind
+        )));
+    }
+    Ok(case)
+}
+
+/// How a case may close: once; a covert case with `offence` or `no-offence` (the law
+/// requires destroying the recordings at once if nothing criminal was found, R5), every
+/// other case with `completed`.
+pub fn close_rule(s: &Store<'_>, id: &CaseId, outcome: Outcome) -> ApiResult<CaseRow> {
+    let case = case_for_admin(s, id)?;
+    if matches!(case.status, CaseStatus::Closed | CaseStatus::Destroyed) {
+        return Err(ApiError::conflict(format!("the case is already {}", case.status)));
+    }
+    match (case.kind, outcome) {
+        (CaseKind::Covert, Outcome::Offence | Outcome::NoOffence) => Ok(case),
+        (CaseKind::Covert, Outcome::Completed) => Err(ApiError::bad_request(
+            "a covert case closes with --outcome offence or no-offence: the law requires destroying the recordings at once if nothing criminal was found",
+        )),
+        (_, Outcome::Completed) => Ok(case),
+        (kind, _) => Err(ApiError::bad_request(format!(
+            "a {kind} case closes with --outcome completed; offence and no-offence are for covert cases"
+        ))),
+    }
+}
+
+/// The employee's notification may be recorded, or deferred, while it is owed (R6).
+pub fn may_notify(s: &Store<'_>, id: &CaseId) -> ApiResult<()> {
+    case_for_admin(s, id)?;
+    let Some(current) = s.notification(id, today())? else {
+        return Err(ApiError::conflict("this case has no notification duty: it arises when a covert case is closed"));
+    };
+    if current.status == vault_core::api::NotificationStatus::Told {
+        return Err(ApiError::conflict("the employee's notification is already recorded"));
+    }
+    Ok(())
+}
+
+/// A legal hold can be released only from a case on hold (R7).
+pub fn may_release_hold(s: &Store<'_>, id: &CaseId) -> ApiResult<()> {
+    if !case_for_admin(s, id)?.legal_hold {
+        return Err(ApiError::conflict("the case is not on legal hold"));
+    }
+    Ok(())
+}
+
+// ------------------------------------------------------------------ custody of case keys
+
+/// Refuses unless `caller` is a custodian of `case`.
+pub fn require_custodian(s: &Store<'_>, case: &CaseId, caller: &Caller) -> ApiResult<()> {
+    if s.is_custodian(case, &caller.name)? {
+        Ok(())
+    } else {
+        Err(ApiError::denied(
+            "you are not a custodian of this case, so you hold no key for it; ask a custodian (see `case show`)",
+        ))
+    }
+}
+
+/// A custodian may read its envelopes of a case's key, if it holds every version.
+pub fn may_read_case_key(s: &Store<'_>, caller: &Caller, id: &CaseId) -> ApiResult<(CaseRow, Vec<KeyEnvelope>)> {
+    let case = case_for_admin(s, id)?;
+    require_custodian(s, id, caller)?;
+    let keys = s.envelopes_of(id, &caller.name)?;
+    if keys.len() as u32 != case.key_version {
+        return Err(ApiError::denied("you do not hold every key version of this case; ask another custodian"));
+    }
+    Ok((case, keys))
+}
+
+/// A custodian may make another enabled admin a custodian of a case whose keys still
+/// exist.
+pub fn may_add_custodian(s: &Store<'_>, caller: &Caller, id: &CaseId, admin: &UserName) -> ApiResult<CaseRow> {
+    let case = case_for_admin(s, id)?;
+    if case.status == CaseStatus::Destroyed {
+        return Err(ApiError::conflict("the case's keys were destroyed"));
+    }
+    require_custodian(s, id, caller)?;
+    match s.user_state(admin)? {
+        Some(UserState { role: Role::Admin, enabled: true }) => {}
+        Some(UserState { enabled: false, .. }) => return Err(ApiError::conflict(format!("{admin} is disabled"))),
+        Some(UserState { role, .. }) => {
+            return Err(ApiError::denied(format!("{admin} is {role}; only admins can be custodians")));
+        }
+        None => return Err(ApiError::not_found(format!("no user {admin}"))),
+    }
+    if s.is_custodian(id, admin)? {
+        return Err(ApiError::conflict(format!("{admin} is already a custodian of this case")));
+    }
+    Ok(case)
+}
+
+/// A custodian may rotate the key of a live case, from the version it saw.
+pub fn may_rotate(s: &Store<'_>, caller: &Caller, id: &CaseId, from_version: u32) -> ApiResult<CaseRow> {
+    let case = case_for_admin(s, id)?;
+    if matches!(case.status, CaseStatus::Closed | CaseStatus::Destroyed) {
+        return Err(ApiError::conflict(format!("the case is {}; its key is no longer rotated", case.status)));
+    }
+    require_custodian(s, id, caller)?;
+    if from_version != case.key_version {
+        return Err(ApiError::conflict("the case key changed meanwhile; run rotate-key again"));
+    }
+    Ok(case)
+}
+
+// ------------------------------------------------------------------ grants
+
+/// A custodian may grant a live case to another enabled admin or investigator who has
+/// no live grant on it yet; never to itself (SPEC §6).
+pub fn may_grant(
+    s: &Store<'_>,
+    caller: &Caller,
+    id: &CaseId,
+    grantee: &UserName,
+    until: Option<NaiveDate>,
+) -> ApiResult<CaseRow> {
+    if *grantee == caller.name {
+        return Err(ApiError::denied("you cannot grant yourself access; another admin must grant it"));
+    }
+    let case = case_for_admin(s, id)?;
+    if matches!(case.status, CaseStatus::Closed | CaseStatus::Destroyed) {
+        return Err(ApiError::conflict(format!("the case is {}; no new grants", case.status)));
+    }
+    match s.user_state(grantee)? {
+        None => return Err(ApiError::not_found(format!("no user {grantee}"))),
+        Some(UserState { enabled: false, .. }) => {
+            return Err(ApiError::conflict(format!("user {grantee} is disabled")));
+        }
+        Some(UserState { role, .. }) if !matches!(role, Role::Admin | Role::Investigator) => {
+            return Err(ApiError::denied(format!(
+                "user {grantee} is {role}; only investigators and admins can be granted access to recordings"
+            )));
+        }
+        Some(_) => {}
+    }
+    if !s.is_custodian(id, &caller.name)? {
+        return Err(ApiError::denied("only a custodian of the case can grant: you hold no key for it"));
+    }
+    if until.is_some_and(|u| u < today()) {
+        return Err(ApiError::bad_request("--until is in the past; a grant must end today or later"));
+    }
+    if let Some(g) = s.grant(id, grantee)?
+        && g.is_live()
+    {
+        return Err(ApiError::conflict(format!(
+            "{grantee} already has a {} grant on this case; revoke it first to change it",
+            g.status
+        )));
+    }
+    Ok(case)
+}
+
+/// The status a new grant starts in: on a covert case it waits for a second admin.
+pub fn new_grant_status(case: &CaseRow) -> GrantStatus {
+    if case.kind == CaseKind::Covert { GrantStatus::Pending } else { GrantStatus::Active }
+}
+
+/// Four eyes: a pending grant is approved by an admin who neither requested it nor
+/// receives it.
+pub fn may_approve_grant(s: &Store<'_>, caller: &Caller, id: &CaseId, grantee: &UserName) -> ApiResult<()> {
+    case_for_admin(s, id)?;
+    let g = s.grant(id, grantee)?.ok_or_else(|| ApiError::not_found(format!("{grantee} has no grant on this case")))?;
+    if g.status != GrantStatus::Pending {
+        return Err(ApiError::conflict(format!("the grant is {}, not pending", g.status)));
+    }
+    if g.granted_by == caller.name {
+        return Err(ApiError::denied(
+            "four eyes: the admin who requested a grant cannot approve it; ask a second admin",
+        ));
+    }
+    if *grantee == caller.name {
+        return Err(ApiError::denied("you cannot approve a grant to yourself"));
+    }
+    Ok(())
+}
+
+/// Any admin may revoke a grant that is not revoked yet.
+pub fn may_revoke(s: &Store<'_>, id: &CaseId, grantee: &UserName) -> ApiResult<()> {
+    case_for_admin(s, id)?;
+    let g = s.grant(id, grantee)?.ok_or_else(|| ApiError::not_found(format!("{grantee} has no grant on this case")))?;
+    if !g.is_live() {
+        return Err(ApiError::conflict(format!("the grant of {grantee} is already revoked")));
+    }
+    Ok(())
+}
+
+// ------------------------------------------------------------------ reading recordings
+
+/// Refuses unless `user` has an active grant on an open case: the gate in front of
+/// recording metadata, ciphertext and envelopes for admins and investigators alike.
+pub fn require_active_grant(s: &Store<'_>, case: &CaseId, user: &UserName) -> ApiResult<CaseRow> {
     let vague = || {
         ApiError::denied("access denied: you have no grant on this case (or it does not exist)")
             .with_detail("no grant or no such case")
     };
-    let Some(grant) = load_grant(c, case, user)? else {
+    let Some(grant) = s.grant(case, user)? else {
         return Err(vague());
     };
-    let Some(row) = load_case(c, case)? else {
+    let Some(row) = s.case(case)? else {
         return Err(vague());
     };
-    match effective_status(&grant.stored_status, grant.until, today()) {
-        GrantStatus::Active => {}
-        GrantStatus::Pending => {
-            return Err(ApiError::denied(
-                "access denied: your grant on this covert case is waiting for a second admin's approval",
-            ));
-        }
-        GrantStatus::Revoked => return Err(ApiError::denied("access denied: your grant on this case was revoked")),
-        GrantStatus::Expired => {
-            let until = grant.until.map(|d| d.to_string()).unwrap_or_default();
-            return Err(ApiError::denied(format!("access denied: your grant on this case expired after {until}")));
-        }
-    }
+    refuse_unless_active(&grant)?;
     match row.status {
         CaseStatus::Destroyed => Err(ApiError::denied("access denied: the recordings of this case were destroyed")),
         CaseStatus::Closed => Err(ApiError::denied("access denied: the case is closed")),
@@ -104,26 +343,53 @@ pub fn require_active_grant(c: &Connection, case: &CaseId, user: &UserName) -> R
     }
 }
 
-/// A user's role and whether they are enabled, or `None` if no such user.
-pub fn user_state(c: &Connection, name: &UserName) -> Result<Option<(vault_core::api::Role, bool)>, ApiError> {
-    let row: Option<(String, bool)> = c
-        .prepare_cached("SELECT role, enabled FROM users WHERE name = ?1")?
-        .query_row([name.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?;
-    row.map(|(role, enabled)| Ok((role.parse().map_err(ApiError::internal)?, enabled))).transpose()
+fn refuse_unless_active(grant: &StoredGrant) -> ApiResult<()> {
+    match grant.status_on(today()) {
+        GrantStatus::Active => Ok(()),
+        GrantStatus::Pending => Err(ApiError::denied(
+            "access denied: your grant on this covert case is waiting for a second admin's approval",
+        )),
+        GrantStatus::Revoked => Err(ApiError::denied("access denied: your grant on this case was revoked")),
+        GrantStatus::Expired => {
+            let until = grant.until.map(|d| d.to_string()).unwrap_or_default();
+            Err(ApiError::denied(format!("access denied: your grant on this case expired after {until}")))
+        }
+    }
 }
 
-/// Whether `admin` is a custodian of `case` (holds its secret and may wrap it).
-pub fn is_custodian(c: &Connection, case: &CaseId, admin: &UserName) -> rusqlite::Result<bool> {
-    c.prepare_cached("SELECT 1 FROM custodians WHERE case_id = ?1 AND admin = ?2")?
-        .exists([case.as_str(), admin.as_str()])
+/// Who may list a case's recordings, and what they see: auditors see the metadata of
+/// every case but never the encrypted call metadata (`false`); everyone else needs an
+/// active grant and sees it all (`true`).
+pub fn may_list_recordings(s: &Store<'_>, caller: &Caller, id: &CaseId) -> ApiResult<bool> {
+    if caller.role == Role::Auditor {
+        if s.case(id)?.is_none() {
+            return Err(ApiError::not_found(format!("no case {id}")));
+        }
+        return Ok(false);
+    }
+    require_active_grant(s, id, &caller.name)?;
+    Ok(true)
 }
 
-/// The caller's envelope for one key version of a case.
-pub fn envelope(c: &Connection, case: &CaseId, version: u32, holder: &UserName) -> rusqlite::Result<Option<Vec<u8>>> {
-    c.prepare_cached("SELECT envelope FROM envelopes WHERE case_id = ?1 AND version = ?2 AND holder = ?3")?
-        .query_row(rusqlite::params![case.as_str(), version, holder.as_str()], |r| r.get(0))
-        .optional()
+/// The recording a fetch asks for. One that does not exist is refused like one the
+/// caller has no grant for.
+pub fn recording_to_fetch(s: &Store<'_>, id: &RecordingId) -> ApiResult<StoredRecording> {
+    s.recording(id)?.ok_or_else(|| {
+        ApiError::denied("access denied: you have no grant for this recording (or it does not exist)")
+            .with_detail("no such recording")
+    })
+}
+
+/// A fetch releases a recording's ciphertext with the caller's own envelope of its key
+/// version, only on an active grant. Returns that envelope.
+pub fn may_fetch(s: &Store<'_>, caller: &Caller, rec: &StoredRecording) -> ApiResult<Vec<u8>> {
+    require_active_grant(s, &rec.case_id, &caller.name)?;
+    let version = rec.key_version;
+    s.envelope(&rec.case_id, version, &caller.name)?.ok_or_else(|| {
+        ApiError::denied(format!(
+            "you hold no key for version {version} of this case's key; ask a custodian to grant you again"
+        ))
+    })
 }
 
 #[cfg(test)]
@@ -134,10 +400,12 @@ mod tests {
     fn grant_status_today() {
         let d = |s: &str| s.parse::<NaiveDate>().unwrap();
         let today = d("2026-06-10");
-        assert_eq!(effective_status("active", None, today), GrantStatus::Active);
-        assert_eq!(effective_status("active", Some(d("2026-06-10")), today), GrantStatus::Active);
-        assert_eq!(effective_status("active", Some(d("2026-06-09")), today), GrantStatus::Expired);
-        assert_eq!(effective_status("pending", None, today), GrantStatus::Pending);
-        assert_eq!(effective_status("revoked", None, today), GrantStatus::Revoked);
+        let g =
+            |status, until: Option<&str>| StoredGrant { status, until: until.map(d), granted_by: "a".parse().unwrap() };
+        assert_eq!(g(GrantStatus::Active, None).status_on(today), GrantStatus::Active);
+        assert_eq!(g(GrantStatus::Active, Some("2026-06-10")).status_on(today), GrantStatus::Active);
+        assert_eq!(g(GrantStatus::Active, Some("2026-06-09")).status_on(today), GrantStatus::Expired);
+        assert_eq!(g(GrantStatus::Pending, None).status_on(today), GrantStatus::Pending);
+        assert_eq!(g(GrantStatus::Revoked, None).status_on(today), GrantStatus::Revoked);
     }
 }

@@ -32,7 +32,7 @@ use age_core::format::{FileKey, Stanza};
 use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, Nonce, UnboundKey};
 use zeroize::Zeroizing;
 
-use crate::crypto::CryptoError;
+use super::error::{CryptoError, decrypt_error};
 
 /// Plaintext bytes per chunk.
 const CHUNK: usize = 64 * 1024;
@@ -97,12 +97,12 @@ pub fn decrypt<R: Read, W: Write + ?Sized>(
     let mut input = io::BufReader::with_capacity(CHUNK + TAG + 1, input);
     let head = read_header_and_nonce(&mut input)?;
     // The age crate parses the header, finds this identity's stanza and checks the MAC.
-    let decryptor = age::Decryptor::new_buffered(&head[..]).map_err(crate::crypto::decrypt_error)?;
+    let decryptor = age::Decryptor::new_buffered(&head[..]).map_err(decrypt_error)?;
     if decryptor.is_scrypt() {
         return Err(CryptoError::Malformed("passphrase-encrypted files are not used by the vault".into()));
     }
     let capture = CaptureFileKey { inner: identity, file_key: RefCell::new(None) };
-    drop(decryptor.decrypt(std::iter::once(&capture as &dyn age::Identity)).map_err(crate::crypto::decrypt_error)?);
+    drop(decryptor.decrypt(std::iter::once(&capture as &dyn age::Identity)).map_err(decrypt_error)?);
     let file_key = capture.file_key.into_inner().ok_or(CryptoError::NotForThisIdentity)?;
     let mut stream = Stream::new(&file_key, &head[head.len() - NONCE..]);
 

@@ -15,33 +15,13 @@ use std::str::FromStr;
 use age::secrecy::ExposeSecret;
 use zeroize::Zeroizing;
 
+mod error;
+pub mod payload;
+
+pub use error::CryptoError;
+
 /// The largest envelope or challenge this module will decrypt into memory.
 const SMALL_CIPHERTEXT_MAX: u64 = 64 * 1024;
-
-/// Errors of key handling and encryption.
-#[derive(Debug, thiserror::Error)]
-pub enum CryptoError {
-    /// The identity file has no usable `AGE-SECRET-KEY-1...` line.
-    #[error(
-        "{0}: not an age X25519 identity file; create one with `vault-cli keygen --out FILE` or `age-keygen -o FILE`"
-    )]
-    BadIdentityFile(String),
-    /// A recipient string is not an `age1...` X25519 recipient.
-    #[error("{0:?} is not an age X25519 recipient; it starts with \"age1\" and is printed by `vault-cli keygen`")]
-    BadRecipient(String),
-    /// The data is not age ciphertext, or it was cut off or altered.
-    #[error("not valid age ciphertext (truncated, corrupted or not encrypted with age): {0}")]
-    Malformed(String),
-    /// The ciphertext is well formed but not encrypted to this identity.
-    #[error("this identity cannot decrypt it: it was not encrypted to you (check --identity)")]
-    NotForThisIdentity,
-    /// An envelope decrypted, but does not hold the case key it claims to.
-    #[error("the envelope does not hold the key of this case: {0}")]
-    WrongCaseKey(String),
-    /// Reading or writing failed.
-    #[error(transparent)]
-    Io(#[from] io::Error),
-}
 
 /// Parses the text of an identity file: `#` comment lines, blank lines and exactly one
 /// `AGE-SECRET-KEY-1...` line.
@@ -194,13 +174,13 @@ impl CaseKey {
 
 /// Encrypts everything `input` yields to `recipient`, writing age ciphertext to `output`
 /// as it goes. Returns the number of plaintext bytes. (The chunk loop runs on `ring`; see
-/// [`crate::payload`].)
+/// [`payload`].)
 pub fn encrypt_stream<R: Read + ?Sized, W: Write>(
     recipient: &age::x25519::Recipient,
     input: &mut R,
     output: W,
 ) -> io::Result<u64> {
-    crate::payload::encrypt(recipient, input, output)
+    payload::encrypt(recipient, input, output)
 }
 
 /// Decrypts `input` to `output` in a stream. Returns the number of plaintext bytes. On
@@ -211,18 +191,7 @@ pub fn decrypt_stream<R: Read, W: Write + ?Sized>(
     input: R,
     output: &mut W,
 ) -> Result<u64, CryptoError> {
-    crate::payload::decrypt(identity, input, output)
-}
-
-pub(crate) fn decrypt_error(e: age::DecryptError) -> CryptoError {
-    match e {
-        age::DecryptError::NoMatchingKeys => CryptoError::NotForThisIdentity,
-        age::DecryptError::Io(e) if matches!(e.kind(), io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof) => {
-            CryptoError::Malformed(e.to_string())
-        }
-        age::DecryptError::Io(e) => CryptoError::Io(e),
-        other => CryptoError::Malformed(other.to_string()),
-    }
+    payload::decrypt(identity, input, output)
 }
 
 /// Checks that `header` (the first bytes of an upload) starts like age ciphertext. The
@@ -236,7 +205,7 @@ pub fn looks_like_age(prefix: &[u8]) -> bool {
 /// Returns true when `buf` holds a complete age header (the `---` MAC line), by the same
 /// reading [`decrypt_stream`] does.
 pub fn has_complete_header(buf: &[u8]) -> bool {
-    crate::payload::read_header(&mut &buf[..], &mut Vec::new()).is_ok()
+    payload::read_header(&mut &buf[..], &mut Vec::new()).is_ok()
 }
 
 #[cfg(test)]

@@ -1,0 +1,186 @@
+//! Recordings: uploading (recorders), listing a case's recordings, fetching one.
+//!
+//! An upload is checked against the case before its body is read, streamed into the
+//! blob store, and becomes visible only when its row commits with its log entry. A fetch
+//! is logged before a byte of ciphertext is sent, and sends the caller's own envelope
+//! beside it; the caller's CLI decrypts.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use serde_json::json;
+use vault_core::api::{
+    HEADER_CASE_RECIPIENT, HEADER_CRC32, HEADER_ENVELOPE, HEADER_META, HEADER_SHA256, PAGE_MAX, PageParams, Reason,
+    RecordingInfo, RecordingPage, UploadParams,
+};
+use vault_core::ids::{CaseId, RecordingId};
+
+use super::extract::{ApiJson, ApiPath, ApiQuery, Fetcher, Reader, Recorder};
+use super::validate::{decode_small, require_text};
+use crate::accesslog::RequestLog;
+use crate::blobs::UploadError;
+use crate::clock::now_rfc3339;
+use crate::error::{ApiError, ApiResult};
+use crate::policy;
+use crate::state::AppState;
+
+/// A page of a case's recordings, in upload order.
+pub async fn list(
+    State(st): State<AppState>,
+    Reader(caller): Reader,
+    ApiPath(id): ApiPath<CaseId>,
+    log: RequestLog,
+    ApiQuery(page): ApiQuery<PageParams>,
+) -> ApiResult<Json<RecordingPage>> {
+    let list = log
+        .logged(&st.db, move |s, _| {
+            let with_meta = policy::may_list_recordings(s, &caller, &id)?;
+            let limit = page.limit.unwrap_or(PAGE_MAX).clamp(1, PAGE_MAX);
+            let recordings = s.recordings_page(&id, page.after.as_ref(), limit + 1, with_meta)?.ok_or_else(|| {
+                let after = page.after.as_ref().map(RecordingId::as_str).unwrap_or_default();
+                ApiError::bad_request(format!("--after {after} is not a recording of this case"))
+            })?;
+            Ok(page_of(recordings, limit))
+        })
+        .await?;
+    Ok(Json(list))
+}
+
+/// Cuts a list fetched with one extra row into a page and its `next` marker.
+fn page_of(mut recordings: Vec<RecordingInfo>, limit: u32) -> RecordingPage {
+    let more = recordings.len() > limit as usize;
+    recordings.truncate(limit as usize);
+    let next = if more { recordings.last().map(|r| r.id.clone()) } else { None };
+    RecordingPage { recordings, next }
+}
+
+/// When a call was recorded: as the recorder says (RFC 3339, not more than a day ahead),
+/// else now.
+fn recorded_at(given: Option<&str>) -> ApiResult<String> {
+    let Some(t) = given else { return Ok(now_rfc3339()) };
+    match chrono::DateTime::parse_from_rfc3339(t) {
+        Ok(t) if t > chrono::Utc::now() + chrono::Duration::days(1) => {
+            Err(ApiError::bad_request("--recorded-at lies in the future"))
+        }
+        Ok(t) => Ok(t.with_timezone(&chrono::Utc).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+        Err(_) => Err(ApiError::bad_request("--recorded-at must be RFC 3339, e.g. 2026-05-01T09:30:00Z")),
+    }
+}
+
+/// The encrypted call metadata of an upload, if it carries any.
+fn call_meta(headers: &HeaderMap) -> ApiResult<Option<Vec<u8>>> {
+    match headers.get(HEADER_META).map(|v| v.to_str()) {
+        None => Ok(None),
+        Some(Ok(s)) => Ok(Some(decode_small(s, "the call metadata")?)),
+        Some(Err(_)) => Err(ApiError::bad_request("the call metadata header is not ASCII")),
+    }
+}
+
+pub async fn upload(
+    State(st): State<AppState>,
+    Recorder(caller): Recorder,
+    ApiPath(id): ApiPath<CaseId>,
+    log: RequestLog,
+    ApiQuery(params): ApiQuery<UploadParams>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<([(&'static str, String); 1], Json<RecordingInfo>)> {
+    let recorded_at = recorded_at(params.recorded_at.as_deref())?;
+    let meta = call_meta(&headers)?;
+    let announced = params.announced;
+    // Checked before the body is read, so a refused upload costs no disk; checked again
+    // when its row is written, since the case may close meanwhile.
+    let precheck = id.clone();
+    let case = st.db.read(move |s| Ok(s.case(&precheck)?)).await?;
+    policy::check_upload(case.as_ref(), &id, announced)?;
+    let staged = match st.blobs.receive(body, st.max_upload).await {
+        Ok(s) => s,
+        Err(UploadError::Io(e)) => return Err(ApiError::internal(e)),
+        Err(e @ UploadError::TooLarge(_)) => return Err(ApiError::too_large(e.to_string())),
+        Err(e) => return Err(ApiError::bad_request(e.to_string())),
+    };
+    let rid = RecordingId::random();
+    let crc32 = staged.crc32;
+    let mut info = RecordingInfo {
+        id: rid.clone(),
+        case_id: id.clone(),
+        key_version: 1,
+        size: staged.size,
+        sha256: staged.sha256.clone(),
+        announced,
+        recorded_at,
+        uploaded_by: caller.name.clone(),
+        uploaded_at: String::new(),
+        meta: None,
+    };
+    st.blobs.commit(staged, &rid).await?;
+    let row_id = rid.clone();
+    let result = log
+        .logged(&st.db, move |s, rec| {
+            rec.recording_id = row_id.to_string();
+            rec.details =
+                json!({ "sha256": info.sha256, "size": info.size, "announced": announced.as_str() }).to_string();
+            let case = policy::check_upload(s.case(&id)?.as_ref(), &id, announced)?;
+            info.key_version = case.key_version;
+            info.uploaded_at = now_rfc3339();
+            s.insert_recording(&info, meta.as_deref())?;
+            Ok(info)
+        })
+        .await;
+    if result.is_err() {
+        let _ = st.blobs.remove(&rid).await;
+    }
+    Ok(([(HEADER_CRC32, format!("{crc32:08x}"))], Json(result?)))
+}
+
+pub async fn fetch(
+    State(st): State<AppState>,
+    Fetcher(caller): Fetcher,
+    ApiPath(id): ApiPath<RecordingId>,
+    log: RequestLog,
+    ApiJson(req): ApiJson<Reason>,
+) -> ApiResult<Response> {
+    log.set_reason(&req.reason);
+    let rid = id.clone();
+    let (stored, envelope, recipient) = log
+        .logged(&st.db, move |s, rec| {
+            require_text(&req.reason, "--reason")?;
+            let stored = policy::recording_to_fetch(s, &rid)?;
+            rec.case_id = stored.case_id.to_string();
+            let envelope = policy::may_fetch(s, &caller, &stored)?;
+            let recipient = s.case_recipient(&stored.case_id, stored.key_version)?;
+            rec.details =
+                json!({ "sha256": stored.sha256, "size": stored.size, "key_version": stored.key_version }).to_string();
+            Ok((stored, envelope, recipient))
+        })
+        .await?;
+    let file = tokio::fs::File::open(st.blobs.path(&id))
+        .await
+        .map_err(|e| ApiError::internal(format!("blob of {id} missing: {e}")))?;
+    // Serving the first `size` bytes of a longer file would hide damage; say so instead.
+    let on_disk = file.metadata().await.map_err(ApiError::internal)?.len();
+    if on_disk != stored.size {
+        return Err(ApiError::damaged(
+            format!(
+                "recording {id} is damaged on the server; nothing was sent. Ask an admin to restore it from a backup"
+            ),
+            format!("blob of {id}: {on_disk} bytes on disk, {} recorded", stored.size),
+        ));
+    }
+    let mut headers = HeaderMap::new();
+    let hv = |s: String| HeaderValue::from_str(&s).map_err(ApiError::internal);
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    headers.insert(header::CONTENT_LENGTH, hv(stored.size.to_string())?);
+    headers.insert(HEADER_ENVELOPE, hv(B64.encode(envelope))?);
+    headers.insert(HEADER_CASE_RECIPIENT, hv(recipient)?);
+    headers.insert(HEADER_SHA256, hv(stored.sha256)?);
+    if let Some(meta) = stored.meta {
+        headers.insert(HEADER_META, hv(B64.encode(meta))?);
+    }
+    let body = Body::from_stream(tokio_util::io::ReaderStream::with_capacity(file, 1 << 20));
+    Ok((headers, body).into_response())
+}

@@ -1,0 +1,522 @@
+//! The authorisation matrix in process: the real router, driven with
+//! `tower::ServiceExt::oneshot` (no socket), against a vault in a temporary directory.
+//!
+//! Where `tests/matrix.rs` checks every route against every role through the real
+//! binaries, this checks every named decision of `policy` and every refusing extractor:
+//! each row is a request that must be refused, with its status and the reason the caller
+//! is told, and each refusal must leave exactly one `refused` entry (with the right actor
+//! and action) and change nothing else. The allowed side of each decision follows.
+
+use std::collections::HashMap;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::http::{Request, StatusCode};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use serde::Serialize;
+use serde_json::json;
+use tower::ServiceExt;
+use vault_core::api::{CaseBasis, Closing, NewCase, NewCustodian, NewGrant, Outcome, Purpose, Role, WrappedKey};
+use vault_core::crypto::CaseKey;
+use vault_core::ids::{CaseId, RecordingId};
+use vault_core::log::Entry;
+
+use crate::datadir::DataDir;
+use crate::state::{AppState, Config, open_state};
+use crate::store::Store;
+
+struct World {
+    dir: tempfile::TempDir,
+    rt: tokio::runtime::Runtime,
+    st: AppState,
+    app: Router,
+    people: HashMap<String, age::x25519::Identity>,
+    /// Case name -> (id, key).
+    cases: HashMap<&'static str, (CaseId, CaseKey)>,
+    rec: RecordingId,
+}
+
+/// One refusal: (who, method, path, JSON body, status, what the caller is told, action).
+/// `who` is a user name, `-` for no token, or `token:...` for a raw token. Paths name
+/// cases as `{open}`, `{closed}`, `{pending}` (covert, not approved) and `{covert}`
+/// (approved), and the one recording of `{open}` as `{rec}`.
+type Row = (&'static str, &'static str, &'static str, &'static str, u16, &'static str, &'static str);
+
+const REFUSALS: &[Row] = &[
+    // Extractors: authentication, role, ids, bodies, queries.
+    ("-", "GET", "/v1/users", "", 401, "not logged in", "user-list"),
+    ("token:garbage", "GET", "/v1/users", "", 401, "session token is invalid", "user-list"),
+    ("dave", "GET", "/v1/cases", "", 403, "your account is disabled", "case-list"),
+    ("ivan", "GET", "/v1/users", "", 403, "user-list needs the role admin; you are investigator", "user-list"),
+    ("pbx", "GET", "/v1/cases/{open}", "", 403, "needs the role admin or investigator or auditor", "case-show"),
+    ("audrey", "POST", "/v1/recordings/{rec}/fetch", r#"{"reason":"r"}"#, 403, "needs the role", "fetch"),
+    ("alice", "GET", "/v1/cases/case_ZZ", "", 400, "is not valid: expected", "case-show"),
+    ("alice", "GET", "/v1/users/..%2Fx", "", 400, "is not valid", "user-show"),
+    ("alice", "POST", "/v1/users", "{", 400, "malformed request", "user-add"),
+    ("ivan", "GET", "/v1/cases/{open}/recordings?limit=x", "", 400, "bad query parameters", "recording-list"),
+    ("-", "POST", "/v1/login", "[]", 400, "malformed request", "login"),
+    // may_disable_user
+    ("alice", "POST", "/v1/users/alice/disable", "{}", 400, "cannot disable yourself", "user-disable"),
+    ("alice", "POST", "/v1/users/nobody/disable", "{}", 404, "no user nobody", "user-disable"),
+    ("alice", "POST", "/v1/users/dave/disable", "{}", 409, "already disabled", "user-disable"),
+    ("bob", "POST", "/v1/users/alice/disable", "{}", 409, "is the only custodian of", "user-disable"),
+    // may_show_case
+    ("ivan", "GET", "/v1/cases/{covert}", "", 403, "no grant on this case (or it does not exist)", "case-show"),
+    ("ivan", "GET", "/v1/cases/case_0123456789abcdef0123456789abcdef", "", 403, "(or it does not exist)", "case-show"),
+    ("alice", "GET", "/v1/cases/case_0123456789abcdef0123456789abcdef", "", 404, "no case", "case-show"),
+    // may_approve_case
+    ("alice", "POST", "/v1/cases/{open}/approve", r#"{"ap_ref":"AP"}"#, 400, "only covert cases", "case-approve"),
+    ("alice", "POST", "/v1/cases/{covert}/approve", r#"{"ap_ref":"AP"}"#, 409, "not pending approval", "case-approve"),
+    (
+        "bob",
+        "POST",
+        "/v1/cases/{pending}/approve",
+        r#"{"ap_ref":"AP","date":"2999-01-01"}"#,
+        400,
+        "in the future",
+        "case-approve",
+    ),
+    // may_take_recordings, check_upload
+    ("pbx", "GET", "/v1/cases/{pending}/recipient", "", 403, "until an admin records the AP", "case-recipient"),
+    ("pbx", "GET", "/v1/cases/{closed}/recipient", "", 403, "closed and takes no new recordings", "case-recipient"),
+    ("pbx", "POST", "/v1/cases/{open}/recordings?announced=none", "", 400, "must have been announced", "upload"),
+    ("pbx", "POST", "/v1/cases/{pending}/recordings?announced=none", "", 403, "takes no recordings", "upload"),
+    // close_rule
+    (
+        "alice",
+        "POST",
+        "/v1/cases/{covert}/close",
+        r#"{"outcome":"completed"}"#,
+        400,
+        "offence or no-offence",
+        "case-close",
+    ),
+    (
+        "alice",
+        "POST",
+        "/v1/cases/{open}/close",
+        r#"{"outcome":"offence"}"#,
+        400,
+        "closes with --outcome completed",
+        "case-close",
+    ),
+    ("alice", "POST", "/v1/cases/{closed}/close", r#"{"outcome":"completed"}"#, 409, "already closed", "case-close"),
+    // may_notify, may_release_hold
+    (
+        "alice",
+        "POST",
+        "/v1/cases/{open}/notify",
+        r#"{"kind":"told","date":"2026-01-01","how":"letter"}"#,
+        409,
+        "no notification duty",
+        "notify",
+    ),
+    ("alice", "POST", "/v1/cases/{open}/release-hold", r#"{"reason":"r"}"#, 409, "not on legal hold", "release-hold"),
+    // require_custodian, may_read_case_key, may_add_custodian, may_rotate
+    ("bob", "GET", "/v1/cases/{open}/key", "", 403, "not a custodian of this case", "case-key"),
+    (
+        "bob",
+        "POST",
+        "/v1/cases/{open}/custodians",
+        r#"{"admin":"carol","envelopes":[]}"#,
+        403,
+        "not a custodian",
+        "add-custodian",
+    ),
+    (
+        "alice",
+        "POST",
+        "/v1/cases/{open}/custodians",
+        r#"{"admin":"ivan","envelopes":[]}"#,
+        403,
+        "only admins can be custodians",
+        "add-custodian",
+    ),
+    (
+        "alice",
+        "POST",
+        "/v1/cases/{open}/custodians",
+        r#"{"admin":"alice","envelopes":[]}"#,
+        409,
+        "already a custodian",
+        "add-custodian",
+    ),
+    (
+        "bob",
+        "POST",
+        "/v1/cases/{open}/rotate",
+        r#"{"from_version":1,"recipient":"x","envelopes":[]}"#,
+        403,
+        "not a custodian",
+        "rotate-key",
+    ),
+    (
+        "alice",
+        "POST",
+        "/v1/cases/{open}/rotate",
+        r#"{"from_version":7,"recipient":"x","envelopes":[]}"#,
+        409,
+        "changed meanwhile",
+        "rotate-key",
+    ),
+    (
+        "alice",
+        "POST",
+        "/v1/cases/{closed}/rotate",
+        r#"{"from_version":1,"recipient":"x","envelopes":[]}"#,
+        409,
+        "no longer rotated",
+        "rotate-key",
+    ),
+    // may_grant
+    (
+        "alice",
+        "POST",
+        "/v1/cases/{open}/grants",
+        r#"{"user":"alice","reason":"r","until":null,"envelopes":[]}"#,
+        403,
+        "cannot grant yourself",
+        "grant",
+    ),
+    (
+        "bob",
+        "POST",
+        "/v1/cases/{open}/grants",
+        r#"{"user":"ivy","reason":"r","until":null,"envelopes":[]}"#,
+        403,
+        "only a custodian of the case can grant",
+        "grant",
+    ),
+    (
+        "alice",
+        "POST",
+        "/v1/cases/{open}/grants",
+        r#"{"user":"pbx","reason":"r","until":null,"envelopes":[]}"#,
+        403,
+        "only investigators and admins",
+        "grant",
+    ),
+    (
+        "alice",
+        "POST",
+        "/v1/cases/{open}/grants",
+        r#"{"user":"audrey","reason":"r","until":null,"envelopes":[]}"#,
+        403,
+        "only investigators and admins",
+        "grant",
+    ),
+    (
+        "alice",
+        "POST",
+        "/v1/cases/{open}/grants",
+        r#"{"user":"dave","reason":"r","until":null,"envelopes":[]}"#,
+        409,
+        "user dave is disabled",
+        "grant",
+    ),
+    (
+        "alice",
+        "POST",
+        "/v1/cases/{closed}/grants",
+        r#"{"user":"ivy","reason":"r","until":null,"envelopes":[]}"#,
+        409,
+        "no new grants",
+        "grant",
+    ),
+    (
+        "alice",
+        "POST",
+        "/v1/cases/{open}/grants",
+        r#"{"user":"ivan","reason":"r","until":null,"envelopes":[]}"#,
+        409,
+        "already has a active grant",
+        "grant",
+    ),
+    (
+        "alice",
+        "POST",
+        "/v1/cases/{open}/grants",
+        r#"{"user":"ivy","reason":"r","until":"2000-01-01","envelopes":[]}"#,
+        400,
+        "--until is in the past",
+        "grant",
+    ),
+    (
+        "alice",
+        "POST",
+        "/v1/cases/{open}/grants",
+        r#"{"user":"ivy","reason":" ","until":null,"envelopes":[]}"#,
+        400,
+        "--reason must not be empty",
+        "grant",
+    ),
+    (
+        "alice",
+        "POST",
+        "/v1/cases/{open}/grants",
+        r#"{"user":"ivy","reason":"r","until":null,"envelopes":[]}"#,
+        409,
+        "send exactly one envelope",
+        "grant",
+    ),
+    // may_approve_grant: four eyes
+    ("alice", "POST", "/v1/cases/{covert}/grants/ivy/approve", "", 403, "four eyes", "grant-approve"),
+    (
+        "bob",
+        "POST",
+        "/v1/cases/{covert}/grants/bob/approve",
+        "",
+        403,
+        "cannot approve a grant to yourself",
+        "grant-approve",
+    ),
+    ("bob", "POST", "/v1/cases/{open}/grants/ivan/approve", "", 409, "not pending", "grant-approve"),
+    ("bob", "POST", "/v1/cases/{open}/grants/ivy/approve", "", 404, "ivy has no grant", "grant-approve"),
+    // may_revoke
+    ("bob", "POST", "/v1/cases/{open}/grants/ivy/revoke", r#"{"reason":"r"}"#, 404, "ivy has no grant", "revoke"),
+    // require_active_grant, may_list_recordings, may_fetch
+    ("ivy", "GET", "/v1/cases/{covert}/recordings", "", 403, "waiting for a second admin", "recording-list"),
+    ("ivy", "GET", "/v1/cases/{open}/recordings", "", 403, "no grant on this case", "recording-list"),
+    ("alice", "GET", "/v1/cases/{open}/recordings", "", 403, "no grant on this case", "recording-list"),
+    ("ivy", "GET", "/v1/cases/{covert}/envelopes", "", 403, "waiting for a second admin", "case-envelopes"),
+    (
+        "audrey",
+        "GET",
+        "/v1/cases/case_0123456789abcdef0123456789abcdef/recordings",
+        "",
+        404,
+        "no case",
+        "recording-list",
+    ),
+    ("ivy", "POST", "/v1/recordings/{rec}/fetch", r#"{"reason":"r"}"#, 403, "no grant on this case", "fetch"),
+    (
+        "ivan",
+        "POST",
+        "/v1/recordings/rec_0123456789abcdef0123456789abcdef/fetch",
+        r#"{"reason":"r"}"#,
+        403,
+        "(or it does not exist)",
+        "fetch",
+    ),
+    ("ivan", "POST", "/v1/recordings/{rec}/fetch", r#"{"reason":""}"#, 400, "--reason must not be empty", "fetch"),
+];
+
+impl World {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let mut people = HashMap::new();
+        let alice = age::x25519::Identity::generate();
+        DataDir::new(&data).init(&"alice".parse().unwrap(), &alice.to_public().to_string()).unwrap();
+        people.insert("alice".to_owned(), alice);
+        let cfg =
+            Config { data_dir: data, origin: "http://127.0.0.1:1".into(), max_upload: 1 << 30, purge_interval: None };
+        let st = open_state(&cfg).unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let mut w = World {
+            dir,
+            rt,
+            app: crate::http::router(st.clone()),
+            st,
+            people,
+            cases: HashMap::new(),
+            rec: RecordingId::random(),
+        };
+        for (name, role) in [
+            ("bob", Role::Admin),
+            ("carol", Role::Admin),
+            ("ivan", Role::Investigator),
+            ("ivy", Role::Investigator),
+            ("dave", Role::Investigator),
+            ("audrey", Role::Auditor),
+            ("pbx", Role::Recorder),
+        ] {
+            let id = age::x25519::Identity::generate();
+            let body = json!({ "name": name, "role": role, "recipient": id.to_public().to_string() });
+            w.ok("alice", "POST", "/v1/users", &body);
+            w.people.insert(name.to_owned(), id);
+        }
+        let customer = CaseBasis::Customer { purpose: Purpose::Sales, dpia_ref: None };
+        let covert = CaseBasis::Covert { suspicion: "s".into(), dpia_ref: "D".into() };
+        for (name, basis) in [("open", &customer), ("closed", &customer), ("pending", &covert), ("covert", &covert)] {
+            w.create_case(name, basis.clone());
+        }
+        w.ok("alice", "POST", &w.path("/v1/cases/{covert}/approve"), &json!({ "ap_ref": "AP" }));
+        w.rec = w.upload("open");
+        w.grant("alice", "open", "ivan");
+        w.grant("alice", "covert", "ivy");
+        w.grant("alice", "covert", "bob");
+        w.ok("alice", "POST", &w.path("/v1/cases/{closed}/close"), &Closing { outcome: Outcome::Completed });
+        w.ok("alice", "POST", "/v1/users/dave/disable", &json!({}));
+        w
+    }
+
+    fn path(&self, p: &str) -> String {
+        let mut p = p.replace("{rec}", self.rec.as_str());
+        for (name, (id, _)) in &self.cases {
+            p = p.replace(&format!("{{{name}}}"), id.as_str());
+        }
+        p
+    }
+
+    /// Sends a request as `who` and returns the status and body.
+    fn call(&self, who: &str, method: &str, path: &str, body: Body, json: bool) -> (StatusCode, Bytes) {
+        let mut req = Request::builder().method(method).uri(path);
+        let token = match who.strip_prefix("token:") {
+            Some(raw) => Some(raw.to_owned()),
+            None if who == "-" => None,
+            None => Some(self.st.tokens.issue(&who.parse().unwrap()).unwrap().0),
+        };
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        if json {
+            req = req.header("content-type", "application/json");
+        }
+        self.rt.block_on(async {
+            let resp = self.app.clone().oneshot(req.body(body).unwrap()).await.unwrap();
+            let status = resp.status();
+            (status, axum::body::to_bytes(resp.into_body(), usize::MAX).await.unwrap())
+        })
+    }
+
+    /// Sends a JSON request that must succeed.
+    #[track_caller]
+    fn ok<B: Serialize>(&self, who: &str, method: &str, path: &str, body: &B) -> serde_json::Value {
+        let (status, answer) = self.call(who, method, path, Body::from(serde_json::to_vec(body).unwrap()), true);
+        let text = String::from_utf8_lossy(&answer);
+        assert!(status.is_success(), "{method} {path} as {who}: {status} {text}");
+        serde_json::from_slice(&answer).unwrap_or(serde_json::Value::Null)
+    }
+
+    fn create_case(&mut self, name: &'static str, basis: CaseBasis) {
+        let key = CaseKey::generate();
+        let me = self.people["alice"].to_public();
+        let req = NewCase {
+            title: name.into(),
+            retention_days: None,
+            basis,
+            recipient: key.recipient(),
+            envelope: B64.encode(key.wrap_to(&me)),
+        };
+        let id = self.ok("alice", "POST", "/v1/cases", &req)["id"].as_str().unwrap().parse().unwrap();
+        self.cases.insert(name, (id, key));
+    }
+
+    fn upload(&self, case: &str) -> RecordingId {
+        let (id, key) = &self.cases[case];
+        let recipient = vault_core::crypto::parse_recipient(&key.recipient()).unwrap();
+        let mut ct = Vec::new();
+        vault_core::crypto::encrypt_stream(&recipient, &mut &b"a call"[..], &mut ct).unwrap();
+        let path = format!("/v1/cases/{id}/recordings?announced=signal-tone");
+        let (status, answer) = self.call("pbx", "POST", &path, Body::from(ct), false);
+        assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&answer));
+        serde_json::from_slice::<serde_json::Value>(&answer).unwrap()["id"].as_str().unwrap().parse().unwrap()
+    }
+
+    fn envelopes_for(&self, case: &str, user: &str) -> Vec<WrappedKey> {
+        let key = &self.cases[case].1;
+        vec![WrappedKey { version: 1, envelope: B64.encode(key.wrap_to(&self.people[user].to_public())) }]
+    }
+
+    fn grant(&self, by: &str, case: &str, user: &str) -> serde_json::Value {
+        let req = NewGrant {
+            user: user.parse().unwrap(),
+            reason: "matrix".into(),
+            until: None,
+            envelopes: self.envelopes_for(case, user),
+        };
+        self.ok(by, "POST", &self.path(&format!("/v1/cases/{{{case}}}/grants")), &req)
+    }
+
+    fn log(&self) -> Vec<Entry> {
+        self.st
+            .db
+            .with(|c| Store::new(c).log_entries(0, None, u32::MAX).unwrap())
+            .into_iter()
+            .map(|e| e.entry)
+            .collect()
+    }
+
+    fn fingerprint(&self) -> ([u8; 32], usize) {
+        let blobs = std::fs::read_dir(self.dir.path().join("data").join("blobs")).unwrap().count()
+            + std::fs::read_dir(self.dir.path().join("data").join("tmp")).unwrap().count();
+        (self.st.db.with(|c| Store::new(c).fingerprint().unwrap()), blobs)
+    }
+}
+
+#[test]
+fn every_refusal_is_logged_once_and_changes_nothing() {
+    let w = World::new();
+    for &(who, method, path, body, status, told, action) in REFUSALS {
+        let path = w.path(path);
+        let cell = format!("{method} {path} as {who}");
+        let (before_log, before) = (w.log().len(), w.fingerprint());
+        let (got, answer) = w.call(who, method, &path, Body::from(body), body.starts_with(['{', '[']));
+        let answer = String::from_utf8_lossy(&answer);
+        assert_eq!(got.as_u16(), status, "{cell}: {answer}");
+        assert!(answer.contains(told), "{cell}: told {answer}, not {told:?}");
+        let log = w.log();
+        assert_eq!(log.len(), before_log + 1, "{cell}: the refusal must be logged exactly once");
+        let e = log.last().unwrap();
+        let actor = if who.starts_with("token:") { "-" } else { who };
+        assert_eq!((e.actor.as_str(), e.action.as_str(), e.outcome.as_str()), (actor, action, "refused"), "{cell}");
+        assert!(e.details.contains(told), "{cell}: details {}", e.details);
+        assert_eq!(w.fingerprint(), before, "{cell}: a refused request changed something");
+    }
+}
+
+#[test]
+fn refusals_name_the_case_or_recording_they_were_about() {
+    let w = World::new();
+    let open = w.cases["open"].0.to_string();
+    w.call("ivy", "POST", &w.path("/v1/recordings/{rec}/fetch"), Body::from(r#"{"reason":"curious"}"#), true);
+    let e = w.log().pop().unwrap();
+    assert_eq!(
+        (e.case_id.as_str(), e.recording_id.as_str(), e.reason.as_str()),
+        (open.as_str(), w.rec.as_str(), "curious")
+    );
+    w.call("bob", "GET", &w.path("/v1/cases/{open}/key"), Body::empty(), false);
+    assert_eq!(w.log().pop().unwrap().case_id, open);
+}
+
+#[test]
+fn what_policy_allows_goes_through_and_is_logged_as_allowed() {
+    let w = World::new();
+    let allowed = |action: &str| {
+        let e = w.log().pop().unwrap();
+        assert_eq!((e.action.as_str(), e.outcome.as_str()), (action, "allowed"), "{e:?}");
+    };
+    // Four eyes: a third admin approves; then the grantee reads.
+    w.ok("carol", "POST", &w.path("/v1/cases/{covert}/grants/ivy/approve"), &json!({}));
+    allowed("grant-approve");
+    w.ok("ivy", "GET", &w.path("/v1/cases/{covert}/recordings"), &json!({}));
+    allowed("recording-list");
+    // An active grant fetches, with its own envelope; auditors see metadata only.
+    let (status, _) =
+        w.call("ivan", "POST", &w.path("/v1/recordings/{rec}/fetch"), Body::from(r#"{"reason":"r"}"#), true);
+    assert_eq!(status, StatusCode::OK);
+    allowed("fetch");
+    let page = w.ok("audrey", "GET", &w.path("/v1/cases/{open}/recordings"), &json!({}));
+    assert!(page["recordings"][0]["meta"].is_null(), "{page}");
+    // A custodian grants with an envelope of every version, and makes another custodian.
+    assert_eq!(w.grant("alice", "open", "ivy")["status"], "active");
+    allowed("grant");
+    let req = NewCustodian { admin: "bob".parse().unwrap(), envelopes: w.envelopes_for("open", "bob") };
+    w.ok("alice", "POST", &w.path("/v1/cases/{open}/custodians"), &req);
+    w.ok("bob", "GET", &w.path("/v1/cases/{open}/key"), &json!({}));
+    allowed("case-key");
+    // Any admin revokes; the revoked grantee is refused at once, saying so.
+    w.ok("carol", "POST", &w.path("/v1/cases/{open}/grants/ivan/revoke"), &json!({ "reason": "done" }));
+    allowed("revoke");
+    let (status, answer) =
+        w.call("ivan", "POST", &w.path("/v1/recordings/{rec}/fetch"), Body::from(r#"{"reason":"r"}"#), true);
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(String::from_utf8_lossy(&answer).contains("was revoked"));
+    // Disabling a user ends their sessions at once.
+    w.ok("bob", "POST", "/v1/users/ivy/disable", &json!({}));
+    allowed("user-disable");
+    let (status, _) = w.call("ivy", "GET", "/v1/cases", Body::empty(), false);
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}

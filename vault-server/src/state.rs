@@ -1,0 +1,83 @@
+//! The state every handler shares, and opening a data directory to serve it.
+
+use std::ops::Deref;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use crate::accesslog;
+use crate::auth::{Challenges, Tokens};
+use crate::blobs::BlobStore;
+use crate::datadir::{self, DataDir};
+use crate::db::Db;
+use crate::retention;
+use crate::server_keys;
+
+/// Settings of a running server.
+pub struct Config {
+    pub data_dir: PathBuf,
+    /// The URL clients use to reach this server; it is written into login challenges
+    /// so that a challenge cannot be relayed through another server.
+    pub origin: String,
+    /// Largest accepted upload, in bytes of ciphertext.
+    pub max_upload: u64,
+    /// How often the retention purge runs (R7); `None` turns it off.
+    pub purge_interval: Option<std::time::Duration>,
+}
+
+pub struct Inner {
+    pub db: Db,
+    pub blobs: BlobStore,
+    pub tokens: Tokens,
+    pub challenges: Challenges,
+    pub origin: String,
+    pub max_upload: u64,
+    /// Signs access-log checkpoints.
+    pub log_key: ring::signature::Ed25519KeyPair,
+    /// The log's name in checkpoints and in its verifier key.
+    pub log_origin: String,
+    pub purge_interval: Option<std::time::Duration>,
+}
+
+/// Shared state of all handlers.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+impl Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+/// Checks the data directory, verifies the access-log chain, loads the keys, clears
+/// uploads left over from a previous run and finishes interrupted destructions.
+pub fn open_state(cfg: &Config) -> anyhow::Result<AppState> {
+    let dir = DataDir::new(&cfg.data_dir);
+    dir.check()?;
+    let db = Db::open(&dir.db_path())?;
+    let (entries, _) = db
+        .snapshot(accesslog::verify)?
+        .context("the access log is broken; refusing to serve (run `vault-server verify` for details)")?;
+    let (pair, pkcs8) = server_keys::load(&dir.jwt_key_path())?;
+    let tokens = Tokens::new(&pair, &pkcs8);
+    let (log_key, _) = server_keys::load(&dir.log_key_path())?;
+    let log_origin = datadir::log_origin(&db)?;
+    let swept = dir.sweep_tmp()?;
+    let blobs = BlobStore::new(dir.blobs(), dir.tmp());
+    // Finish destructions a crash interrupted: their rows are gone, their files may not be.
+    let finished = retention::finish_destructions(&db, &blobs)?;
+    tracing::info!(entries, swept_partial_uploads = swept, finished_destructions = finished, "data dir checked");
+    Ok(AppState(Arc::new(Inner {
+        db,
+        blobs,
+        tokens,
+        challenges: Challenges::default(),
+        origin: vault_core::challenge::normalize_origin(&cfg.origin),
+        max_upload: cfg.max_upload,
+        log_key,
+        log_origin,
+        purge_interval: cfg.purge_interval,
+    })))
+}

@@ -1,0 +1,117 @@
+//! `access_log` and the log's origin in `meta`: rows of the hash chain. The chain itself
+//! (hashing, verifying, checkpoints) is `crate::accesslog`'s; these are only its reads and
+//! writes.
+
+use rusqlite::{OptionalExtension, params};
+use vault_core::ids::CaseId;
+use vault_core::log::{ChainedEntry, Entry, genesis};
+
+use super::Store;
+
+/// The columns of a log row, in the order [`Store::for_each_encoded`] reads them.
+const LOG_COLUMNS: &str = "seq, time_ms, actor, action, case_id, recording_id, reason, outcome, details, prev, hash";
+
+impl Store<'_> {
+    /// The number of entries and the head hash, as stored (unverified).
+    pub fn log_head(&self) -> rusqlite::Result<(u64, [u8; 32])> {
+        let head: Option<(i64, Vec<u8>)> = self
+            .c
+            .prepare_cached("SELECT seq, hash FROM access_log ORDER BY seq DESC LIMIT 1")?
+            .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        Ok(match head {
+            None => (0, genesis()),
+            Some((seq, hash)) => (seq as u64 + 1, hash.try_into().map_err(|_| rusqlite::Error::InvalidQuery)?),
+        })
+    }
+
+    pub fn insert_log_entry(&self, e: &Entry, prev: &[u8; 32], hash: &[u8; 32]) -> rusqlite::Result<()> {
+        self.c
+            .prepare_cached(&format!(
+                "INSERT INTO access_log ({LOG_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+            ))?
+            .execute(params![
+                e.seq as i64,
+                e.time_ms,
+                e.actor,
+                e.action,
+                e.case_id,
+                e.recording_id,
+                e.reason,
+                e.outcome,
+                e.details,
+                &prev[..],
+                &hash[..]
+            ])?;
+        Ok(())
+    }
+
+    /// Calls `f` with the canonical encoding, prev and hash of each entry with
+    /// `from <= seq < to`, in order, reusing one buffer.
+    pub fn for_each_encoded(
+        &self,
+        from: u64,
+        to: u64,
+        mut f: impl FnMut(&[u8], &[u8; 32], &[u8; 32]) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        let mut stmt = self
+            .c
+            .prepare(&format!("SELECT {LOG_COLUMNS} FROM access_log WHERE seq >= ?1 AND seq < ?2 ORDER BY seq"))?;
+        let mut rows = stmt.query([from as i64, to as i64])?;
+        let mut buf = Vec::with_capacity(1024);
+        while let Some(r) = rows.next()? {
+            let text = |i| r.get_ref(i).and_then(|v| v.as_bytes().map_err(Into::into));
+            let link = |i| -> anyhow::Result<[u8; 32]> {
+                r.get_ref(i)?.as_blob()?.try_into().map_err(|_| anyhow::anyhow!("a stored hash is not 32 bytes"))
+            };
+            buf.clear();
+            vault_core::log::encode_parts(
+                &mut buf,
+                r.get::<_, i64>(0)? as u64,
+                r.get(1)?,
+                [text(2)?, text(3)?, text(4)?, text(5)?, text(6)?, text(7)?, text(8)?],
+            );
+            f(&buf, &link(9)?, &link(10)?)?;
+        }
+        Ok(())
+    }
+
+    /// Up to `limit` entries from `from` on, only those about `case` if given.
+    pub fn log_entries(&self, from: u64, case: Option<&CaseId>, limit: u32) -> rusqlite::Result<Vec<ChainedEntry>> {
+        self.c
+            .prepare_cached(&format!(
+                "SELECT {LOG_COLUMNS} FROM access_log WHERE seq >= ?1 AND (?2 IS NULL OR case_id = ?2) ORDER BY seq LIMIT ?3"
+            ))?
+            .query_map(params![from as i64, case.map(CaseId::as_str), limit], |r| {
+                let link = |i| -> rusqlite::Result<[u8; 32]> {
+                    r.get::<_, Vec<u8>>(i)?.try_into().map_err(|_| rusqlite::Error::InvalidQuery)
+                };
+                Ok(ChainedEntry {
+                    entry: Entry {
+                        seq: r.get::<_, i64>(0)? as u64,
+                        time_ms: r.get(1)?,
+                        actor: r.get(2)?,
+                        action: r.get(3)?,
+                        case_id: r.get(4)?,
+                        recording_id: r.get(5)?,
+                        reason: r.get(6)?,
+                        outcome: r.get(7)?,
+                        details: r.get(8)?,
+                    },
+                    prev: link(9)?,
+                    hash: link(10)?,
+                })
+            })?
+            .collect()
+    }
+
+    /// The log's name in checkpoints, fixed at `init`.
+    pub fn log_origin(&self) -> rusqlite::Result<Option<String>> {
+        self.c.query_row("SELECT value FROM meta WHERE key = 'log_origin'", [], |r| r.get(0)).optional()
+    }
+
+    pub fn set_log_origin(&self, origin: &str) -> rusqlite::Result<()> {
+        self.c.execute("INSERT INTO meta (key, value) VALUES ('log_origin', ?1)", [origin])?;
+        Ok(())
+    }
+}

@@ -1,0 +1,137 @@
+//! `case_keys`, `custodians` and `envelopes`: who holds which version of a case's key.
+//!
+//! The server keeps a case's recipient of each key version in clear and its secret only
+//! as envelopes, one per holder and version, that it cannot open.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use rusqlite::params;
+use vault_core::api::{Holder, KeyEnvelope};
+use vault_core::ids::{CaseId, UserName};
+
+use super::{Scope, Store, parsed};
+
+impl Store<'_> {
+    pub fn insert_case_key(&self, case: &CaseId, version: u32, recipient: &str, at: &str) -> rusqlite::Result<()> {
+        self.c.execute(
+            "INSERT INTO case_keys (case_id, version, recipient, created_at) VALUES (?1, ?2, ?3, ?4)",
+            params![case.as_str(), version, recipient, at],
+        )?;
+        Ok(())
+    }
+
+    /// The recipient recordings of key version `version` are encrypted to.
+    pub fn case_recipient(&self, case: &CaseId, version: u32) -> rusqlite::Result<String> {
+        self.c
+            .prepare_cached("SELECT recipient FROM case_keys WHERE case_id = ?1 AND version = ?2")?
+            .query_row(params![case.as_str(), version], |r| r.get(0))
+    }
+
+    pub fn add_custodian(&self, case: &CaseId, admin: &UserName) -> rusqlite::Result<()> {
+        self.c.execute(
+            "INSERT INTO custodians (case_id, admin) VALUES (?1, ?2)",
+            params![case.as_str(), admin.as_str()],
+        )?;
+        Ok(())
+    }
+
+    /// Whether `admin` is a custodian of `case` (holds its secret and may wrap it).
+    pub fn is_custodian(&self, case: &CaseId, admin: &UserName) -> rusqlite::Result<bool> {
+        self.c
+            .prepare_cached("SELECT 1 FROM custodians WHERE case_id = ?1 AND admin = ?2")?
+            .exists([case.as_str(), admin.as_str()])
+    }
+
+    pub fn custodians(&self, case: &CaseId) -> rusqlite::Result<Vec<UserName>> {
+        self.c
+            .prepare_cached("SELECT admin FROM custodians WHERE case_id = ?1 ORDER BY admin")?
+            .query_map([case.as_str()], |r| parsed(r, 0))?
+            .collect()
+    }
+
+    /// The live cases (not destroyed) of which `admin` is the only enabled custodian.
+    pub fn cases_in_sole_custody(&self, admin: &UserName) -> rusqlite::Result<Vec<CaseId>> {
+        self.c
+            .prepare(
+                "SELECT k.case_id FROM custodians k JOIN cases c ON c.id = k.case_id
+                 WHERE k.admin = ?1 AND c.status <> 'destroyed' AND NOT EXISTS (
+                     SELECT 1 FROM custodians o JOIN users u ON u.name = o.admin
+                     WHERE o.case_id = k.case_id AND o.admin <> ?1 AND u.enabled = 1)
+                 ORDER BY k.case_id",
+            )?
+            .query_map([admin.as_str()], |r| parsed(r, 0))?
+            .collect()
+    }
+
+    /// Ends every custodianship of `admin`; returns how many.
+    pub fn end_custodianships(&self, admin: &UserName) -> rusqlite::Result<usize> {
+        self.c.execute("DELETE FROM custodians WHERE admin = ?1", [admin.as_str()])
+    }
+
+    /// Stores `holder`'s envelope of one key version, replacing one left from an
+    /// earlier grant.
+    pub fn put_envelope(
+        &self,
+        case: &CaseId,
+        version: u32,
+        holder: &UserName,
+        envelope: &[u8],
+    ) -> rusqlite::Result<()> {
+        self.c
+            .prepare_cached(
+                "INSERT OR REPLACE INTO envelopes (case_id, version, holder, envelope) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![case.as_str(), version, holder.as_str(), envelope])?;
+        Ok(())
+    }
+
+    /// `holder`'s envelope of one key version of `case`.
+    pub fn envelope(&self, case: &CaseId, version: u32, holder: &UserName) -> rusqlite::Result<Option<Vec<u8>>> {
+        use rusqlite::OptionalExtension;
+        self.c
+            .prepare_cached("SELECT envelope FROM envelopes WHERE case_id = ?1 AND version = ?2 AND holder = ?3")?
+            .query_row(params![case.as_str(), version, holder.as_str()], |r| r.get(0))
+            .optional()
+    }
+
+    /// The envelopes `holder` has of each key version of `case`, oldest first.
+    pub fn envelopes_of(&self, case: &CaseId, holder: &UserName) -> rusqlite::Result<Vec<KeyEnvelope>> {
+        self.c
+            .prepare_cached(
+                "SELECT k.version, k.recipient, e.envelope FROM case_keys k
+                 JOIN envelopes e ON e.case_id = k.case_id AND e.version = k.version AND e.holder = ?2
+                 WHERE k.case_id = ?1 ORDER BY k.version",
+            )?
+            .query_map(params![case.as_str(), holder.as_str()], |r| {
+                Ok(KeyEnvelope {
+                    version: r.get(0)?,
+                    recipient: r.get(1)?,
+                    envelope: B64.encode(r.get::<_, Vec<u8>>(2)?),
+                })
+            })?
+            .collect()
+    }
+
+    /// Deletes the envelopes in `scope`; returns how many.
+    pub fn delete_envelopes(&self, scope: Scope<'_>) -> rusqlite::Result<usize> {
+        self.c.execute(
+            "DELETE FROM envelopes WHERE (?1 IS NULL OR case_id = ?1) AND (?2 IS NULL OR holder = ?2)",
+            params![scope.case(), scope.user()],
+        )
+    }
+
+    /// Everyone who must hold the current key: enabled custodians and enabled users with a
+    /// pending or active grant (an expired grant keeps its envelope until it is revoked, so
+    /// that extending it needs no new envelope).
+    pub fn holders(&self, case: &CaseId) -> rusqlite::Result<Vec<Holder>> {
+        self.c
+            .prepare_cached(
+                "SELECT u.name, u.recipient FROM users u WHERE u.enabled = 1 AND (
+                     EXISTS (SELECT 1 FROM custodians k WHERE k.case_id = ?1 AND k.admin = u.name)
+                  OR EXISTS (SELECT 1 FROM grants g WHERE g.case_id = ?1 AND g.grantee = u.name AND g.status <> 'revoked'))
+                 ORDER BY u.name",
+            )?
+            .query_map([case.as_str()], |r| Ok(Holder { user: parsed(r, 0)?, recipient: r.get(1)? }))?
+            .collect()
+    }
+}

@@ -1,0 +1,111 @@
+//! `recordings`: the metadata of each stored ciphertext, and paging through a case's.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use rusqlite::{OptionalExtension, params};
+use vault_core::api::RecordingInfo;
+use vault_core::ids::{CaseId, RecordingId};
+
+use super::{Store, parsed};
+
+const RECORDING_COLUMNS: &str =
+    "id, case_id, key_version, size, sha256, announced, recorded_at, uploaded_by, uploaded_at, meta";
+
+/// A row of [`RECORDING_COLUMNS`]; the encrypted call metadata only `with_meta`.
+fn recording_info(r: &rusqlite::Row<'_>, with_meta: bool) -> rusqlite::Result<RecordingInfo> {
+    Ok(RecordingInfo {
+        id: parsed(r, 0)?,
+        case_id: parsed(r, 1)?,
+        key_version: r.get(2)?,
+        size: r.get::<_, i64>(3)? as u64,
+        sha256: r.get(4)?,
+        announced: parsed(r, 5)?,
+        recorded_at: r.get(6)?,
+        uploaded_by: parsed(r, 7)?,
+        uploaded_at: r.get(8)?,
+        meta: if with_meta { r.get::<_, Option<Vec<u8>>>(9)?.map(|m| B64.encode(m)) } else { None },
+    })
+}
+
+/// What a fetch needs of a recording besides its ciphertext.
+pub struct StoredRecording {
+    pub case_id: CaseId,
+    pub key_version: u32,
+    pub size: u64,
+    pub sha256: String,
+    /// The age-encrypted call metadata.
+    pub meta: Option<Vec<u8>>,
+}
+
+impl Store<'_> {
+    /// Stores a recording's row (`info.meta` is ignored; `meta` is the raw ciphertext).
+    pub fn insert_recording(&self, info: &RecordingInfo, meta: Option<&[u8]>) -> rusqlite::Result<()> {
+        self.c
+            .prepare_cached(&format!(
+                "INSERT INTO recordings ({RECORDING_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+            ))?
+            .execute(params![
+                info.id.as_str(),
+                info.case_id.as_str(),
+                info.key_version,
+                info.size as i64,
+                info.sha256,
+                info.announced.as_str(),
+                info.recorded_at,
+                info.uploaded_by.as_str(),
+                info.uploaded_at,
+                meta
+            ])?;
+        Ok(())
+    }
+
+    pub fn recording(&self, id: &RecordingId) -> rusqlite::Result<Option<StoredRecording>> {
+        self.c
+            .prepare_cached("SELECT case_id, key_version, size, sha256, meta FROM recordings WHERE id = ?1")?
+            .query_row([id.as_str()], |r| {
+                Ok(StoredRecording {
+                    case_id: parsed(r, 0)?,
+                    key_version: r.get(1)?,
+                    size: r.get::<_, i64>(2)? as u64,
+                    sha256: r.get(3)?,
+                    meta: r.get(4)?,
+                })
+            })
+            .optional()
+    }
+
+    /// Up to `limit` recordings of `case` in upload order, after the recording `after`
+    /// (from the start without it). `None` when `after` is not a recording of `case`.
+    ///
+    /// Keyset paging on the rowid: a page costs the same at the millionth recording as at
+    /// the first.
+    pub fn recordings_page(
+        &self,
+        case: &CaseId,
+        after: Option<&RecordingId>,
+        limit: u32,
+        with_meta: bool,
+    ) -> rusqlite::Result<Option<Vec<RecordingInfo>>> {
+        let after: i64 = match after {
+            None => 0,
+            Some(a) => {
+                let row = self
+                    .c
+                    .prepare_cached("SELECT rowid FROM recordings WHERE id = ?1 AND case_id = ?2")?
+                    .query_row([a.as_str(), case.as_str()], |r| r.get(0))
+                    .optional()?;
+                match row {
+                    Some(rowid) => rowid,
+                    None => return Ok(None),
+                }
+            }
+        };
+        self.c
+            .prepare_cached(&format!(
+                "SELECT {RECORDING_COLUMNS} FROM recordings WHERE case_id = ?1 AND rowid > ?2 ORDER BY rowid LIMIT ?3"
+            ))?
+            .query_map(params![case.as_str(), after, limit], |r| recording_info(r, with_meta))?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map(Some)
+    }
+}
