@@ -3,7 +3,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use vault_core::log::{Entry, genesis};
+use vault_core::log::{Action, Entry, Outcome, genesis};
 use vault_core::note::{Checkpoint, VerifierKey};
 
 fn doc() -> String {
@@ -62,4 +62,25 @@ fn worked_example_matches_the_code() {
     let note = Checkpoint { origin: "recording-vault/example".into(), size: 2, head: h1 }.sign(&pair);
     assert!(doc.contains(&format!("```\n{note}```")), "the note in LOG-FORMAT.md differs from:\n{note}");
     assert!(doc.contains(&B64.encode(h1)));
+}
+
+#[test]
+fn every_action_and_outcome_is_documented() {
+    let doc = doc();
+    let table = &doc[doc.find("### Actions").expect("LOG-FORMAT.md has an Actions section")..];
+    let table = &table[..table.find("\n\n## ").unwrap_or(table.len())];
+    let documented: Vec<&str> = table
+        .lines()
+        .filter(|l| l.starts_with("| `"))
+        .flat_map(|l| l.split('|').nth(1).unwrap().split(',').map(|a| a.trim().trim_matches('`')))
+        .collect();
+    let known: Vec<&str> = Action::ALL.iter().map(|a| a.as_str()).collect();
+    for a in &known {
+        assert!(documented.contains(a), "action {a} is not in LOG-FORMAT.md's table");
+    }
+    for a in &documented {
+        assert!(known.contains(a), "LOG-FORMAT.md documents {a}, which the code does not write");
+    }
+    let outcomes: Vec<&str> = Outcome::ALL.iter().map(|o| o.as_str()).collect();
+    assert_eq!(outcomes, ["allowed", "refused"], "LOG-FORMAT.md says the outcome is `allowed` or `refused`");
 }

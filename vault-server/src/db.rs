@@ -125,19 +125,6 @@ impl Db {
         rx.await.map_err(|_| ApiError::internal("the database writer stopped"))?
     }
 
-    /// Runs `f` on the writer thread alone, outside any transaction, and waits for it
-    /// on the blocking pool.
-    pub async fn alone<R, F>(&self, f: F) -> ApiResult<R>
-    where
-        R: Send + 'static,
-        F: FnOnce(&mut Connection) -> ApiResult<R> + Send + 'static,
-    {
-        let db = self.clone();
-        tokio::task::spawn_blocking(move || db.with(f))
-            .await
-            .map_err(|e| ApiError::internal(format!("database task: {e}")))?
-    }
-
     /// Runs `f` on the writer thread alone and blocks until it is done (start-up and
     /// command-line tools; never on an async thread).
     pub fn with<R: Send + 'static>(&self, f: impl FnOnce(&mut Connection) -> R + Send + 'static) -> R {
