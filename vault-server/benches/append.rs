@@ -5,9 +5,7 @@
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use vault_core::log::{Action, Outcome};
-use vault_server::accesslog::{self, LogRecord};
-use vault_server::db::Db;
-use vault_server::store::Store;
+use vault_server::{Db, LogRecord, Store, append_to_log};
 
 fn append(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
@@ -25,7 +23,7 @@ fn append(c: &mut Criterion) {
                         .case("case_0123456789abcdef0123456789abcdef")
                         .recording(format!("rec_{i:032x}"))
                         .reason("complaint 2026-117 follow-up");
-                    accesslog::append(&s, &rec, Outcome::Allowed).unwrap();
+                    append_to_log(&s, &rec, Outcome::Allowed).unwrap();
                 }
                 tx.commit().unwrap();
             })

@@ -11,9 +11,7 @@
 use vault_core::api::{Announcement, RecordingInfo, Role};
 use vault_core::ids::{CaseId, RecordingId};
 use vault_core::log::{Action, Outcome};
-use vault_server::accesslog::{LogRecord, append};
-use vault_server::db::Db;
-use vault_server::store::Store;
+use vault_server::{Db, LogRecord, Store, append_to_log};
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -55,7 +53,7 @@ fn main() -> anyhow::Result<()> {
                 .case(&case)
                 .recording(format!("rec_{:032x}", (1u128 << 100) + i as u128))
                 .reason("complaint 2026-117 follow-up");
-            append(&s, &rec, Outcome::Allowed)?;
+            append_to_log(&s, &rec, Outcome::Allowed)?;
         }
         tx.commit()?;
         Ok(())

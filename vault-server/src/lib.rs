@@ -5,32 +5,39 @@
 //!
 //! - `http`: the routes, their extractors (role, typed ids, body) and one file of
 //!   handlers per resource; no SQL, and no refusal logged by hand.
-//! - [`policy`]: every authorisation decision on a resource, one named function each.
-//! - [`store`]: every SQL statement, behind [`store::Store`]; [`db`]: the writer thread,
-//!   group commit, readers and migrations that run them.
-//! - [`accesslog`]: the hash chain, checkpoints, and how requests write to the log.
+//! - `policy`: every authorisation decision on a resource, one named function each.
+//! - `store`: every SQL statement, behind [`Store`]; `db`: the writer thread, group
+//!   commit, readers and migrations that run them.
+//! - `accesslog`: the hash chain, checkpoints, and how requests write to the log.
 //! - `auth`: session tokens and login challenges; `server_keys`: the server's own keys.
-//! - [`blobs`]: recording ciphertext on disk; [`retention`]: destruction and purges.
-//! - [`datadir`]: the data directory; `state`: opening it; `server`: serving it.
+//! - `blobs`: recording ciphertext on disk; `retention`: destruction and purges.
+//! - `datadir`: the data directory; `state`: opening it; `server`: serving it.
 //!
 //! [`open_state`] checks and opens a data directory, [`app`] builds the router (the
 //! in-process tests in `http` drive it without a socket), and [`serve`] runs it on a
 //! listener until a shutdown signal.
 
-pub mod accesslog;
+mod accesslog;
 mod auth;
-pub mod blobs;
+mod blobs;
 mod clock;
-pub mod datadir;
-pub mod db;
-pub mod error;
+mod datadir;
+mod db;
+mod error;
 mod http;
 mod policy;
-pub mod retention;
+mod retention;
 mod server;
 mod server_keys;
 mod state;
-pub mod store;
+mod store;
 
+// The library's public face: what `main.rs`, the benchmarks and the examples use.
+pub use accesslog::{LogRecord, append as append_to_log, verify as verify_log};
+pub use blobs::BlobStore;
+pub use datadir::{DataDir, log_verifier_key};
+pub use db::Db;
+pub use retention::purge_due;
 pub use server::{app, serve, serve_tls};
 pub use state::{AppState, Config, open_state};
+pub use store::Store;

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use vault_core::ids::UserName;
-use vault_server::{Config, accesslog, blobs::BlobStore, datadir::DataDir, db::Db, retention};
+use vault_server::{BlobStore, Config, DataDir, Db};
 
 #[derive(Parser)]
 #[command(name = "vault-server", version, about = "Encrypted, access-controlled vault for recorded calls: the server")]
@@ -92,14 +92,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::LogKey { data_dir } => {
-            println!("{}", vault_server::datadir::log_verifier_key(&DataDir::new(&data_dir))?.to_text());
+            println!("{}", vault_server::log_verifier_key(&DataDir::new(&data_dir))?.to_text());
             Ok(())
         }
         Command::Verify { data_dir } => {
             let dir = DataDir::new(&data_dir);
             dir.check()?;
             let db = Db::open(&dir.db_path())?;
-            let (n, head) = db.snapshot(accesslog::verify)??;
+            let (n, head) = db.snapshot(vault_server::verify_log)??;
             println!("ok: {n} entries, head {}", hex::encode(head));
             Ok(())
         }
@@ -107,7 +107,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let dir = DataDir::new(&data_dir);
             dir.check()?;
             let db = Db::open(&dir.db_path())?;
-            let n = retention::purge_due(&db, &BlobStore::new(dir.blobs(), dir.tmp()), "vault-server purge")?;
+            let n = vault_server::purge_due(&db, &BlobStore::new(dir.blobs(), dir.tmp()), "vault-server purge")?;
             println!("{n}");
             eprintln!("purged {n} recordings past their retention period");
             Ok(())

@@ -22,7 +22,7 @@ mod users;
 
 pub use cases::{CaseRow, NewCaseRow};
 pub use grants::StoredGrant;
-pub use lifecycle::{Cause, Doomed, DoomedRecording};
+pub use lifecycle::{Cause, Doomed};
 pub use recordings::StoredRecording;
 pub use users::UserState;
 
