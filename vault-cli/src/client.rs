@@ -1,12 +1,9 @@
-//! The HTTP client: logging in on demand, the token cache, and error mapping.
+//! The HTTP client: logging in on demand, and error mapping.
 //!
-//! A session token is cached per server and user in the configuration directory (mode
-//! 0600). When it is missing, about to expire, or refused, the client logs in again with
-//! the age challenge and retries once.
+//! A session token is cached per server and user (see [`crate::local`]). When it is
+//! missing, about to expire, or refused, the client logs in again with the age challenge
+//! and retries once.
 
-use std::fs;
-use std::io::Write;
-use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
 
 use anyhow::{Context, anyhow, bail};
@@ -14,8 +11,8 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use reqwest::StatusCode;
 use reqwest::blocking::{Client as Http, RequestBuilder, Response};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 use vault_core::api::{ChallengeRequest, ChallengeResponse, ErrorBody, LoginRequest, LoginResponse};
 use vault_core::challenge::Challenge;
 use vault_core::crypto::CryptoError;
@@ -28,12 +25,6 @@ use crate::Global;
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct Denied(pub String);
-
-#[derive(Serialize, Deserialize)]
-struct CachedToken {
-    token: String,
-    expires_at: i64,
-}
 
 pub struct Client {
     pub base: String,
@@ -121,29 +112,6 @@ impl Client {
         format!("{}{}", self.base, path)
     }
 
-    fn cache_path(&self) -> anyhow::Result<PathBuf> {
-        let key = vault_core::sha256(format!("{}\n{}", self.base, self.user).as_bytes());
-        Ok(crate::config_dir()?.join("tokens").join(format!("{}.json", hex::encode(&key[..12]))))
-    }
-
-    fn load_cached(&self) -> Option<Zeroizing<String>> {
-        let text = Zeroizing::new(fs::read_to_string(self.cache_path().ok()?).ok()?);
-        let cached: CachedToken = serde_json::from_str(&text).ok()?;
-        (cached.expires_at > chrono::Utc::now().timestamp() + TOKEN_MARGIN_SECS).then(|| Zeroizing::new(cached.token))
-    }
-
-    fn store_cached(&self, token: &str, expires_at: i64) -> anyhow::Result<()> {
-        let path = self.cache_path()?;
-        let dir = path.parent().expect("token path has a parent");
-        fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
-        let tmp = tempfile::NamedTempFile::new_in(dir)?;
-        // NamedTempFile is created 0600.
-        let body = Zeroizing::new(serde_json::to_string(&CachedToken { token: token.into(), expires_at })?);
-        tmp.as_file().write_all(body.as_bytes())?;
-        tmp.persist(&path).map_err(|e| anyhow!("cannot write token cache {}: {e}", path.display()))?;
-        Ok(())
-    }
-
     /// Logs in with the age challenge and caches the token.
     pub fn login(&mut self) -> anyhow::Result<LoginResponse> {
         let identity = self.identity()?;
@@ -165,7 +133,7 @@ impl Client {
                 .post(self.url("/v1/login"))
                 .json(&LoginRequest { challenge_id: resp.challenge_id, response: answer }),
         )?;
-        self.store_cached(&login.token, login.expires_at)?;
+        crate::local::store_token(&self.base, &self.user, &login.token, login.expires_at)?;
         self.token = Some(Zeroizing::new(login.token.clone()));
         Ok(login)
     }
@@ -173,7 +141,8 @@ impl Client {
     /// A token valid for at least a minute, logging in if needed.
     pub fn token(&mut self) -> anyhow::Result<Zeroizing<String>> {
         if self.token.is_none() {
-            self.token = self.load_cached();
+            let valid_at = chrono::Utc::now().timestamp() + TOKEN_MARGIN_SECS;
+            self.token = crate::local::cached_token(&self.base, &self.user, valid_at);
         }
         if self.token.is_none() {
             self.login()?;

@@ -63,7 +63,7 @@ pub fn unwrap_envelopes(
 pub fn pinned_recipient(server: &str, user: &UserName, reported: &str) -> anyhow::Result<age::x25519::Recipient> {
     let recipient = vault_core::crypto::parse_recipient(reported)?;
     let id = vault_core::sha256(format!("{server}\n{user}").as_bytes());
-    let dir = crate::config_dir()?.join("recipients");
+    let dir = crate::local::config_dir()?.join("recipients");
     let path = dir.join(hex::encode(&id[..12]));
     match std::fs::read_to_string(&path) {
         Ok(pinned) if pinned.trim() == recipient.to_string() => Ok(recipient),

@@ -15,7 +15,7 @@ use vault_core::note::{Checkpoint, VerifierKey};
 
 fn path(key: &VerifierKey) -> anyhow::Result<PathBuf> {
     let id = vault_core::sha256(key.to_text().as_bytes());
-    Ok(crate::config_dir()?.join("checkpoints").join(format!("{}.note", hex::encode(&id[..12]))))
+    Ok(crate::local::config_dir()?.join("checkpoints").join(format!("{}.note", hex::encode(&id[..12]))))
 }
 
 /// The pinned checkpoint for `key`, if this auditor has verified this log before.

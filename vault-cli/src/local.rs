@@ -1,0 +1,144 @@
+//! Everything `vault-cli` keeps on this machine, in its configuration directory: for now
+//! the cached session tokens. Files are named by the first 12 bytes (hex) of a SHA-256 of
+//! what they belong to, and written atomically and privately (0600, in 0700 directories),
+//! so a crash leaves the old file or the new one, never a part.
+//!
+//! ```text
+//! tokens/<id>.json        {"token":"...","expires_at":UNIX}   id of "SERVER\nUSER"
+//! ```
+
+use std::fs;
+use std::io::{self, Write};
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::anyhow;
+use serde::{Deserialize, Serialize};
+use vault_core::ids::UserName;
+use zeroize::Zeroizing;
+
+/// The configuration directory: `$VAULT_CONFIG_DIR`, else `$XDG_CONFIG_HOME/vault-cli`,
+/// else `~/.config/vault-cli`.
+pub fn config_dir() -> anyhow::Result<PathBuf> {
+    if let Some(d) = std::env::var_os("VAULT_CONFIG_DIR") {
+        return Ok(PathBuf::from(d));
+    }
+    if let Some(d) = std::env::var_os("XDG_CONFIG_HOME") {
+        return Ok(PathBuf::from(d).join("vault-cli"));
+    }
+    let home = std::env::var_os("HOME").ok_or_else(|| anyhow!("set VAULT_CONFIG_DIR or HOME"))?;
+    Ok(PathBuf::from(home).join(".config").join("vault-cli"))
+}
+
+/// The name of the file that belongs to `key`. Existing users have files under these
+/// names, so the derivation must not change.
+fn file_id(key: &str) -> String {
+    hex::encode(&vault_core::sha256(key.as_bytes())[..12])
+}
+
+/// Tokens belong to a server and a user.
+fn server_user_id(server: &str, user: &UserName) -> String {
+    file_id(&format!("{server}\n{user}"))
+}
+
+/// Replaces `path` with `contents`: a temporary file in the same directory (tempfile
+/// creates it 0600), synced, then renamed over `path`. A reader or a crash sees the old
+/// file or the new one, never a part; missing directories are created 0700.
+fn write_private(path: &Path, contents: &[u8]) -> io::Result<()> {
+    let dir = path.parent().expect("every file here is in a subdirectory");
+    fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    let tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.as_file().write_all(contents)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+// Session tokens.
+
+/// A cached token as read back.
+#[derive(Deserialize)]
+struct CachedToken {
+    token: String,
+    expires_at: i64,
+}
+
+/// A token as cached; borrowed, so no unzeroized copy of it is made on the way.
+#[derive(Serialize)]
+struct TokenToCache<'a> {
+    token: &'a str,
+    expires_at: i64,
+}
+
+fn token_file(dir: &Path, server: &str, user: &UserName) -> PathBuf {
+    dir.join("tokens").join(format!("{}.json", server_user_id(server, user)))
+}
+
+/// The cached token of `user` on `server` if it is still valid at `valid_at` (Unix
+/// seconds). A token that is missing, unreadable or expiring is no token: log in again.
+pub fn cached_token(server: &str, user: &UserName, valid_at: i64) -> Option<Zeroizing<String>> {
+    read_token(&token_file(&config_dir().ok()?, server, user), valid_at)
+}
+
+fn read_token(path: &Path, valid_at: i64) -> Option<Zeroizing<String>> {
+    let text = Zeroizing::new(fs::read_to_string(path).ok()?);
+    let cached: CachedToken = serde_json::from_str(&text).ok()?;
+    let token = Zeroizing::new(cached.token);
+    (cached.expires_at > valid_at).then_some(token)
+}
+
+/// Caches the token of `user` on `server`.
+pub fn store_token(server: &str, user: &UserName, token: &str, expires_at: i64) -> anyhow::Result<()> {
+    write_token(&token_file(&config_dir()?, server, user), token, expires_at)
+}
+
+fn write_token(path: &Path, token: &str, expires_at: i64) -> anyhow::Result<()> {
+    let body = Zeroizing::new(serde_json::to_string(&TokenToCache { token, expires_at })?);
+    write_private(path, body.as_bytes()).map_err(|e| anyhow!("cannot write token cache {}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    fn mode(p: &Path) -> u32 {
+        fs::metadata(p).unwrap().permissions().mode() & 0o777
+    }
+
+    /// The names existing users' files have (computed outside this code).
+    #[test]
+    fn file_names_are_those_of_earlier_versions() {
+        let bob: UserName = "bob".parse().unwrap();
+        let dir = Path::new("cfg");
+        assert_eq!(token_file(dir, "http://127.0.0.1:9", &bob), Path::new("cfg/tokens/571373c3154e29dbca01fbe2.json"));
+    }
+
+    #[test]
+    fn a_token_is_cached_in_the_same_format_and_read_back_while_valid() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cfg").join("tokens").join("t.json");
+        write_token(&path, "tok", 1000).unwrap();
+        assert_eq!(fs::read_to_string(&path).unwrap(), r#"{"token":"tok","expires_at":1000}"#);
+        assert_eq!(read_token(&path, 999).as_deref().map(String::as_str), Some("tok"));
+        assert!(read_token(&path, 1000).is_none(), "a token expiring by then is not used");
+        fs::write(&path, "{").unwrap();
+        assert!(read_token(&path, 0).is_none(), "a damaged cache is no token");
+    }
+
+    #[test]
+    fn files_are_replaced_whole_and_privately() {
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("a").join("b");
+        let path = sub.join("f");
+        write_private(&path, b"one").unwrap();
+        write_private(&path, b"two").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"two");
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(&sub), 0o700);
+        assert_eq!(mode(&dir.path().join("a")), 0o700);
+        let names: Vec<_> = fs::read_dir(&sub).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, ["f"], "no temporary file is left behind");
+    }
+}
