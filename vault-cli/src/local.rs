@@ -1,10 +1,12 @@
 //! Everything `vault-cli` keeps on this machine, in its configuration directory: for now
-//! the cached session tokens. Files are named by the first 12 bytes (hex) of a SHA-256 of
-//! what they belong to, and written atomically and privately (0600, in 0700 directories),
-//! so a crash leaves the old file or the new one, never a part.
+//! the cached session tokens and the recipients pinned for the people case keys were
+//! wrapped to. Files are named by the first 12 bytes (hex) of a SHA-256 of what they
+//! belong to, and written atomically and privately (0600, in 0700 directories), so a crash
+//! leaves the old file or the new one, never a part.
 //!
 //! ```text
 //! tokens/<id>.json        {"token":"...","expires_at":UNIX}   id of "SERVER\nUSER"
+//! recipients/<id>         age1...                              id of "SERVER\nUSER"
 //! ```
 
 use std::fs;
@@ -12,7 +14,7 @@ use std::io::{self, Write};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
-use anyhow::anyhow;
+use anyhow::{anyhow, bail};
 use serde::{Deserialize, Serialize};
 use vault_core::ids::UserName;
 use zeroize::Zeroizing;
@@ -36,7 +38,7 @@ fn file_id(key: &str) -> String {
     hex::encode(&vault_core::sha256(key.as_bytes())[..12])
 }
 
-/// Tokens belong to a server and a user.
+/// Tokens and recipient pins belong to a server and a user.
 fn server_user_id(server: &str, user: &UserName) -> String {
     file_id(&format!("{server}\n{user}"))
 }
@@ -95,6 +97,40 @@ pub fn store_token(server: &str, user: &UserName, token: &str, expires_at: i64) 
 fn write_token(path: &Path, token: &str, expires_at: i64) -> anyhow::Result<()> {
     let body = Zeroizing::new(serde_json::to_string(&TokenToCache { token, expires_at })?);
     write_private(path, body.as_bytes()).map_err(|e| anyhow!("cannot write token cache {}: {e}", path.display()))
+}
+
+// Recipient pins.
+
+fn recipient_file(dir: &Path, server: &str, user: &UserName) -> PathBuf {
+    dir.join("recipients").join(server_user_id(server, user))
+}
+
+/// Checks the recipient the server reports for `user` against the one this machine saw
+/// the first time it wrapped a key to them (trust on first use), and pins it if new.
+///
+/// Custodians wrap case secrets to whatever recipient the server names; a compromised
+/// server could name its own and so read covert recordings. Pinning turns a silent
+/// substitution into a refusal on every admin's machine that wrapped to that user before.
+pub fn pinned_recipient(server: &str, user: &UserName, reported: &str) -> anyhow::Result<age::x25519::Recipient> {
+    let recipient = vault_core::crypto::parse_recipient(reported)?;
+    let path = recipient_file(&config_dir()?, server, user);
+    match fs::read_to_string(&path) {
+        Ok(pinned) if pinned.trim() == recipient.to_string() => Ok(recipient),
+        Ok(pinned) => bail!(
+            "the server reports a different recipient for {user} than when you last wrapped a key to them \
+             ({} now, {} before); refusing to wrap a case key to it. If {user} really has a new identity, \
+             confirm the new recipient with them, then delete {}",
+            recipient,
+            pinned.trim(),
+            path.display()
+        ),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            write_private(&path, format!("{recipient}\n").as_bytes())
+                .map_err(|e| anyhow!("cannot write the recipient pin {}: {e}", path.display()))?;
+            Ok(recipient)
+        }
+        Err(e) => Err(anyhow!("cannot read the recipient pin {}: {e}", path.display())),
+    }
 }
 
 #[cfg(test)]

@@ -402,7 +402,7 @@ impl CaseCommand {
                     .holders
                     .iter()
                     .map(|h| {
-                        let r = crate::custody::pinned_recipient(&client.base, &h.user, &h.recipient)?;
+                        let r = crate::local::pinned_recipient(&client.base, &h.user, &h.recipient)?;
                         Ok(HolderEnvelope { user: h.user.clone(), envelope: B64.encode(new_key.wrap_to(&r)) })
                     })
                     .collect::<anyhow::Result<Vec<_>>>()?;
