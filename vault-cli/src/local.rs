@@ -1,12 +1,13 @@
-//! Everything `vault-cli` keeps on this machine, in its configuration directory: for now
-//! the cached session tokens and the recipients pinned for the people case keys were
-//! wrapped to. Files are named by the first 12 bytes (hex) of a SHA-256 of what they
-//! belong to, and written atomically and privately (0600, in 0700 directories), so a crash
-//! leaves the old file or the new one, never a part.
+//! Everything `vault-cli` keeps on this machine, in its configuration directory: the
+//! cached session tokens, the recipients pinned for the people case keys were wrapped to,
+//! and the access-log checkpoint an auditor verified last. Files are named by the first 12
+//! bytes (hex) of a SHA-256 of what they belong to, and written atomically and privately
+//! (0600, in 0700 directories), so a crash leaves the old file or the new one, never a part.
 //!
 //! ```text
 //! tokens/<id>.json        {"token":"...","expires_at":UNIX}   id of "SERVER\nUSER"
 //! recipients/<id>         age1...                              id of "SERVER\nUSER"
+//! checkpoints/<id>.note   the signed checkpoint                id of the verifier key
 //! ```
 
 use std::fs;
@@ -14,9 +15,11 @@ use std::io::{self, Write};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
-use anyhow::{anyhow, bail};
+use anyhow::{Context, anyhow, bail};
 use serde::{Deserialize, Serialize};
+use vault_core::export::Pin;
 use vault_core::ids::UserName;
+use vault_core::note::{Checkpoint, VerifierKey};
 use zeroize::Zeroizing;
 
 /// The configuration directory: `$VAULT_CONFIG_DIR`, else `$XDG_CONFIG_HOME/vault-cli`,
@@ -133,6 +136,33 @@ pub fn pinned_recipient(server: &str, user: &UserName, reported: &str) -> anyhow
     }
 }
 
+// Checkpoint pins. A pin is the signed checkpoint itself, so it is checked again when it
+// is loaded: a pin edited by hand is refused rather than trusted. It is keyed by the
+// verifier key the auditor supplied, never by anything the server reports.
+
+fn checkpoint_file(dir: &Path, key: &VerifierKey) -> PathBuf {
+    dir.join("checkpoints").join(format!("{}.note", file_id(&key.to_text())))
+}
+
+/// The checkpoint this auditor verified last of the log `key` signs, if any.
+pub fn pinned_checkpoint(key: &VerifierKey) -> anyhow::Result<Option<Pin>> {
+    let p = checkpoint_file(&config_dir()?, key);
+    let note = match fs::read_to_string(&p) {
+        Ok(n) => n,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(anyhow!("cannot read pinned checkpoint {}: {e}", p.display())),
+    };
+    let cp = Checkpoint::open(&note, key)
+        .with_context(|| format!("the pinned checkpoint {} is damaged; refusing to trust it", p.display()))?;
+    Ok(Some(Pin { size: cp.size, head: cp.head }))
+}
+
+/// Keeps `note`, a checkpoint signed by `key`, as the new pin.
+pub fn pin_checkpoint(key: &VerifierKey, note: &str) -> anyhow::Result<()> {
+    let p = checkpoint_file(&config_dir()?, key);
+    write_private(&p, note.as_bytes()).map_err(|e| anyhow!("cannot write {}: {e}", p.display()))
+}
+
 #[cfg(test)]
 mod tests {
     use std::os::unix::fs::PermissionsExt;
@@ -149,6 +179,12 @@ mod tests {
         let bob: UserName = "bob".parse().unwrap();
         let dir = Path::new("cfg");
         assert_eq!(token_file(dir, "http://127.0.0.1:9", &bob), Path::new("cfg/tokens/571373c3154e29dbca01fbe2.json"));
+        assert_eq!(
+            recipient_file(dir, "http://127.0.0.1:9", &bob),
+            Path::new("cfg/recipients/571373c3154e29dbca01fbe2")
+        );
+        let key = VerifierKey::parse("vault-test+ebccb924+AQABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4f").unwrap();
+        assert_eq!(checkpoint_file(dir, &key), Path::new("cfg/checkpoints/3524a21964b9b71716ae713f.note"));
     }
 
     #[test]
