@@ -1,8 +1,8 @@
-//! The HTTP client: logging in on demand, and error mapping.
-//!
-//! A session token is cached per server and user (see [`crate::local`]). When it is
-//! missing, about to expire, or refused, the client logs in again with the age challenge
-//! and retries once.
+//! The HTTP client: every request to the server goes through here, plain or streamed, so
+//! logging in, the session token and the mapping of error answers (access denied exits 3)
+//! are in one place. A token is cached per server and user (see [`crate::local`]); when it
+//! is missing, about to expire, or refused, the client logs in again with the age challenge
+//! and retries once, except for uploads, whose one-shot body cannot be sent twice.
 
 use std::path::PathBuf;
 
@@ -20,6 +20,7 @@ use vault_core::ids::UserName;
 use zeroize::Zeroizing;
 
 use crate::Global;
+use crate::transfer;
 
 /// The server refused access; `vault-cli` exits with [`vault_core::api::EXIT_ACCESS_DENIED`].
 #[derive(Debug, thiserror::Error)]
@@ -139,7 +140,7 @@ impl Client {
     }
 
     /// A token valid for at least a minute, logging in if needed.
-    pub fn token(&mut self) -> anyhow::Result<Zeroizing<String>> {
+    fn token(&mut self) -> anyhow::Result<Zeroizing<String>> {
         if self.token.is_none() {
             let valid_at = chrono::Utc::now().timestamp() + TOKEN_MARGIN_SECS;
             self.token = crate::local::cached_token(&self.base, &self.user, valid_at);
@@ -152,15 +153,29 @@ impl Client {
 
     /// Sends an authenticated request built by `build`; on 401 logs in once and retries.
     pub fn send(&mut self, build: impl Fn(&Http, &str) -> RequestBuilder) -> anyhow::Result<Response> {
+        let resp = self.with_relogin(
+            |c, token| build(&c.http, &c.base).bearer_auth(token).send().map_err(transport),
+            Response::status,
+        )?;
+        check(resp)
+    }
+
+    /// Sends with a valid token by `attempt`; if the server refuses it (401), logs in once
+    /// and sends again. Only for requests whose body can be built a second time.
+    fn with_relogin<R>(
+        &mut self,
+        attempt: impl Fn(&Self, &str) -> anyhow::Result<R>,
+        status: fn(&R) -> StatusCode,
+    ) -> anyhow::Result<R> {
         let token = self.token()?;
-        let resp = build(&self.http, &self.base).bearer_auth(token.as_str()).send().map_err(transport)?;
-        if resp.status() != StatusCode::UNAUTHORIZED {
-            return check(resp);
+        let first = attempt(self, &token)?;
+        if status(&first) != StatusCode::UNAUTHORIZED {
+            return Ok(first);
         }
         self.token = None;
         self.login()?;
         let token = self.token()?;
-        check(build(&self.http, &self.base).bearer_auth(token.as_str()).send().map_err(transport)?)
+        attempt(self, &token)
     }
 
     pub fn get_json<T: DeserializeOwned>(&mut self, path: &str) -> anyhow::Result<T> {
@@ -180,22 +195,116 @@ impl Client {
         resp.json().context("the server's answer is not what this client expects")
     }
 
-    /// A client for streaming transfers on an async runtime.
-    pub fn async_http(&self) -> anyhow::Result<reqwest::Client> {
+    /// Starts a streamed upload to `path`, taking a token valid for at least a minute now.
+    ///
+    /// The body is a one-shot stream (the recording, encrypted as it is read), so a request
+    /// refused for its token cannot be sent again after logging in: unlike [`Client::send`]
+    /// there is no retry on 401, the refusal is the answer (exit 3). That is why the token
+    /// is taken here, before the body exists, rather than when the request goes out.
+    pub fn upload(&mut self, path: &str) -> anyhow::Result<Upload> {
+        let token = self.token()?;
+        let (rt, http) = self.streaming()?;
+        Ok(Upload { url: self.url(path), token, rt, http })
+    }
+
+    /// POSTs `body` to `path` and returns the answer with its body not yet read, to be
+    /// streamed. The JSON body can be sent again, so on 401 it logs in once and retries.
+    pub fn fetch_stream<B: Serialize>(&mut self, path: &str, body: &B) -> anyhow::Result<Download> {
+        let url = self.url(path);
+        let (rt, http) = self.streaming()?;
+        let resp = self.with_relogin(
+            |_, token| {
+                rt.block_on(http.post(&url).bearer_auth(token).json(body).send())
+                    .map_err(|e| anyhow!("fetch failed: {e}"))
+            },
+            reqwest::Response::status,
+        )?;
+        let status = resp.status();
+        if !status.is_success() {
+            let bytes = rt.block_on(resp.bytes()).unwrap_or_default();
+            return Err(error_from(status, &bytes));
+        }
+        Ok(Download { rt, resp })
+    }
+
+    /// A runtime and an async client (with this client's TLS roots) for one streamed
+    /// transfer; see [`crate::transfer`].
+    fn streaming(&self) -> anyhow::Result<(tokio::runtime::Runtime, reqwest::Client)> {
+        let rt = transfer::runtime()?;
         let mut builder = reqwest::Client::builder()
             .connect_timeout(std::time::Duration::from_secs(10))
             .redirect(reqwest::redirect::Policy::none());
         if let Some(r) = &self.roots {
             builder = builder.tls_certs_only(r.clone());
         }
-        builder.build().context("cannot build the HTTP client")
+        Ok((rt, builder.build().context("cannot build the HTTP client")?))
+    }
+}
+
+/// An upload ready to send, from [`Client::upload`].
+pub struct Upload {
+    url: String,
+    token: Zeroizing<String>,
+    rt: tokio::runtime::Runtime,
+    http: reqwest::Client,
+}
+
+/// The answer to an upload: its headers and its (small, JSON) body.
+pub struct Answer {
+    pub headers: reqwest::header::HeaderMap,
+    pub body: bytes::Bytes,
+}
+
+impl Upload {
+    /// POSTs `body` as it is produced, and reads the answer. An error status becomes an
+    /// error with the server's message (access denied for 401 and 403).
+    pub fn send(
+        &self,
+        query: &[(&str, String)],
+        headers: Vec<(&'static str, String)>,
+        body: transfer::ChunkStream,
+    ) -> anyhow::Result<Answer> {
+        let mut req = self.http.post(&self.url).query(query);
+        for (name, value) in headers {
+            req = req.header(name, value);
+        }
+        let req = req.bearer_auth(self.token.as_str()).body(reqwest::Body::wrap_stream(body));
+        let answer = self.rt.block_on(async {
+            let resp = req.send().await?;
+            let status = resp.status();
+            let headers = resp.headers().clone();
+            Ok::<_, reqwest::Error>((status, headers, resp.bytes().await?))
+        });
+        let (status, headers, body) = answer.map_err(|e| anyhow!("upload failed: {e}"))?;
+        if !status.is_success() {
+            return Err(error_from(status, &body));
+        }
+        Ok(Answer { headers, body })
+    }
+}
+
+/// A streamed answer from [`Client::fetch_stream`]: its headers now, its body read on the
+/// runtime that made the request.
+pub struct Download {
+    rt: tokio::runtime::Runtime,
+    resp: reqwest::Response,
+}
+
+impl Download {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.resp.headers().get(name).and_then(|v| v.to_str().ok())
     }
 
-    /// Drops the cached token and logs in again (after the server refused it).
-    pub fn relogin(&mut self) -> anyhow::Result<Zeroizing<String>> {
-        self.token = None;
-        self.login()?;
-        self.token()
+    pub fn content_length(&self) -> Option<u64> {
+        self.resp.content_length()
+    }
+
+    /// Passes the body on to a [`transfer::ChunkReader`]; see [`transfer::forward_hashed`].
+    pub fn forward_hashed(
+        self,
+        chunks: &std::sync::mpsc::SyncSender<transfer::Chunk>,
+    ) -> Result<Option<String>, reqwest::Error> {
+        self.rt.block_on(transfer::forward_hashed(self.resp.bytes_stream(), chunks))
     }
 }
 
@@ -210,7 +319,7 @@ fn transport(e: reqwest::Error) -> anyhow::Error {
 }
 
 /// Turns an error status into an error with the server's message.
-pub fn check(resp: Response) -> anyhow::Result<Response> {
+fn check(resp: Response) -> anyhow::Result<Response> {
     let status = resp.status();
     if status.is_success() {
         return Ok(resp);
@@ -220,7 +329,7 @@ pub fn check(resp: Response) -> anyhow::Result<Response> {
 
 /// The error for an answer with an error status: access denied (exit 3) for 401 and
 /// 403, otherwise the server's message.
-pub fn error_from(status: StatusCode, body: &[u8]) -> anyhow::Error {
+fn error_from(status: StatusCode, body: &[u8]) -> anyhow::Error {
     let msg = match serde_json::from_slice::<ErrorBody>(body) {
         Ok(b) => b.message,
         Err(_) => format!("the server answered {status}"),
