@@ -270,9 +270,9 @@ impl Upload {
         }
         let req = req.bearer_auth(self.token.as_str()).body(reqwest::Body::wrap_stream(body));
         let answer = self.rt.block_on(async {
-            let resp = req.send().await?;
+            let mut resp = req.send().await?;
             let status = resp.status();
-            let headers = resp.headers().clone();
+            let headers = std::mem::take(resp.headers_mut());
             Ok::<_, reqwest::Error>((status, headers, resp.bytes().await?))
         });
         let (status, headers, body) = answer.map_err(|e| anyhow!("upload failed: {e}"))?;
