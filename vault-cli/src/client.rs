@@ -340,3 +340,116 @@ fn error_from(status: StatusCode, body: &[u8]) -> anyhow::Error {
         anyhow!("{msg}")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::TcpListener;
+
+    use super::*;
+
+    /// A one-request server on loopback that reads a request (with a chunked body, if
+    /// any) and answers 401. Returns the client's URL and a handle yielding the request
+    /// line and how many more connections came within a moment after the answer.
+    fn refusing_server() -> (String, std::thread::JoinHandle<(String, usize)>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let handle = std::thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut request_line = String::new();
+            reader.read_line(&mut request_line).unwrap();
+            let mut chunked = false;
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                chunked |= line.to_ascii_lowercase().starts_with("transfer-encoding: chunked");
+                if line == "\r\n" {
+                    break;
+                }
+            }
+            if chunked {
+                // Read the whole body, so the client sees the answer rather than a reset.
+                let mut seen = Vec::new();
+                let mut byte = [0u8; 1];
+                while !seen.ends_with(b"\r\n0\r\n\r\n") && !seen.starts_with(b"0\r\n\r\n") {
+                    reader.read_exact(&mut byte).unwrap();
+                    seen.push(byte[0]);
+                }
+            }
+            let body = r#"{"error":"unauthorized","message":"session expired"}"#;
+            let mut stream = stream;
+            write!(
+                stream,
+                "HTTP/1.1 401 Unauthorized\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+                 connection: close\r\n\r\n{body}",
+                body.len()
+            )
+            .unwrap();
+            drop(stream);
+            listener.set_nonblocking(true).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            let more = std::iter::from_fn(|| listener.accept().ok()).count();
+            (request_line.trim_end().to_owned(), more)
+        });
+        (url, handle)
+    }
+
+    fn client_with_token(url: &str) -> Client {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let g = Global {
+            server: url.into(),
+            user: Some("rec".parse().unwrap()),
+            identity: None,
+            ca_cert: None,
+            json: false,
+        };
+        let mut client = Client::new(&g).unwrap();
+        client.token = Some(Zeroizing::new("expired-token".into()));
+        client
+    }
+
+    #[test]
+    fn fail_a_refused_upload_is_access_denied_and_not_sent_again() {
+        let (url, server) = refusing_server();
+        let mut client = client_with_token(&url);
+        let upload = client.upload("/v1/cases/c/recordings").unwrap();
+        let (mut writer, body, _) = transfer::chunk_channel();
+        let producer = std::thread::spawn(move || {
+            writer.write_all(b"ciphertext").unwrap();
+            writer.finish().unwrap();
+        });
+        let err = upload.send(&[], Vec::new(), body).err().expect("refused");
+        producer.join().unwrap();
+        assert_eq!(err.downcast_ref::<Denied>().map(|d| d.0.as_str()), Some("session expired"));
+        let (request, more) = server.join().unwrap();
+        assert_eq!(request, "POST /v1/cases/c/recordings HTTP/1.1");
+        assert_eq!(more, 0, "a one-shot body must not be sent again");
+    }
+
+    #[test]
+    fn fail_a_refused_fetch_logs_in_again_before_resending() {
+        let (url, server) = refusing_server();
+        let mut client = client_with_token(&url);
+        let err = client.fetch_stream("/v1/recordings/r/fetch", &serde_json::json!({})).err().expect("refused");
+        // Logging in again needs the identity, which this client lacks: the retry was tried.
+        assert!(err.to_string().starts_with("no identity given"), "{err:#}");
+        let (request, more) = server.join().unwrap();
+        assert_eq!(request, "POST /v1/recordings/r/fetch HTTP/1.1");
+        assert_eq!(more, 0);
+    }
+
+    #[test]
+    fn error_statuses_become_the_servers_message_and_refusals_exit_3() {
+        let body = br#"{"error":"forbidden","message":"you have no grant on this case"}"#;
+        for status in [StatusCode::UNAUTHORIZED, StatusCode::FORBIDDEN] {
+            let e = error_from(status, body);
+            assert_eq!(e.downcast_ref::<Denied>().map(|d| d.0.as_str()), Some("you have no grant on this case"));
+        }
+        let e = error_from(StatusCode::CONFLICT, body);
+        assert!(e.downcast_ref::<Denied>().is_none());
+        assert_eq!(e.to_string(), "you have no grant on this case");
+        let e = error_from(StatusCode::BAD_GATEWAY, b"<html>");
+        assert_eq!(e.to_string(), "the server answered 502 Bad Gateway");
+    }
+}
