@@ -1,6 +1,6 @@
 //! `vault-cli case rotate-key CASE`: a new case key pair made here for future recordings,
-//! wrapped to each remaining holder's pinned recipient, so someone whose access ended cannot
-//! read what is recorded from now on.
+//! wrapped to each remaining holder's pinned recipient, so a case secret that someone whose
+//! access ended may have kept opens nothing recorded from now on.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
