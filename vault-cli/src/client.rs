@@ -1,12 +1,9 @@
-//! The HTTP client: logging in on demand, the token cache, and error mapping.
-//!
-//! A session token is cached per server and user in the configuration directory (mode
-//! 0600). When it is missing, about to expire, or refused, the client logs in again with
-//! the age challenge and retries once.
+//! The HTTP client: every request to the server goes through here, plain or streamed, so
+//! logging in, the session token and the mapping of error answers (access denied exits 3)
+//! are in one place. A token is cached per server and user (see [`crate::local`]); when it
+//! is missing, about to expire, or refused, the client logs in again with the age challenge
+//! and retries once, except for uploads, whose one-shot body cannot be sent twice.
 
-use std::fs;
-use std::io::Write;
-use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
 
 use anyhow::{Context, anyhow, bail};
@@ -14,8 +11,8 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use reqwest::StatusCode;
 use reqwest::blocking::{Client as Http, RequestBuilder, Response};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 use vault_core::api::{ChallengeRequest, ChallengeResponse, ErrorBody, LoginRequest, LoginResponse};
 use vault_core::challenge::Challenge;
 use vault_core::crypto::CryptoError;
@@ -23,17 +20,12 @@ use vault_core::ids::UserName;
 use zeroize::Zeroizing;
 
 use crate::Global;
+use crate::transfer;
 
 /// The server refused access; `vault-cli` exits with [`vault_core::api::EXIT_ACCESS_DENIED`].
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct Denied(pub String);
-
-#[derive(Serialize, Deserialize)]
-struct CachedToken {
-    token: String,
-    expires_at: i64,
-}
 
 pub struct Client {
     pub base: String,
@@ -121,29 +113,6 @@ impl Client {
         format!("{}{}", self.base, path)
     }
 
-    fn cache_path(&self) -> anyhow::Result<PathBuf> {
-        let key = vault_core::sha256(format!("{}\n{}", self.base, self.user).as_bytes());
-        Ok(crate::config_dir()?.join("tokens").join(format!("{}.json", hex::encode(&key[..12]))))
-    }
-
-    fn load_cached(&self) -> Option<Zeroizing<String>> {
-        let text = Zeroizing::new(fs::read_to_string(self.cache_path().ok()?).ok()?);
-        let cached: CachedToken = serde_json::from_str(&text).ok()?;
-        (cached.expires_at > chrono::Utc::now().timestamp() + TOKEN_MARGIN_SECS).then(|| Zeroizing::new(cached.token))
-    }
-
-    fn store_cached(&self, token: &str, expires_at: i64) -> anyhow::Result<()> {
-        let path = self.cache_path()?;
-        let dir = path.parent().expect("token path has a parent");
-        fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
-        let tmp = tempfile::NamedTempFile::new_in(dir)?;
-        // NamedTempFile is created 0600.
-        let body = Zeroizing::new(serde_json::to_string(&CachedToken { token: token.into(), expires_at })?);
-        tmp.as_file().write_all(body.as_bytes())?;
-        tmp.persist(&path).map_err(|e| anyhow!("cannot write token cache {}: {e}", path.display()))?;
-        Ok(())
-    }
-
     /// Logs in with the age challenge and caches the token.
     pub fn login(&mut self) -> anyhow::Result<LoginResponse> {
         let identity = self.identity()?;
@@ -165,15 +134,16 @@ impl Client {
                 .post(self.url("/v1/login"))
                 .json(&LoginRequest { challenge_id: resp.challenge_id, response: answer }),
         )?;
-        self.store_cached(&login.token, login.expires_at)?;
+        crate::local::store_token(&self.base, &self.user, &login.token, login.expires_at)?;
         self.token = Some(Zeroizing::new(login.token.clone()));
         Ok(login)
     }
 
     /// A token valid for at least a minute, logging in if needed.
-    pub fn token(&mut self) -> anyhow::Result<Zeroizing<String>> {
+    fn token(&mut self) -> anyhow::Result<Zeroizing<String>> {
         if self.token.is_none() {
-            self.token = self.load_cached();
+            let valid_at = chrono::Utc::now().timestamp() + TOKEN_MARGIN_SECS;
+            self.token = crate::local::cached_token(&self.base, &self.user, valid_at);
         }
         if self.token.is_none() {
             self.login()?;
@@ -183,15 +153,29 @@ impl Client {
 
     /// Sends an authenticated request built by `build`; on 401 logs in once and retries.
     pub fn send(&mut self, build: impl Fn(&Http, &str) -> RequestBuilder) -> anyhow::Result<Response> {
+        let resp = self.with_relogin(
+            |c, token| build(&c.http, &c.base).bearer_auth(token).send().map_err(transport),
+            Response::status,
+        )?;
+        check(resp)
+    }
+
+    /// Sends with a valid token by `attempt`; if the server refuses it (401), logs in once
+    /// and sends again. Only for requests whose body can be built a second time.
+    fn with_relogin<R>(
+        &mut self,
+        attempt: impl Fn(&Self, &str) -> anyhow::Result<R>,
+        status: fn(&R) -> StatusCode,
+    ) -> anyhow::Result<R> {
         let token = self.token()?;
-        let resp = build(&self.http, &self.base).bearer_auth(token.as_str()).send().map_err(transport)?;
-        if resp.status() != StatusCode::UNAUTHORIZED {
-            return check(resp);
+        let first = attempt(self, &token)?;
+        if status(&first) != StatusCode::UNAUTHORIZED {
+            return Ok(first);
         }
         self.token = None;
         self.login()?;
         let token = self.token()?;
-        check(build(&self.http, &self.base).bearer_auth(token.as_str()).send().map_err(transport)?)
+        attempt(self, &token)
     }
 
     pub fn get_json<T: DeserializeOwned>(&mut self, path: &str) -> anyhow::Result<T> {
@@ -211,22 +195,116 @@ impl Client {
         resp.json().context("the server's answer is not what this client expects")
     }
 
-    /// A client for streaming transfers on an async runtime.
-    pub fn async_http(&self) -> anyhow::Result<reqwest::Client> {
+    /// Starts a streamed upload to `path`, taking a token valid for at least a minute now.
+    ///
+    /// The body is a one-shot stream (the recording, encrypted as it is read), so a request
+    /// refused for its token cannot be sent again after logging in: unlike [`Client::send`]
+    /// there is no retry on 401, the refusal is the answer (exit 3). That is why the token
+    /// is taken here, before the body exists, rather than when the request goes out.
+    pub fn upload(&mut self, path: &str) -> anyhow::Result<Upload> {
+        let token = self.token()?;
+        let (rt, http) = self.streaming()?;
+        Ok(Upload { url: self.url(path), token, rt, http })
+    }
+
+    /// POSTs `body` to `path` and returns the answer with its body not yet read, to be
+    /// streamed. The JSON body can be sent again, so on 401 it logs in once and retries.
+    pub fn fetch_stream<B: Serialize>(&mut self, path: &str, body: &B) -> anyhow::Result<Download> {
+        let url = self.url(path);
+        let (rt, http) = self.streaming()?;
+        let resp = self.with_relogin(
+            |_, token| {
+                rt.block_on(http.post(&url).bearer_auth(token).json(body).send())
+                    .map_err(|e| anyhow!("fetch failed: {e}"))
+            },
+            reqwest::Response::status,
+        )?;
+        let status = resp.status();
+        if !status.is_success() {
+            let bytes = rt.block_on(resp.bytes()).unwrap_or_default();
+            return Err(error_from(status, &bytes));
+        }
+        Ok(Download { rt, resp })
+    }
+
+    /// A runtime and an async client (with this client's TLS roots) for one streamed
+    /// transfer; see [`crate::transfer`].
+    fn streaming(&self) -> anyhow::Result<(tokio::runtime::Runtime, reqwest::Client)> {
+        let rt = transfer::runtime()?;
         let mut builder = reqwest::Client::builder()
             .connect_timeout(std::time::Duration::from_secs(10))
             .redirect(reqwest::redirect::Policy::none());
         if let Some(r) = &self.roots {
             builder = builder.tls_certs_only(r.clone());
         }
-        builder.build().context("cannot build the HTTP client")
+        Ok((rt, builder.build().context("cannot build the HTTP client")?))
+    }
+}
+
+/// An upload ready to send, from [`Client::upload`].
+pub struct Upload {
+    url: String,
+    token: Zeroizing<String>,
+    rt: tokio::runtime::Runtime,
+    http: reqwest::Client,
+}
+
+/// The answer to an upload: its headers and its (small, JSON) body.
+pub struct Answer {
+    pub headers: reqwest::header::HeaderMap,
+    pub body: bytes::Bytes,
+}
+
+impl Upload {
+    /// POSTs `body` as it is produced, and reads the answer. An error status becomes an
+    /// error with the server's message (access denied for 401 and 403).
+    pub fn send(
+        &self,
+        query: &[(&str, String)],
+        headers: Vec<(&'static str, String)>,
+        body: transfer::ChunkStream,
+    ) -> anyhow::Result<Answer> {
+        let mut req = self.http.post(&self.url).query(query);
+        for (name, value) in headers {
+            req = req.header(name, value);
+        }
+        let req = req.bearer_auth(self.token.as_str()).body(reqwest::Body::wrap_stream(body));
+        let answer = self.rt.block_on(async {
+            let mut resp = req.send().await?;
+            let status = resp.status();
+            let headers = std::mem::take(resp.headers_mut());
+            Ok::<_, reqwest::Error>((status, headers, resp.bytes().await?))
+        });
+        let (status, headers, body) = answer.map_err(|e| anyhow!("upload failed: {e}"))?;
+        if !status.is_success() {
+            return Err(error_from(status, &body));
+        }
+        Ok(Answer { headers, body })
+    }
+}
+
+/// A streamed answer from [`Client::fetch_stream`]: its headers now, its body read on the
+/// runtime that made the request.
+pub struct Download {
+    rt: tokio::runtime::Runtime,
+    resp: reqwest::Response,
+}
+
+impl Download {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.resp.headers().get(name).and_then(|v| v.to_str().ok())
     }
 
-    /// Drops the cached token and logs in again (after the server refused it).
-    pub fn relogin(&mut self) -> anyhow::Result<Zeroizing<String>> {
-        self.token = None;
-        self.login()?;
-        self.token()
+    pub fn content_length(&self) -> Option<u64> {
+        self.resp.content_length()
+    }
+
+    /// Passes the body on to a [`transfer::ChunkReader`]; see [`transfer::forward_hashed`].
+    pub fn forward_hashed(
+        self,
+        chunks: &std::sync::mpsc::SyncSender<transfer::Chunk>,
+    ) -> Result<Option<String>, reqwest::Error> {
+        self.rt.block_on(transfer::forward_hashed(self.resp.bytes_stream(), chunks))
     }
 }
 
@@ -241,7 +319,7 @@ fn transport(e: reqwest::Error) -> anyhow::Error {
 }
 
 /// Turns an error status into an error with the server's message.
-pub fn check(resp: Response) -> anyhow::Result<Response> {
+fn check(resp: Response) -> anyhow::Result<Response> {
     let status = resp.status();
     if status.is_success() {
         return Ok(resp);
@@ -251,7 +329,7 @@ pub fn check(resp: Response) -> anyhow::Result<Response> {
 
 /// The error for an answer with an error status: access denied (exit 3) for 401 and
 /// 403, otherwise the server's message.
-pub fn error_from(status: StatusCode, body: &[u8]) -> anyhow::Error {
+fn error_from(status: StatusCode, body: &[u8]) -> anyhow::Error {
     let msg = match serde_json::from_slice::<ErrorBody>(body) {
         Ok(b) => b.message,
         Err(_) => format!("the server answered {status}"),
@@ -260,5 +338,118 @@ pub fn error_from(status: StatusCode, body: &[u8]) -> anyhow::Error {
         Denied(msg).into()
     } else {
         anyhow!("{msg}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::TcpListener;
+
+    use super::*;
+
+    /// A one-request server on loopback that reads a request (with a chunked body, if
+    /// any) and answers 401. Returns the client's URL and a handle yielding the request
+    /// line and how many more connections came within a moment after the answer.
+    fn refusing_server() -> (String, std::thread::JoinHandle<(String, usize)>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let handle = std::thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut request_line = String::new();
+            reader.read_line(&mut request_line).unwrap();
+            let mut chunked = false;
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                chunked |= line.to_ascii_lowercase().starts_with("transfer-encoding: chunked");
+                if line == "\r\n" {
+                    break;
+                }
+            }
+            if chunked {
+                // Read the whole body, so the client sees the answer rather than a reset.
+                let mut seen = Vec::new();
+                let mut byte = [0u8; 1];
+                while !seen.ends_with(b"\r\n0\r\n\r\n") && !seen.starts_with(b"0\r\n\r\n") {
+                    reader.read_exact(&mut byte).unwrap();
+                    seen.push(byte[0]);
+                }
+            }
+            let body = r#"{"error":"unauthorized","message":"session expired"}"#;
+            let mut stream = stream;
+            write!(
+                stream,
+                "HTTP/1.1 401 Unauthorized\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+                 connection: close\r\n\r\n{body}",
+                body.len()
+            )
+            .unwrap();
+            drop(stream);
+            listener.set_nonblocking(true).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            let more = std::iter::from_fn(|| listener.accept().ok()).count();
+            (request_line.trim_end().to_owned(), more)
+        });
+        (url, handle)
+    }
+
+    fn client_with_token(url: &str) -> Client {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let g = Global {
+            server: url.into(),
+            user: Some("rec".parse().unwrap()),
+            identity: None,
+            ca_cert: None,
+            json: false,
+        };
+        let mut client = Client::new(&g).unwrap();
+        client.token = Some(Zeroizing::new("expired-token".into()));
+        client
+    }
+
+    #[test]
+    fn fail_a_refused_upload_is_access_denied_and_not_sent_again() {
+        let (url, server) = refusing_server();
+        let mut client = client_with_token(&url);
+        let upload = client.upload("/v1/cases/c/recordings").unwrap();
+        let (mut writer, body, _) = transfer::chunk_channel();
+        let producer = std::thread::spawn(move || {
+            writer.write_all(b"ciphertext").unwrap();
+            writer.finish().unwrap();
+        });
+        let err = upload.send(&[], Vec::new(), body).err().expect("refused");
+        producer.join().unwrap();
+        assert_eq!(err.downcast_ref::<Denied>().map(|d| d.0.as_str()), Some("session expired"));
+        let (request, more) = server.join().unwrap();
+        assert_eq!(request, "POST /v1/cases/c/recordings HTTP/1.1");
+        assert_eq!(more, 0, "a one-shot body must not be sent again");
+    }
+
+    #[test]
+    fn fail_a_refused_fetch_logs_in_again_before_resending() {
+        let (url, server) = refusing_server();
+        let mut client = client_with_token(&url);
+        let err = client.fetch_stream("/v1/recordings/r/fetch", &serde_json::json!({})).err().expect("refused");
+        // Logging in again needs the identity, which this client lacks: the retry was tried.
+        assert!(err.to_string().starts_with("no identity given"), "{err:#}");
+        let (request, more) = server.join().unwrap();
+        assert_eq!(request, "POST /v1/recordings/r/fetch HTTP/1.1");
+        assert_eq!(more, 0);
+    }
+
+    #[test]
+    fn error_statuses_become_the_servers_message_and_refusals_exit_3() {
+        let body = br#"{"error":"forbidden","message":"you have no grant on this case"}"#;
+        for status in [StatusCode::UNAUTHORIZED, StatusCode::FORBIDDEN] {
+            let e = error_from(status, body);
+            assert_eq!(e.downcast_ref::<Denied>().map(|d| d.0.as_str()), Some("you have no grant on this case"));
+        }
+        let e = error_from(StatusCode::CONFLICT, body);
+        assert!(e.downcast_ref::<Denied>().is_none());
+        assert_eq!(e.to_string(), "you have no grant on this case");
+        let e = error_from(StatusCode::BAD_GATEWAY, b"<html>");
+        assert_eq!(e.to_string(), "the server answered 502 Bad Gateway");
     }
 }

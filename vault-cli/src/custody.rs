@@ -28,7 +28,7 @@ impl CustodianKeys {
     /// user list (which only admins read), checked against this machine's pins.
     pub fn wrap_all_to(&self, client: &mut Client, user: &UserName) -> anyhow::Result<Vec<WrappedKey>> {
         let person: UserInfo = client.get_json(&format!("/v1/users/{user}"))?;
-        let recipient = pinned_recipient(&client.base, user, &person.recipient)?;
+        let recipient = crate::local::pinned_recipient(&client.base, user, &person.recipient)?;
         Ok(self
             .keys
             .iter()
@@ -52,35 +52,4 @@ pub fn unwrap_envelopes(
             Ok((k.version, key))
         })
         .collect()
-}
-
-/// Checks the recipient the server reports for `user` against the one this machine saw
-/// the first time it wrapped a key to them (trust on first use), and pins it if new.
-///
-/// Custodians wrap case secrets to whatever recipient the server names; a compromised
-/// server could name its own and so read covert recordings. Pinning turns a silent
-/// substitution into a refusal on every admin's machine that wrapped to that user before.
-pub fn pinned_recipient(server: &str, user: &UserName, reported: &str) -> anyhow::Result<age::x25519::Recipient> {
-    let recipient = vault_core::crypto::parse_recipient(reported)?;
-    let id = vault_core::sha256(format!("{server}\n{user}").as_bytes());
-    let dir = crate::config_dir()?.join("recipients");
-    let path = dir.join(hex::encode(&id[..12]));
-    match std::fs::read_to_string(&path) {
-        Ok(pinned) if pinned.trim() == recipient.to_string() => Ok(recipient),
-        Ok(pinned) => anyhow::bail!(
-            "the server reports a different recipient for {user} than when you last wrapped a key to them \
-             ({} now, {} before); refusing to wrap a case key to it. If {user} really has a new identity, \
-             confirm the new recipient with them, then delete {}",
-            recipient,
-            pinned.trim(),
-            path.display()
-        ),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            use std::os::unix::fs::DirBuilderExt;
-            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir)?;
-            std::fs::write(&path, format!("{recipient}\n"))?;
-            Ok(recipient)
-        }
-        Err(e) => Err(anyhow::anyhow!("cannot read the recipient pin {}: {e}", path.display())),
-    }
 }

@@ -11,6 +11,7 @@ use clap::{Args, Parser};
 mod client;
 mod cmd;
 mod custody;
+mod local;
 mod output;
 mod transfer;
 
@@ -47,19 +48,6 @@ pub struct Global {
     /// Machine-readable output on stdout.
     #[arg(long, global = true)]
     pub json: bool,
-}
-
-/// Where the token cache lives: `$VAULT_CONFIG_DIR`, else `$XDG_CONFIG_HOME/vault-cli`,
-/// else `~/.config/vault-cli`.
-pub fn config_dir() -> anyhow::Result<PathBuf> {
-    if let Some(d) = std::env::var_os("VAULT_CONFIG_DIR") {
-        return Ok(PathBuf::from(d));
-    }
-    if let Some(d) = std::env::var_os("XDG_CONFIG_HOME") {
-        return Ok(PathBuf::from(d).join("vault-cli"));
-    }
-    let home = std::env::var_os("HOME").ok_or_else(|| anyhow::anyhow!("set VAULT_CONFIG_DIR or HOME"))?;
-    Ok(PathBuf::from(home).join(".config").join("vault-cli"))
 }
 
 fn main() -> ExitCode {

@@ -36,26 +36,10 @@ impl Fetch {
         let dir = crate::output::new_output(&self.out)?;
         let mut client = Client::new(g)?;
         let identity = client.identity()?;
-        let url = client.url(&format!("/v1/recordings/{}/fetch", self.recording));
         let body = Reason { reason: self.reason.clone() };
-        let rt = transfer::runtime()?;
-        let http = client.async_http()?;
-        let send = |token: &str| rt.block_on(http.post(&url).bearer_auth(token).json(&body).send());
-        let mut resp = send(client.token()?.as_str()).map_err(|e| anyhow!("fetch failed: {e}"))?;
-        if resp.status() == reqwest::StatusCode::UNAUTHORIZED {
-            resp = send(client.relogin()?.as_str()).map_err(|e| anyhow!("fetch failed: {e}"))?;
-        }
-        let status = resp.status();
-        if !status.is_success() {
-            let bytes = rt.block_on(resp.bytes()).unwrap_or_default();
-            return Err(crate::client::error_from(status, &bytes));
-        }
+        let download = client.fetch_stream(&format!("/v1/recordings/{}/fetch", self.recording), &body)?;
         let header = |name: &str| {
-            resp.headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
-                .ok_or_else(|| anyhow!("the server's answer lacks {name}"))
+            download.header(name).map(str::to_owned).ok_or_else(|| anyhow!("the server's answer lacks {name}"))
         };
         let envelope = B64.decode(header(HEADER_ENVELOPE)?.as_bytes()).context("malformed envelope from the server")?;
         let recipient = header(HEADER_CASE_RECIPIENT)?;
@@ -74,7 +58,7 @@ impl Fetch {
             .prefix(".vault-fetch-")
             .tempfile_in(&dir)
             .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
-        let pb = crate::output::progress(resp.content_length(), "fetching and decrypting");
+        let pb = crate::output::progress(download.content_length(), "fetching and decrypting");
         let (chunks, reader) = transfer::reader_channel();
         let out_file = tmp.as_file().try_clone()?;
         let reader = pb.wrap_read(reader);
@@ -91,7 +75,7 @@ impl Fetch {
             io::copy(&mut reader, &mut io::sink())?;
             Ok((n, out_file))
         });
-        let downloaded = rt.block_on(transfer::forward_hashed(resp.bytes_stream(), &chunks));
+        let downloaded = download.forward_hashed(&chunks);
         let decrypted = decryptor.join().map_err(|_| anyhow!("the decryption thread panicked"))?;
         pb.finish_and_clear();
         let (n, mut out_file) = decrypted.with_context(|| {

@@ -1,4 +1,5 @@
-//! One module per subcommand; groups of subcommands are enums in their module.
+//! One module per subcommand; a group of subcommands is a folder whose `mod.rs` holds its
+//! enum and dispatch, with one module per leaf.
 
 use clap::Subcommand;
 

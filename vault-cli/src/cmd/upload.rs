@@ -46,10 +46,7 @@ impl Upload {
         };
         let meta_ct = vault_core::crypto::seal_call_meta(&recipient, &call);
 
-        // The token must outlive the upload: a streamed body cannot be sent twice.
-        let token = client.token()?;
-        let rt = transfer::runtime()?;
-        let http = client.async_http()?;
+        let upload = client.upload(&format!("/v1/cases/{}/recordings", self.case))?;
         let (writer, body, sent) = transfer::chunk_channel();
         let pb = crate::output::progress(Some(len), "encrypting and uploading");
         let mut input = pb.wrap_read(file);
@@ -63,30 +60,15 @@ impl Upload {
         if let Some(t) = &self.recorded_at {
             query.push(("recorded_at", t.clone()));
         }
-        let url = client.url(&format!("/v1/cases/{}/recordings", self.case));
-        let answer = rt.block_on(async {
-            let resp = http
-                .post(&url)
-                .query(&query)
-                .header(HEADER_META, meta_ct)
-                .bearer_auth(token.as_str())
-                .body(reqwest::Body::wrap_stream(body))
-                .send()
-                .await?;
-            let status = resp.status();
-            let crc = resp.headers().get(HEADER_CRC32).and_then(|v| v.to_str().ok()).map(str::to_owned);
-            Ok::<_, reqwest::Error>((status, crc, resp.bytes().await?))
-        });
+        let answer = upload.send(&query, vec![(HEADER_META, meta_ct)], body);
         let encrypted = encryptor.join().map_err(|_| anyhow!("the encryption thread panicked"))?;
         pb.finish_and_clear();
-        let (status, crc, bytes) = answer.map_err(|e| anyhow!("upload failed: {e}"))?;
-        if !status.is_success() {
-            return Err(crate::client::error_from(status, &bytes));
-        }
-        let info: RecordingInfo = serde_json::from_slice(&bytes).context("unexpected answer from the server")?;
+        let answer = answer?;
+        let crc = answer.headers.get(HEADER_CRC32).and_then(|v| v.to_str().ok());
+        let info: RecordingInfo = serde_json::from_slice(&answer.body).context("unexpected answer from the server")?;
         encrypted.context("reading or encrypting the file failed")?;
         let sent = sent.get().context("the server answered before the whole recording was sent")?;
-        check_received(&info, crc.as_deref(), sent)?;
+        check_received(&info, crc, sent)?;
         if g.json {
             crate::output::json(&info)?;
         } else {

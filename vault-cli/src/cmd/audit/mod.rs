@@ -6,7 +6,6 @@ use crate::Global;
 
 mod export;
 mod log;
-mod pin;
 mod verify;
 
 #[derive(Subcommand)]

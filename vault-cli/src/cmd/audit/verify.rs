@@ -14,7 +14,6 @@ use clap::Args;
 use vault_core::export::{self, Verified};
 use vault_core::note::VerifierKey;
 
-use super::pin;
 use crate::Global;
 use crate::client::Client;
 
@@ -37,7 +36,7 @@ pub struct Verify {
 impl Verify {
     pub fn run(self, g: &Global) -> anyhow::Result<()> {
         let key = VerifierKey::parse(&self.server_key)?;
-        let pinned = if self.ignore_pin { None } else { pin::load(&key)? };
+        let pinned = if self.ignore_pin { None } else { crate::local::pinned_checkpoint(&key)? };
         let result: Verified = match &self.file {
             Some(path) => {
                 let f = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
@@ -57,7 +56,7 @@ impl Verify {
         .context("ACCESS LOG VERIFICATION FAILED")?;
         let cp = &result.checkpoint;
         if !self.ignore_pin && pinned.is_none_or(|p| cp.size > p.size) {
-            pin::store(&key, &result.note)?;
+            crate::local::pin_checkpoint(&key, &result.note)?;
         }
         if g.json {
             crate::output::json(&serde_json::json!({

@@ -1,0 +1,216 @@
+//! Everything `vault-cli` keeps on this machine, in its configuration directory: the
+//! cached session tokens, the recipients pinned for the people case keys were wrapped to,
+//! and the access-log checkpoint an auditor verified last. Files are named by the first 12
+//! bytes (hex) of a SHA-256 of what they belong to, and written atomically and privately
+//! (0600, in 0700 directories), so a crash leaves the old file or the new one, never a part.
+//!
+//! ```text
+//! tokens/<id>.json        {"token":"...","expires_at":UNIX}   id of "SERVER\nUSER"
+//! recipients/<id>         age1...                              id of "SERVER\nUSER"
+//! checkpoints/<id>.note   the signed checkpoint                id of the verifier key
+//! ```
+
+use std::fs;
+use std::io::{self, Write};
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, anyhow, bail};
+use serde::{Deserialize, Serialize};
+use vault_core::export::Pin;
+use vault_core::ids::UserName;
+use vault_core::note::{Checkpoint, VerifierKey};
+use zeroize::Zeroizing;
+
+/// The configuration directory: `$VAULT_CONFIG_DIR`, else `$XDG_CONFIG_HOME/vault-cli`,
+/// else `~/.config/vault-cli`.
+pub fn config_dir() -> anyhow::Result<PathBuf> {
+    if let Some(d) = std::env::var_os("VAULT_CONFIG_DIR") {
+        return Ok(PathBuf::from(d));
+    }
+    if let Some(d) = std::env::var_os("XDG_CONFIG_HOME") {
+        return Ok(PathBuf::from(d).join("vault-cli"));
+    }
+    let home = std::env::var_os("HOME").ok_or_else(|| anyhow!("set VAULT_CONFIG_DIR or HOME"))?;
+    Ok(PathBuf::from(home).join(".config").join("vault-cli"))
+}
+
+/// The name of the file that belongs to `key`. Existing users have files under these
+/// names, so the derivation must not change.
+fn file_id(key: &str) -> String {
+    hex::encode(&vault_core::sha256(key.as_bytes())[..12])
+}
+
+/// Tokens and recipient pins belong to a server and a user.
+fn server_user_id(server: &str, user: &UserName) -> String {
+    file_id(&format!("{server}\n{user}"))
+}
+
+/// Replaces `path` with `contents`: a temporary file in the same directory (tempfile
+/// creates it 0600), synced, then renamed over `path`. A reader or a crash sees the old
+/// file or the new one, never a part; missing directories are created 0700.
+fn write_private(path: &Path, contents: &[u8]) -> io::Result<()> {
+    let dir = path.parent().expect("every file here is in a subdirectory");
+    fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    let tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.as_file().write_all(contents)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+// Session tokens.
+
+/// A cached token as read back.
+#[derive(Deserialize)]
+struct CachedToken {
+    token: String,
+    expires_at: i64,
+}
+
+/// A token as cached; borrowed, so no unzeroized copy of it is made on the way.
+#[derive(Serialize)]
+struct TokenToCache<'a> {
+    token: &'a str,
+    expires_at: i64,
+}
+
+fn token_file(dir: &Path, server: &str, user: &UserName) -> PathBuf {
+    dir.join("tokens").join(format!("{}.json", server_user_id(server, user)))
+}
+
+/// The cached token of `user` on `server` if it is still valid at `valid_at` (Unix
+/// seconds). A token that is missing, unreadable or expiring is no token: log in again.
+pub fn cached_token(server: &str, user: &UserName, valid_at: i64) -> Option<Zeroizing<String>> {
+    read_token(&token_file(&config_dir().ok()?, server, user), valid_at)
+}
+
+fn read_token(path: &Path, valid_at: i64) -> Option<Zeroizing<String>> {
+    let text = Zeroizing::new(fs::read_to_string(path).ok()?);
+    let cached: CachedToken = serde_json::from_str(&text).ok()?;
+    let token = Zeroizing::new(cached.token);
+    (cached.expires_at > valid_at).then_some(token)
+}
+
+/// Caches the token of `user` on `server`.
+pub fn store_token(server: &str, user: &UserName, token: &str, expires_at: i64) -> anyhow::Result<()> {
+    write_token(&token_file(&config_dir()?, server, user), token, expires_at)
+}
+
+fn write_token(path: &Path, token: &str, expires_at: i64) -> anyhow::Result<()> {
+    let body = Zeroizing::new(serde_json::to_string(&TokenToCache { token, expires_at })?);
+    write_private(path, body.as_bytes()).map_err(|e| anyhow!("cannot write token cache {}: {e}", path.display()))
+}
+
+// Recipient pins.
+
+fn recipient_file(dir: &Path, server: &str, user: &UserName) -> PathBuf {
+    dir.join("recipients").join(server_user_id(server, user))
+}
+
+/// Checks the recipient the server reports for `user` against the one this machine saw
+/// the first time it wrapped a key to them (trust on first use), and pins it if new.
+///
+/// Custodians wrap case secrets to whatever recipient the server names; a compromised
+/// server could name its own and so read covert recordings. Pinning turns a silent
+/// substitution into a refusal on every admin's machine that wrapped to that user before.
+pub fn pinned_recipient(server: &str, user: &UserName, reported: &str) -> anyhow::Result<age::x25519::Recipient> {
+    let recipient = vault_core::crypto::parse_recipient(reported)?;
+    let path = recipient_file(&config_dir()?, server, user);
+    match fs::read_to_string(&path) {
+        Ok(pinned) if pinned.trim() == recipient.to_string() => Ok(recipient),
+        Ok(pinned) => bail!(
+            "the server reports a different recipient for {user} than when you last wrapped a key to them \
+             ({} now, {} before); refusing to wrap a case key to it. If {user} really has a new identity, \
+             confirm the new recipient with them, then delete {}",
+            recipient,
+            pinned.trim(),
+            path.display()
+        ),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            write_private(&path, format!("{recipient}\n").as_bytes())
+                .map_err(|e| anyhow!("cannot write the recipient pin {}: {e}", path.display()))?;
+            Ok(recipient)
+        }
+        Err(e) => Err(anyhow!("cannot read the recipient pin {}: {e}", path.display())),
+    }
+}
+
+// Checkpoint pins. A pin is the signed checkpoint itself, so it is checked again when it
+// is loaded: a pin edited by hand is refused rather than trusted. It is keyed by the
+// verifier key the auditor supplied, never by anything the server reports.
+
+fn checkpoint_file(dir: &Path, key: &VerifierKey) -> PathBuf {
+    dir.join("checkpoints").join(format!("{}.note", file_id(&key.to_text())))
+}
+
+/// The checkpoint this auditor verified last of the log `key` signs, if any.
+pub fn pinned_checkpoint(key: &VerifierKey) -> anyhow::Result<Option<Pin>> {
+    let p = checkpoint_file(&config_dir()?, key);
+    let note = match fs::read_to_string(&p) {
+        Ok(n) => n,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(anyhow!("cannot read pinned checkpoint {}: {e}", p.display())),
+    };
+    let cp = Checkpoint::open(&note, key)
+        .with_context(|| format!("the pinned checkpoint {} is damaged; refusing to trust it", p.display()))?;
+    Ok(Some(Pin { size: cp.size, head: cp.head }))
+}
+
+/// Keeps `note`, a checkpoint signed by `key`, as the new pin.
+pub fn pin_checkpoint(key: &VerifierKey, note: &str) -> anyhow::Result<()> {
+    let p = checkpoint_file(&config_dir()?, key);
+    write_private(&p, note.as_bytes()).map_err(|e| anyhow!("cannot write {}: {e}", p.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    fn mode(p: &Path) -> u32 {
+        fs::metadata(p).unwrap().permissions().mode() & 0o777
+    }
+
+    /// The names existing users' files have (computed outside this code).
+    #[test]
+    fn file_names_are_those_of_earlier_versions() {
+        let bob: UserName = "bob".parse().unwrap();
+        let dir = Path::new("cfg");
+        assert_eq!(token_file(dir, "http://127.0.0.1:9", &bob), Path::new("cfg/tokens/571373c3154e29dbca01fbe2.json"));
+        assert_eq!(
+            recipient_file(dir, "http://127.0.0.1:9", &bob),
+            Path::new("cfg/recipients/571373c3154e29dbca01fbe2")
+        );
+        let key = VerifierKey::parse("vault-test+ebccb924+AQABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4f").unwrap();
+        assert_eq!(checkpoint_file(dir, &key), Path::new("cfg/checkpoints/3524a21964b9b71716ae713f.note"));
+    }
+
+    #[test]
+    fn a_token_is_cached_in_the_same_format_and_read_back_while_valid() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cfg").join("tokens").join("t.json");
+        write_token(&path, "tok", 1000).unwrap();
+        assert_eq!(fs::read_to_string(&path).unwrap(), r#"{"token":"tok","expires_at":1000}"#);
+        assert_eq!(read_token(&path, 999).as_deref().map(String::as_str), Some("tok"));
+        assert!(read_token(&path, 1000).is_none(), "a token expiring by then is not used");
+        fs::write(&path, "{").unwrap();
+        assert!(read_token(&path, 0).is_none(), "a damaged cache is no token");
+    }
+
+    #[test]
+    fn files_are_replaced_whole_and_privately() {
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("a").join("b");
+        let path = sub.join("f");
+        write_private(&path, b"one").unwrap();
+        write_private(&path, b"two").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"two");
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(&sub), 0o700);
+        assert_eq!(mode(&dir.path().join("a")), 0o700);
+        let names: Vec<_> = fs::read_dir(&sub).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, ["f"], "no temporary file is left behind");
+    }
+}
