@@ -7,7 +7,7 @@
 use anyhow::Context;
 use chrono::NaiveDate;
 use clap::{Args, Subcommand};
-use vault_core::api::{Created, GrantInfo, GrantStatus, NewGrant};
+use vault_core::api::{Done, GrantInfo, GrantStatus, NewGrant};
 use vault_core::ids::{CaseId, UserName};
 
 use crate::Global;
@@ -44,7 +44,7 @@ impl Grant {
     pub fn run(self, g: &Global) -> anyhow::Result<()> {
         let mut client = Client::new(g)?;
         if let Some(GrantSub::Approve { case, grantee: user }) = self.approve {
-            let done: Created<UserName> =
+            let done: Done<UserName> =
                 client.post_json(&format!("/v1/cases/{case}/grants/{user}/approve"), &serde_json::json!({}))?;
             if g.json {
                 crate::output::json(&done)?;

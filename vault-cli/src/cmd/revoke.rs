@@ -1,7 +1,7 @@
 //! `vault-cli revoke CASE USER --reason`: ends a grant and deletes the person's envelope.
 
 use clap::Args;
-use vault_core::api::{Created, Reason};
+use vault_core::api::{Done, Reason};
 use vault_core::ids::{CaseId, UserName};
 
 use crate::Global;
@@ -19,7 +19,7 @@ pub struct Revoke {
 
 impl Revoke {
     pub fn run(self, g: &Global) -> anyhow::Result<()> {
-        let done: Created<UserName> = Client::new(g)?.post_json(
+        let done: Done<UserName> = Client::new(g)?.post_json(
             &format!("/v1/cases/{}/grants/{}/revoke", self.case, self.grantee),
             &Reason { reason: self.reason },
         )?;

@@ -3,7 +3,7 @@
 //! envelopes.
 
 use clap::Args;
-use vault_core::api::{Created, NewCustodian};
+use vault_core::api::{Done, NewCustodian};
 use vault_core::ids::{CaseId, UserName};
 
 use crate::Global;
@@ -22,7 +22,7 @@ impl AddCustodian {
         let mut client = Client::new(g)?;
         let keys = crate::custody::CustodianKeys::fetch(&mut client, &case)?;
         let req = NewCustodian { admin: admin.clone(), envelopes: keys.wrap_all_to(&mut client, &admin)? };
-        let done: Created<UserName> = client.post_json(&format!("/v1/cases/{case}/custodians"), &req)?;
+        let done: Done<UserName> = client.post_json(&format!("/v1/cases/{case}/custodians"), &req)?;
         if g.json {
             crate::output::json(&done)?;
         }

@@ -3,7 +3,7 @@
 
 use chrono::NaiveDate;
 use clap::Args;
-use vault_core::api::{Approval, Created};
+use vault_core::api::{Approval, Done};
 use vault_core::ids::CaseId;
 
 use crate::Global;
@@ -23,7 +23,7 @@ pub struct Approve {
 impl Approve {
     pub fn run(self, g: &Global) -> anyhow::Result<()> {
         let Approve { case, ap_ref, date } = self;
-        let done: Created<CaseId> =
+        let done: Done<CaseId> =
             Client::new(g)?.post_json(&format!("/v1/cases/{case}/approve"), &Approval { ap_ref, date })?;
         if g.json {
             crate::output::json(&done)?;

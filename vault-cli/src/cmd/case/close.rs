@@ -2,7 +2,7 @@
 //! depends on the outcome (destroyed, on legal hold, or purged at the end of retention).
 
 use clap::Args;
-use vault_core::api::{CaseInfo, Closing, Created, Outcome};
+use vault_core::api::{CaseInfo, Closing, Done, Outcome};
 use vault_core::ids::CaseId;
 
 use crate::Global;
@@ -19,7 +19,7 @@ impl Close {
     pub fn run(self, g: &Global) -> anyhow::Result<()> {
         let Close { case, outcome } = self;
         let mut client = Client::new(g)?;
-        let done: Created<CaseId> = client.post_json(&format!("/v1/cases/{case}/close"), &Closing { outcome })?;
+        let done: Done<CaseId> = client.post_json(&format!("/v1/cases/{case}/close"), &Closing { outcome })?;
         let info: CaseInfo = client.get_json(&format!("/v1/cases/{case}"))?;
         if g.json {
             crate::output::json(&info)?;

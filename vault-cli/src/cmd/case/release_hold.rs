@@ -2,7 +2,7 @@
 //! recordings are purged when their retention period ends.
 
 use clap::Args;
-use vault_core::api::{Created, Reason};
+use vault_core::api::{Done, Reason};
 use vault_core::ids::CaseId;
 
 use crate::Global;
@@ -18,7 +18,7 @@ pub struct ReleaseHold {
 impl ReleaseHold {
     pub fn run(self, g: &Global) -> anyhow::Result<()> {
         let ReleaseHold { case, reason } = self;
-        let done: Created<CaseId> =
+        let done: Done<CaseId> =
             Client::new(g)?.post_json(&format!("/v1/cases/{case}/release-hold"), &Reason { reason })?;
         if g.json {
             crate::output::json(&done)?;

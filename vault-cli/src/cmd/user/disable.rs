@@ -2,7 +2,7 @@
 //! stay listed, as disabled.
 
 use clap::Args;
-use vault_core::api::Created;
+use vault_core::api::Done;
 use vault_core::ids::UserName;
 
 use crate::Global;
@@ -16,7 +16,7 @@ pub struct Disable {
 impl Disable {
     pub fn run(self, g: &Global) -> anyhow::Result<()> {
         let mut client = Client::new(g)?;
-        let done: Created<UserName> =
+        let done: Done<UserName> =
             client.post_json(&format!("/v1/users/{}/disable", self.name), &serde_json::json!({}))?;
         if g.json {
             crate::output::json(&done)?;
