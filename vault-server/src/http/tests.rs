@@ -57,6 +57,9 @@ const REFUSALS: &[Row] = &[
     ("alice", "POST", "/v1/users", "{", 400, "malformed request", "user-add"),
     ("ivan", "GET", "/v1/cases/{open}/recordings?limit=x", "", 400, "bad query parameters", "recording-list"),
     ("-", "POST", "/v1/login", "[]", 400, "malformed request", "login"),
+    ("alice", "GET", "/v1/cases/%FF", "", 400, "malformed path", "case-show"),
+    ("audrey", "GET", "/v1/audit/entries?from=x", "", 400, "bad query parameters", "audit-log"),
+    ("audrey", "GET", "/v1/audit/entries?case=case_1", "", 400, "is not valid", "audit-log"),
     // may_disable_user
     ("alice", "POST", "/v1/users/alice/disable", "{}", 400, "cannot disable yourself", "user-disable"),
     ("alice", "POST", "/v1/users/nobody/disable", "{}", 404, "no user nobody", "user-disable"),
