@@ -10,7 +10,9 @@
 //! (`tests/matrix.rs`, `http::tests`).
 
 use chrono::NaiveDate;
-use vault_core::api::{Announcement, CaseKind, CaseStatus, GrantStatus, KeyEnvelope, Outcome, Role};
+use vault_core::api::{
+    Announcement, CaseKind, CaseStatus, GrantStatus, KeyEnvelope, NotificationStatus, Outcome, Role,
+};
 use vault_core::ids::{CaseId, RecordingId, UserName};
 
 use crate::auth::Caller;
@@ -166,7 +168,7 @@ pub fn may_notify(s: &Store<'_>, id: &CaseId) -> ApiResult<()> {
     let Some(current) = s.notification(id, today())? else {
         return Err(ApiError::conflict("this case has no notification duty: it arises when a covert case is closed"));
     };
-    if current.status == vault_core::api::NotificationStatus::Told {
+    if current.status == NotificationStatus::Told {
         return Err(ApiError::conflict("the employee's notification is already recorded"));
     }
     Ok(())

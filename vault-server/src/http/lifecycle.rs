@@ -32,40 +32,43 @@ pub async fn close(
     ApiJson(req): ApiJson<Closing>,
 ) -> ApiResult<Json<Done<CaseId>>> {
     let out = id.clone();
-    log.logged(&st.db, move |s, rec| {
-        rec.details = json!({ "outcome": req.outcome.as_str() }).to_string();
-        let case = policy::close_rule(s, &id, req.outcome)?;
-        let now = now_rfc3339();
-        let (status, destroyed, envelopes) = if req.outcome == Outcome::NoOffence {
-            let n = retention::destroy(s, Doomed::Case(&id), Cause::NoOffence, caller.name.as_str())?;
-            let e = s.delete_envelopes(Scope::Case(&id))?;
-            s.revoke_grants(Scope::Case(&id), &now)?;
-            (CaseStatus::Destroyed, n, e)
-        } else {
-            (CaseStatus::Closed, 0, 0)
-        };
-        let legal_hold = req.outcome == Outcome::Offence;
-        s.close_case(&id, status, req.outcome, &now, &caller.name, legal_hold)?;
-        if case.kind == CaseKind::Covert {
-            s.insert_notification(&id, &now, today() + chrono::Duration::days(NOTIFY_WITHIN_DAYS))?;
-        }
-        rec.details = json!({
-            "outcome": req.outcome.as_str(),
-            "status": status.as_str(),
-            "recordings_destroyed": destroyed,
-            "envelopes_deleted": envelopes,
-            "legal_hold": legal_hold,
+    let destroyed = log
+        .logged(&st.db, move |s, rec| {
+            rec.details = json!({ "outcome": req.outcome.as_str() }).to_string();
+            let case = policy::close_rule(s, &id, req.outcome)?;
+            let now = now_rfc3339();
+            let (status, destroyed, envelopes) = if req.outcome == Outcome::NoOffence {
+                let n = retention::destroy(s, Doomed::Case(&id), Cause::NoOffence, caller.name.as_str())?;
+                let e = s.delete_envelopes(Scope::Case(&id))?;
+                s.revoke_grants(Scope::Case(&id), &now)?;
+                (CaseStatus::Destroyed, n, e)
+            } else {
+                (CaseStatus::Closed, 0, 0)
+            };
+            let legal_hold = req.outcome == Outcome::Offence;
+            s.close_case(&id, status, req.outcome, &now, &caller.name, legal_hold)?;
+            if case.kind == CaseKind::Covert {
+                s.insert_notification(&id, &now, today() + chrono::Duration::days(NOTIFY_WITHIN_DAYS))?;
+            }
+            rec.details = json!({
+                "outcome": req.outcome.as_str(),
+                "status": status.as_str(),
+                "recordings_destroyed": destroyed,
+                "envelopes_deleted": envelopes,
+                "legal_hold": legal_hold,
+            })
+            .to_string();
+            Ok(destroyed)
         })
-        .to_string();
-        Ok(())
-    })
-    .await?;
-    // Only now is the destruction durable; delete the ciphertext files.
-    let (db, blobs) = (st.db.clone(), st.blobs.clone());
-    tokio::task::spawn_blocking(move || retention::finish_destructions(&db, &blobs))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(ApiError::internal)?;
+        .await?;
+    if destroyed > 0 {
+        // Only now is the destruction durable; delete the ciphertext files.
+        let (db, blobs) = (st.db.clone(), st.blobs.clone());
+        tokio::task::spawn_blocking(move || retention::finish_destructions(&db, &blobs))
+            .await
+            .map_err(ApiError::internal)?
+            .map_err(ApiError::internal)?;
+    }
     Ok(Json(Done { id: out }))
 }
 

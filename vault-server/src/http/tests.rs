@@ -340,3 +340,28 @@ fn what_policy_allows_goes_through_and_is_logged_as_allowed() {
     let (status, _) = w.call("ivy", "GET", "/v1/cases", Body::empty(), false);
     assert_eq!(status, StatusCode::FORBIDDEN);
 }
+
+#[test]
+fn fail_a_refusal_that_cannot_be_logged_is_a_server_error_and_logs_nothing() {
+    let w = World::new();
+    // A full disk or a damaged table: every append to the log fails.
+    w.st.db.with(|c| {
+        c.execute_batch("CREATE TRIGGER broken BEFORE INSERT ON access_log BEGIN SELECT RAISE(ABORT, 'no space'); END;")
+            .unwrap()
+    });
+    let before = (w.log().len(), w.fingerprint());
+    for (who, method, path, body) in [
+        ("-", "GET", "/v1/users", ""),
+        ("ivan", "GET", "/v1/users", ""),
+        ("alice", "GET", "/v1/cases/case_ZZ", ""),
+        ("ivy", "POST", "/v1/recordings/{rec}/fetch", r#"{"reason":"r"}"#),
+        ("alice", "POST", "/v1/cases/{covert}/grants/ivy/approve", ""),
+    ] {
+        let path = w.path(path);
+        let (status, answer) = w.call(who, method, &path, Body::from(body), !body.is_empty());
+        let answer = String::from_utf8_lossy(&answer);
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{method} {path} as {who}: {answer}");
+        assert!(answer.contains("internal server error"), "{answer}");
+    }
+    assert_eq!((w.log().len(), w.fingerprint()), before, "nothing may change without its log entry");
+}

@@ -6,7 +6,7 @@ use rusqlite::{OptionalExtension, params};
 use vault_core::api::{
     CaseKind, CaseRef, DestroyedRecording, KindTotals, NotificationDue, NotificationInfo, NotificationStatus, PurgeDue,
 };
-use vault_core::ids::{CaseId, RecordingId};
+use vault_core::ids::{CaseId, RecordingId, UserName};
 
 use super::{Store, parsed, parsed_opt};
 
@@ -192,13 +192,7 @@ impl Store<'_> {
             .optional()
     }
 
-    pub fn record_told(
-        &self,
-        case: &CaseId,
-        on: NaiveDate,
-        how: &str,
-        by: &vault_core::ids::UserName,
-    ) -> rusqlite::Result<()> {
+    pub fn record_told(&self, case: &CaseId, on: NaiveDate, how: &str, by: &UserName) -> rusqlite::Result<()> {
         self.c.execute(
             "UPDATE notifications SET told_on = ?2, how = ?3, recorded_by = ?4 WHERE case_id = ?1",
             params![case.as_str(), on.to_string(), how, by.as_str()],
@@ -211,7 +205,7 @@ impl Store<'_> {
         case: &CaseId,
         until: NaiveDate,
         reason: &str,
-        by: &vault_core::ids::UserName,
+        by: &UserName,
     ) -> rusqlite::Result<()> {
         self.c.execute(
             "UPDATE notifications SET deferred_until = ?2, defer_reason = ?3, recorded_by = ?4 WHERE case_id = ?1",

@@ -49,19 +49,19 @@ pub enum Scope<'a> {
     One(&'a CaseId, &'a UserName),
 }
 
-impl Scope<'_> {
+impl<'a> Scope<'a> {
     /// The case and the user a scoped statement filters on (`?1`, `?2`); `None` matches
     /// every value.
-    fn case(self) -> Option<String> {
+    fn case(self) -> Option<&'a str> {
         match self {
-            Scope::Case(c) | Scope::One(c, _) => Some(c.to_string()),
+            Scope::Case(c) | Scope::One(c, _) => Some(c.as_str()),
             Scope::User(_) => None,
         }
     }
 
-    fn user(self) -> Option<String> {
+    fn user(self) -> Option<&'a str> {
         match self {
-            Scope::User(u) | Scope::One(_, u) => Some(u.to_string()),
+            Scope::User(u) | Scope::One(_, u) => Some(u.as_str()),
             Scope::Case(_) => None,
         }
     }
@@ -73,10 +73,7 @@ fn parsed<T: FromStr>(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<T>
 where
     T::Err: std::fmt::Display,
 {
-    let text: String = r.get(i)?;
-    text.parse().map_err(|e: T::Err| {
-        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e.to_string().into())
-    })
+    parse_column(i, &r.get::<_, String>(i)?)
 }
 
 /// As [`parsed`], for a column that may be NULL.
@@ -84,13 +81,16 @@ fn parsed_opt<T: FromStr>(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<O
 where
     T::Err: std::fmt::Display,
 {
-    let text: Option<String> = r.get(i)?;
-    text.map(|t| {
-        t.parse().map_err(|e: T::Err| {
-            rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e.to_string().into())
-        })
+    r.get::<_, Option<String>>(i)?.map(|t| parse_column(i, &t)).transpose()
+}
+
+fn parse_column<T: FromStr>(i: usize, text: &str) -> rusqlite::Result<T>
+where
+    T::Err: std::fmt::Display,
+{
+    text.parse().map_err(|e: T::Err| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e.to_string().into())
     })
-    .transpose()
 }
 
 #[cfg(test)]
