@@ -16,6 +16,7 @@ pub mod export;
 pub mod ids;
 pub mod log;
 pub mod note;
+pub mod trust;
 /// Synthetic logs with a fixed signing key, for benchmarks and tests only: behind the
 /// `testlog` feature so that no shipped binary carries a known key.
 #[cfg(feature = "testlog")]
