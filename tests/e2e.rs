@@ -73,7 +73,8 @@ fn keygen_writes_a_private_identity_the_age_tool_can_use() {
     assert!(age_tool(), "the `age` tool is needed for this test (apt-get install age)");
     let plain = write(&v, "hello.txt", b"interoperable\n");
     let ct = v.dir.path().join("hello.age");
-    run(Command::new("age").args(["-e", "-r", &p.recipient, "-o"]).arg(&ct).arg(&plain)).ok();
+    assert!(p.age_recipient().starts_with("age1") && p.recipient.starts_with("vault1"));
+    run(Command::new("age").args(["-e", "-r", &p.age_recipient(), "-o"]).arg(&ct).arg(&plain)).ok();
     let dec = run(Command::new("age").args(["-d", "-i"]).arg(&p.key).arg(&ct));
     assert_eq!(dec.ok(), "interoperable");
 }
@@ -90,9 +91,15 @@ fn whole_flow_upload_grant_fetch_revoke() {
     content.extend_from_slice(marker);
     let file = write(v, "call-0612345678.wav", &content);
     let rec = upload(&w, &file);
+    // The upload, then the recorder's signature on it, each logged.
     let (actor, action, outcome, _, details) = v.last_log();
-    assert_eq!((actor.as_str(), action.as_str(), outcome.as_str()), ("pbx", "upload", "allowed"));
-    assert!(details.contains("sha256"), "{details}");
+    assert_eq!((actor.as_str(), action.as_str(), outcome.as_str()), ("pbx", "recording-sign", "allowed"));
+    assert!(details.contains("type: recording") && details.contains(&rec), "{details}");
+    let upload_entry: String = v
+        .db()
+        .query_row("SELECT details FROM access_log WHERE action = 'upload' ORDER BY seq DESC LIMIT 1", [], |r| r.get(0))
+        .unwrap();
+    assert!(upload_entry.contains("sha256"), "{upload_entry}");
 
     // Before a grant: refused, nothing written.
     let out = v.dir.path().join("out.wav");
@@ -178,14 +185,34 @@ fn fail_a_swapped_damaged_or_extended_blob_is_refused_at_fetch_and_nothing_is_wr
     std::fs::copy(blob(&b), blob(&a)).unwrap();
     v.cli(&w.bob, &["fetch", &a, "--reason", "complaint 18", "--out", o]).error("is damaged on the server");
     assert!(!out.exists(), "a swapped recording must not be written");
-    // ... and where the size matches, the SHA-256 recorded at upload does.
-    std::fs::write(blob(&a), &original).unwrap();
-    let stored: String = v.db().query_row("SELECT sha256 FROM recordings WHERE id = ?1", [&a], |r| r.get(0)).unwrap();
-    let other = format!("{}{}", if stored.starts_with('0') { "1" } else { "0" }, &stored[1..]);
-    v.db_rw().execute("UPDATE recordings SET sha256 = ?1 WHERE id = ?2", [&other, &a]).unwrap();
-    v.cli(&w.bob, &["fetch", &a, "--reason", "complaint 18", "--out", o]).error("differs from the stored");
+    // ... and where size and hash were rewritten to match, the recorder's signature does
+    // not: b's blob under a's id, with b's size, hash and signed statement, is refused.
+    let db = v.db_rw();
+    let row = |id: &str| -> (i64, String, String) {
+        db.query_row("SELECT size, sha256, statement FROM recordings WHERE id = ?1", [id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .unwrap()
+    };
+    let (a_row, b_row) = (row(&a), row(&b));
+    let set = |r: &(i64, String, String)| {
+        db.execute(
+            "UPDATE recordings SET size = ?1, sha256 = ?2, statement = ?3 WHERE id = ?4",
+            rusqlite::params![r.0, r.1, r.2, a],
+        )
+        .unwrap()
+    };
+    set(&b_row);
+    v.cli(&w.bob, &["fetch", &a, "--reason", "complaint 18", "--out", o]).error(&format!("not {a}"));
     assert!(!out.exists(), "a recording that is not the one recorded must not be written");
-    v.db_rw().execute("UPDATE recordings SET sha256 = ?1 WHERE id = ?2", [&stored, &a]).unwrap();
+    // The server's own record of the hash is not what the fetch trusts: with a's blob
+    // back, a wrong stored SHA-256 changes nothing.
+    set(&a_row);
+    std::fs::write(blob(&a), &original).unwrap();
+    db.execute("UPDATE recordings SET sha256 = ?1 WHERE id = ?2", [&"0".repeat(64), &a]).unwrap();
+    v.cli(&w.bob, &["fetch", &a, "--reason", "complaint 18", "--out", o]).ok();
+    std::fs::remove_file(&out).unwrap();
+    set(&a_row);
 
     let mut damaged = original.clone();
     let mid = damaged.len() / 2;
@@ -563,7 +590,7 @@ fn server_refuses_uninitialised_dirs_and_double_init() {
         .arg(dir.path().join("new"))
         .args(["--admin", "zed", "--recipient", "age1notarecipient"]));
     assert_eq!(o.code, 1);
-    assert!(o.stderr.contains("not an age X25519 recipient"), "{}", o.stderr);
+    assert!(o.stderr.contains("bare age recipient, which carries no signing key"), "{}", o.stderr);
     assert!(!dir.path().join("new").join("vault.db").exists());
 }
 

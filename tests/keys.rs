@@ -177,19 +177,43 @@ fn covert_grants_need_a_second_admin_and_release_nothing_before() {
 }
 
 #[test]
-fn a_custodian_refuses_to_wrap_to_a_recipient_the_server_swapped() {
+fn a_custodian_wraps_only_to_the_key_an_admin_signed_for() {
     let w = world();
     w.v.cli(&w.alice, &["grant", &w.case, "bob", "--reason", "r"]).ok();
-    // A compromised server names its own recipient for bob.
+    // Someone with the server's disk names mallory's key for bob: the columns the server
+    // reads are not what custodians trust, so the envelope still opens only for bob.
     let mallory = w.v.keygen("mallory");
     let db = w.v.db_rw();
-    db.execute("UPDATE users SET recipient = ?1 WHERE name = 'bob'", [&mallory.recipient]).unwrap();
+    db.execute(
+        "UPDATE users SET recipient = ?1, public_id = ?2 WHERE name = 'bob'",
+        [mallory.age_recipient(), mallory.recipient.clone()],
+    )
+    .unwrap();
     let other =
         w.v.cli(&w.alice, &["case", "create", "--kind", "customer", "--title", "Q2", "--purpose", "sales"]).ok();
-    let out = w.v.cli(&w.alice, &["grant", &other, "bob", "--reason", "r"]);
-    out.error("different recipient for bob");
-    assert_eq!(w.v.count(&format!("SELECT count(*) FROM envelopes WHERE case_id = '{other}' AND holder = 'bob'")), 0);
-    // Rotation checks the same pins.
-    w.v.cli(&w.alice, &["case", "rotate-key", &w.case]).error("different recipient for bob");
+    w.v.cli(&w.alice, &["grant", &other, "bob", "--reason", "r"]).ok();
+    let envelope: Vec<u8> = db
+        .query_row("SELECT envelope FROM envelopes WHERE case_id = ?1 AND holder = 'bob'", [&other], |r| r.get(0))
+        .unwrap();
+    // Opened with the age tool: bob's identity opens it, mallory's does not.
+    let env_file = w.v.dir.path().join("bob.envelope");
+    std::fs::write(&env_file, &envelope).unwrap();
+    let open = |who: &vault_tests::Person| {
+        vault_tests::run(std::process::Command::new("age").args(["-d", "-i"]).arg(&who.key).arg(&env_file)).code
+    };
+    assert_ne!(open(&mallory), 0, "wrapped to mallory");
+    assert_eq!(open(&w.bob), 0);
+    // Rewriting bob's signed enrolment to name mallory's key breaks alice's signature:
+    // nothing is wrapped to bob at all until an admin enrols him again.
+    let enrolment: String = db.query_row("SELECT enrolment FROM users WHERE name = 'bob'", [], |r| r.get(0)).unwrap();
+    let bob_id = w.bob.recipient.clone();
+    db.execute("UPDATE users SET enrolment = ?1 WHERE name = 'bob'", [enrolment.replace(&bob_id, &mallory.recipient)])
+        .unwrap();
+    let third =
+        w.v.cli(&w.alice, &["case", "create", "--kind", "customer", "--title", "Q3", "--purpose", "sales"]).ok();
+    w.v.cli(&w.alice, &["grant", &third, "bob", "--reason", "r"]).error("alice's signature does not verify");
+    assert_eq!(w.v.count(&format!("SELECT count(*) FROM envelopes WHERE case_id = '{third}' AND holder = 'bob'")), 0);
+    // Rotation refuses to wrap to him as well, and rotates nothing.
+    w.v.cli(&w.alice, &["case", "rotate-key", &w.case]).error("alice's signature does not verify");
     assert_eq!(w.v.count(&format!("SELECT key_version FROM cases WHERE id = '{}'", w.case)), 1);
 }

@@ -115,7 +115,7 @@ fn r1_r2_cases_need_their_legal_basis_and_announced_recordings() {
     // The server refuses an incomplete basis too, whatever the client sends.
     w.v.cli(a, &["login"]).ok();
     let token = w.v.token(a);
-    let body = br#"{"title":"t","retention_days":null,"basis":{"kind":"covert","suspicion":" ","dpia_ref":"D"},"recipient":"x","envelope":"x"}"#;
+    let body = br#"{"title":"t","retention_days":null,"basis":{"kind":"covert","suspicion":" ","dpia_ref":"D"},"recipient":"x","envelope":"x","id":"case_0123456789abcdef0123456789abcdef","key_statement":{"statement":"x","signatures":[]}}"#;
     let (status, answer) = w.v.raw("POST", "/v1/cases", Some(&token), &[("content-type", "application/json")], body);
     assert_eq!(status, 400, "{answer}");
     assert!(answer.contains("suspicion of a criminal offence"), "{answer}");

@@ -22,6 +22,14 @@ const ROLE_MATRIX: &[(&str, &str, &str, [&str; 6])] = &[
     ("POST", "/v1/users", "{}", ["allow", "allow", "deny", "deny", "deny", "deny"]),
     ("GET", "/v1/users/{target}", "", ["allow", "allow", "deny", "deny", "deny", "deny"]),
     ("POST", "/v1/users/nosuchuser/disable", "", ["allow", "allow", "deny", "deny", "deny", "deny"]),
+    (
+        "POST",
+        "/v1/users/nosuchuser/approve",
+        r#"{"signature":"x"}"#,
+        ["allow", "allow", "deny", "deny", "deny", "deny"],
+    ),
+    // the trust root and enrolments: anyone signed in
+    ("GET", "/v1/trust", "", ["allow", "allow", "allow", "allow", "allow", "deny"]),
     // cases: admins create and approve; everyone but recorders may list what they may see
     ("GET", "/v1/cases", "", ["allow", "allow", "allow", "allow", "deny", "deny"]),
     ("POST", "/v1/cases", "{}", ["allow", "allow", "deny", "deny", "deny", "deny"]),
@@ -38,7 +46,7 @@ const ROLE_MATRIX: &[(&str, &str, &str, [&str; 6])] = &[
     (
         "POST",
         "/v1/cases/{case}/rotate",
-        r#"{"from_version":1,"recipient":"x","envelopes":[]}"#,
+        r#"{"from_version":1,"recipient":"x","envelopes":[],"key_statement":{"statement":"x","signatures":[]}}"#,
         ["allow", "deny", "deny", "deny", "deny", "deny"],
     ),
     // grants: custodians grant, any admin approves or revokes
@@ -61,6 +69,12 @@ const ROLE_MATRIX: &[(&str, &str, &str, [&str; 6])] = &[
         "POST",
         "/v1/cases/{case}/recordings?announced=signal-tone",
         "not age",
+        ["deny", "deny", "deny", "deny", "allow", "deny"],
+    ),
+    (
+        "POST",
+        "/v1/recordings/{rec}/signature",
+        r#"{"statement":{"statement":"x","signatures":[]}}"#,
         ["deny", "deny", "deny", "deny", "allow", "deny"],
     ),
     ("GET", "/v1/cases/{case}/recordings", "", ["deny", "deny", "allow", "allow", "deny", "deny"]),
@@ -139,7 +153,8 @@ fn role_matrix() {
         }
     }
     // Nothing above changed who holds what.
-    assert_eq!(v.count("SELECT count(*) FROM users WHERE enabled = 1"), 6);
+    // (The five callers with accounts, the spare investigator, and the second initial admin.)
+    assert_eq!(v.count("SELECT count(*) FROM users WHERE enabled = 1"), 7);
     assert_eq!(v.count("SELECT count(*) FROM recordings"), 1);
     assert_eq!(v.count("SELECT count(*) FROM grants"), 1);
 }

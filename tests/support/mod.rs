@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod proxy;
+
 /// Where Cargo put the workspace's binaries.
 pub fn bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
@@ -88,14 +90,30 @@ pub fn run(cmd: &mut Command) -> Out {
 pub struct Person {
     pub name: String,
     pub key: PathBuf,
+    /// Their public id (`vault1...`), which `user add --recipient` takes.
     pub recipient: String,
+}
+
+impl Person {
+    /// The age recipient (`age1...`) of their identity file, for the `age` tool.
+    pub fn age_recipient(&self) -> String {
+        let text = std::fs::read_to_string(&self.key).expect("identity file");
+        let line = text.lines().find_map(|l| l.strip_prefix("# public key: ")).expect("a public key line");
+        line.trim().to_owned()
+    }
 }
 
 /// A running vault in a temporary directory.
 pub struct Vault {
     pub dir: tempfile::TempDir,
     pub url: String,
+    /// alice: the first of the two initial admins (the trust root).
     pub admin: Person,
+    /// root2: the second initial admin, who approves the admins alice enrols.
+    pub second: Person,
+    /// The trust root's fingerprint `vault-server init` printed; every CLI run gets it as
+    /// `VAULT_TRUST_ROOT`.
+    pub trust_root: String,
     server: Option<Child>,
     /// 0 (the default here): no background purge, so tests decide when purges happen.
     purge_interval_secs: u64,
@@ -114,7 +132,7 @@ impl Vault {
         self.dir.path().join("server.log")
     }
 
-    /// Initialises a vault with admin `alice` and starts the server.
+    /// Initialises a vault with initial admins `alice` and `root2` and starts the server.
     pub fn start() -> Self {
         Self::start_purging_every(0)
     }
@@ -123,15 +141,20 @@ impl Vault {
     pub fn start_purging_every(secs: u64) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let admin = keygen_in(dir.path(), "alice");
+        let second = keygen_in(dir.path(), "root2");
         let init = run(Command::new(bin("vault-server"))
             .args(["init", "--data-dir"])
             .arg(dir.path().join("data"))
-            .args(["--admin", "alice", "--recipient", &admin.recipient]));
-        init.ok();
+            .args(["--admin", "alice", "--recipient", &admin.recipient])
+            .args(["--admin", "root2", "--recipient", &second.recipient]));
+        let trust_root = init.ok();
+        assert!(trust_root.starts_with("SHA256:"), "init printed {trust_root:?}");
         let mut v = Vault {
             dir,
             url: String::new(),
             admin,
+            second,
+            trust_root,
             server: None,
             purge_interval_secs: secs,
             serve_args: Vec::new(),
@@ -221,6 +244,7 @@ impl Vault {
             .env("VAULT_USER", &who.name)
             .env("VAULT_IDENTITY", &who.key)
             .env("VAULT_CONFIG_DIR", self.dir.path().join(format!("cfg-{}", who.name)))
+            .env("VAULT_TRUST_ROOT", &self.trust_root)
             .env_remove("XDG_CONFIG_HOME")
             .env_remove("VAULT_CA_CERT");
         if let Some(ca) = &self.ca_cert {
@@ -229,11 +253,27 @@ impl Vault {
         c
     }
 
-    /// Enrols `name` with `role` (as alice) and returns the person.
+    /// Enrols `name` with `role` (as alice; an admin approved by root2) and returns the
+    /// person.
     pub fn enrol(&self, name: &str, role: &str) -> Person {
         let p = self.keygen(name);
         let out = self.cli(&self.admin, &["user", "add", name, "--role", role, "--recipient", &p.recipient]);
         assert_eq!(out.ok(), name);
+        if role == "admin" {
+            self.cli(&self.second, &["user", "approve", name]).ok();
+        }
+        p
+    }
+
+    /// Puts a lying proxy between every CLI run and the server from now on: the server
+    /// is restarted to name the proxy as its public URL (login challenges are bound to
+    /// it), and `self.url` becomes the proxy's. The lie decides what the server "says".
+    pub fn behind_proxy(&mut self, lie: impl proxy::Lie) -> proxy::Proxy {
+        let p = proxy::Proxy::start("http://127.0.0.1:1", lie);
+        self.serve_args.extend(["--public-url".to_owned(), p.url.clone()]);
+        self.restart();
+        p.set_upstream(&self.url);
+        self.url = p.url.clone();
         p
     }
 
@@ -330,7 +370,7 @@ fn keygen_in(dir: &Path, name: &str) -> Person {
     let key = dir.join(format!("{name}.key"));
     let out = run(Command::new(bin("vault-cli")).args(["keygen", "--out"]).arg(&key));
     let recipient = out.ok();
-    assert!(recipient.starts_with("age1"), "keygen printed {recipient:?}");
+    assert!(recipient.starts_with("vault1"), "keygen printed {recipient:?}");
     Person { name: name.to_owned(), key, recipient }
 }
 

@@ -35,6 +35,8 @@ pub struct Client {
     /// The only roots TLS may trust; `None` for the system's roots.
     roots: Option<Vec<reqwest::Certificate>>,
     token: Option<Zeroizing<String>>,
+    /// The trust root's fingerprint the user was given (`VAULT_TRUST_ROOT`), if any.
+    pub trust_root: Option<String>,
 }
 
 /// Checks the server URL: https anywhere, plain http only to this machine (loopback),
@@ -98,7 +100,15 @@ impl Client {
             builder = builder.tls_certs_only(r.clone());
         }
         let http = builder.build().context("cannot build the HTTP client")?;
-        Ok(Self { base, user, identity_path: g.identity.clone(), http, roots, token: None })
+        Ok(Self {
+            base,
+            user,
+            identity_path: g.identity.clone(),
+            http,
+            roots,
+            token: None,
+            trust_root: g.trust_root.clone(),
+        })
     }
 
     pub fn identity(&self) -> anyhow::Result<age::x25519::Identity> {
@@ -402,6 +412,7 @@ mod tests {
             user: Some("rec".parse().unwrap()),
             identity: None,
             ca_cert: None,
+            trust_root: None,
             json: false,
         };
         let mut client = Client::new(&g).unwrap();

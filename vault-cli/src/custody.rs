@@ -1,34 +1,47 @@
 //! What a custodian does on their own machine: fetch their envelopes, unwrap every
 //! version of a case key with their identity, and wrap keys to other people.
+//!
+//! Every key version is checked against a custodian's signed statement of its recipient,
+//! and keys are wrapped only to people whose enrolment verifies from the pinned trust
+//! root: never to a recipient the server merely names.
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use vault_core::api::{CaseKeyInfo, KeyEnvelope, UserInfo, WrappedKey};
+use vault_core::api::{CaseKeyInfo, CaseKind, KeyEnvelope, WrappedKey};
 use vault_core::crypto::CaseKey;
 use vault_core::ids::{CaseId, UserName};
+use vault_core::trust::Directory;
 
 use crate::client::Client;
 
-/// The caller's case keys, every version, checked against the case recipients.
+/// The caller's case keys, every version, checked against the signed case recipients.
 pub struct CustodianKeys {
     pub info: CaseKeyInfo,
     pub keys: Vec<(u32, CaseKey)>,
+    /// The case's kind, as its custodian signed it.
+    pub kind: CaseKind,
+    pub dir: Directory,
 }
 
 impl CustodianKeys {
     pub fn fetch(client: &mut Client, case: &CaseId) -> anyhow::Result<Self> {
         let identity = client.identity()?;
+        let dir = crate::trust::directory(client)?;
         let info: CaseKeyInfo = client.get_json(&format!("/v1/cases/{case}/key"))?;
-        let keys = unwrap_envelopes(&info.keys, &identity)?;
-        Ok(Self { info, keys })
+        let (keys, kind) = unwrap_envelopes(&dir, case, &info.keys, &identity)?;
+        Ok(Self { info, keys, kind, dir })
     }
 
-    /// Every key version wrapped to `user`, whose recipient comes from the server's
-    /// user list (which only admins read), checked against this machine's pins.
-    pub fn wrap_all_to(&self, client: &mut Client, user: &UserName) -> anyhow::Result<Vec<WrappedKey>> {
-        let person: UserInfo = client.get_json(&format!("/v1/users/{user}"))?;
-        let recipient = crate::local::pinned_recipient(&client.base, user, &person.recipient)?;
+    /// The age recipient of `user`'s enrolled key, if their enrolment verifies.
+    pub fn recipient_of(&self, user: &UserName) -> anyhow::Result<age::x25519::Recipient> {
+        let p = self.dir.person(user).with_context(|| format!("refusing to wrap a case key to {user}"))?;
+        Ok(p.id.recipient().clone())
+    }
+
+    /// Every key version wrapped to `user`'s enrolled key.
+    pub fn wrap_all_to(&self, user: &UserName) -> anyhow::Result<Vec<WrappedKey>> {
+        let recipient = self.recipient_of(user)?;
         Ok(self
             .keys
             .iter()
@@ -37,19 +50,31 @@ impl CustodianKeys {
     }
 }
 
-/// Opens the caller's envelopes of a case, each checked against its key version's
-/// recipient.
+/// Opens the caller's envelopes of `case`, each checked against its key version's
+/// recipient as a custodian signed it. Returns the keys and the case's signed kind.
 pub fn unwrap_envelopes(
+    dir: &Directory,
+    case: &CaseId,
     envelopes: &[KeyEnvelope],
     identity: &age::x25519::Identity,
-) -> anyhow::Result<Vec<(u32, CaseKey)>> {
-    envelopes
+) -> anyhow::Result<(Vec<(u32, CaseKey)>, CaseKind)> {
+    let mut kind = None;
+    let keys = envelopes
         .iter()
         .map(|k| {
+            let signed = dir
+                .check_case_key(&k.statement, case, k.version, &k.recipient)
+                .with_context(|| format!("key version {} of {case} is not vouched for by a custodian", k.version))?;
+            if kind.is_some_and(|seen| seen != signed.kind) {
+                bail!("the key versions of {case} were signed for different kinds of case");
+            }
+            kind = Some(signed.kind);
             let env = B64.decode(k.envelope.as_bytes()).context("the server sent a malformed envelope")?;
             let key = CaseKey::unwrap(&env, identity, &k.recipient)
                 .with_context(|| format!("cannot open your envelope of key version {}", k.version))?;
             Ok((k.version, key))
         })
-        .collect()
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let kind = kind.with_context(|| format!("you hold no key of {case}"))?;
+    Ok((keys, kind))
 }

@@ -1,12 +1,12 @@
 //! Everything `vault-cli` keeps on this machine, in its configuration directory: the
-//! cached session tokens, the recipients pinned for the people case keys were wrapped to,
-//! and the access-log checkpoint an auditor verified last. Files are named by the first 12
+//! cached session tokens, the trust root pinned for each server, and the access-log
+//! checkpoint an auditor verified last. Files are named by the first 12
 //! bytes (hex) of a SHA-256 of what they belong to, and written atomically and privately
 //! (0600, in 0700 directories), so a crash leaves the old file or the new one, never a part.
 //!
 //! ```text
 //! tokens/<id>.json        {"token":"...","expires_at":UNIX}   id of "SERVER\nUSER"
-//! recipients/<id>         age1...                              id of "SERVER\nUSER"
+//! roots/<id>              SHA256:...                           id of "SERVER"
 //! checkpoints/<id>.note   the signed checkpoint                id of the verifier key
 //! ```
 
@@ -15,7 +15,7 @@ use std::io::{self, Write};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, anyhow, bail};
+use anyhow::{Context, anyhow};
 use serde::{Deserialize, Serialize};
 use vault_core::export::Pin;
 use vault_core::ids::UserName;
@@ -41,7 +41,7 @@ fn file_id(key: &str) -> String {
     hex::encode(&vault_core::sha256(key.as_bytes())[..12])
 }
 
-/// Tokens and recipient pins belong to a server and a user.
+/// Tokens belong to a server and a user.
 fn server_user_id(server: &str, user: &UserName) -> String {
     file_id(&format!("{server}\n{user}"))
 }
@@ -102,38 +102,26 @@ fn write_token(path: &Path, token: &str, expires_at: i64) -> anyhow::Result<()> 
     write_private(path, body.as_bytes()).map_err(|e| anyhow!("cannot write token cache {}: {e}", path.display()))
 }
 
-// Recipient pins.
+// Trust-root pins.
 
-fn recipient_file(dir: &Path, server: &str, user: &UserName) -> PathBuf {
-    dir.join("recipients").join(server_user_id(server, user))
+fn root_file(dir: &Path, server: &str) -> PathBuf {
+    dir.join("roots").join(file_id(server))
 }
 
-/// Checks the recipient the server reports for `user` against the one this machine saw
-/// the first time it wrapped a key to them (trust on first use), and pins it if new.
-///
-/// Custodians wrap case secrets to whatever recipient the server names; a compromised
-/// server could name its own and so read covert recordings. Pinning turns a silent
-/// substitution into a refusal on every admin's machine that wrapped to that user before.
-pub fn pinned_recipient(server: &str, user: &UserName, reported: &str) -> anyhow::Result<age::x25519::Recipient> {
-    let recipient = vault_core::crypto::parse_recipient(reported)?;
-    let path = recipient_file(&config_dir()?, server, user);
-    match fs::read_to_string(&path) {
-        Ok(pinned) if pinned.trim() == recipient.to_string() => Ok(recipient),
-        Ok(pinned) => bail!(
-            "the server reports a different recipient for {user} than when you last wrapped a key to them \
-             ({} now, {} before); refusing to wrap a case key to it. If {user} really has a new identity, \
-             confirm the new recipient with them, then delete {}",
-            recipient,
-            pinned.trim(),
-            path.display()
-        ),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            write_private(&path, format!("{recipient}\n").as_bytes())
-                .map_err(|e| anyhow!("cannot write the recipient pin {}: {e}", path.display()))?;
-            Ok(recipient)
-        }
-        Err(e) => Err(anyhow!("cannot read the recipient pin {}: {e}", path.display())),
+/// The trust root's fingerprint this machine pinned for `server`, if any.
+pub fn pinned_root(server: &str) -> anyhow::Result<Option<String>> {
+    let p = root_file(&config_dir()?, server);
+    match fs::read_to_string(&p) {
+        Ok(f) => Ok(Some(f.trim().to_owned())),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(anyhow!("cannot read the trust-root pin {}: {e}", p.display())),
     }
+}
+
+/// Pins `fingerprint` as `server`'s trust root.
+pub fn pin_root(server: &str, fingerprint: &str) -> anyhow::Result<()> {
+    let p = root_file(&config_dir()?, server);
+    write_private(&p, format!("{fingerprint}\n").as_bytes()).map_err(|e| anyhow!("cannot write {}: {e}", p.display()))
 }
 
 // Checkpoint pins. A pin is the signed checkpoint itself, so it is checked again when it
@@ -179,10 +167,7 @@ mod tests {
         let bob: UserName = "bob".parse().unwrap();
         let dir = Path::new("cfg");
         assert_eq!(token_file(dir, "http://127.0.0.1:9", &bob), Path::new("cfg/tokens/571373c3154e29dbca01fbe2.json"));
-        assert_eq!(
-            recipient_file(dir, "http://127.0.0.1:9", &bob),
-            Path::new("cfg/recipients/571373c3154e29dbca01fbe2")
-        );
+        assert_eq!(root_file(dir, "http://127.0.0.1:9"), Path::new("cfg/roots/").join(file_id("http://127.0.0.1:9")));
         let key = VerifierKey::parse("vault-test+ebccb924+AQABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4f").unwrap();
         assert_eq!(checkpoint_file(dir, &key), Path::new("cfg/checkpoints/3524a21964b9b71716ae713f.note"));
     }

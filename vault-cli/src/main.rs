@@ -14,6 +14,7 @@ mod custody;
 mod local;
 mod output;
 mod transfer;
+mod trust;
 
 #[derive(Parser)]
 #[command(
@@ -45,6 +46,10 @@ pub struct Global {
     /// system's roots (for a vault with a private CA or a self-signed certificate).
     #[arg(long, global = true, env = "VAULT_CA_CERT")]
     pub ca_cert: Option<PathBuf>,
+    /// The fingerprint of the vault's trust root (`SHA256:...`, printed by `vault-server
+    /// init`); without it, the root is pinned the first time this machine sees the server.
+    #[arg(long, global = true, env = "VAULT_TRUST_ROOT")]
+    pub trust_root: Option<String>,
     /// Machine-readable output on stdout.
     #[arg(long, global = true)]
     pub json: bool,

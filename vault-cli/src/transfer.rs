@@ -51,10 +51,12 @@ impl Drop for Recycled {
     }
 }
 
-/// What a [`ChunkStream`] delivered, once it has ended cleanly: its CRC-32 and length.
+/// What a [`ChunkStream`] delivered, once it has ended cleanly: its CRC-32, SHA-256 and
+/// length.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Sent {
     pub crc32: u32,
+    pub sha256: [u8; 32],
     pub len: u64,
 }
 
@@ -72,6 +74,7 @@ impl SentReceipt {
 struct Checksummed {
     rx: tokio::sync::mpsc::Receiver<Chunk>,
     crc: crc32fast::Hasher,
+    sha: ring::digest::Context,
     len: u64,
     done: Option<std::sync::mpsc::SyncSender<Sent>>,
     home: std::sync::mpsc::SyncSender<Vec<u8>>,
@@ -80,19 +83,27 @@ struct Checksummed {
 /// A writer for the encrypting thread and the stream that sends what it writes.
 ///
 /// The stream keeps a CRC-32 of every byte it passes on, so the uploader can check that
-/// the server received exactly what it sent. A CRC catches corruption and lost or
-/// repeated chunks at a few percent of the cost of SHA-256 (which the server computes for
-/// the record); it is not meant to, and cannot, stop a server that lies.
+/// the server received exactly what it sent, and a SHA-256, which the uploader signs: the
+/// hash a fetcher later checks the ciphertext against comes from the recorder, never
+/// from the server.
 pub fn chunk_channel() -> (ChunkWriter, ChunkStream, SentReceipt) {
     let (tx, rx) = tokio::sync::mpsc::channel::<Chunk>(DEPTH);
     let (done, receipt) = std::sync::mpsc::sync_channel(1);
     // Enough spares for the chunks queued and the few the HTTP layer holds at once.
     let (home, spare) = std::sync::mpsc::sync_channel(2 * DEPTH);
-    let state = Checksummed { rx, crc: crc32fast::Hasher::new(), len: 0, done: Some(done), home };
+    let state = Checksummed {
+        rx,
+        crc: crc32fast::Hasher::new(),
+        sha: ring::digest::Context::new(&ring::digest::SHA256),
+        len: 0,
+        done: Some(done),
+        home,
+    };
     let stream = futures_util::stream::unfold(state, |mut s| async move {
         match s.rx.recv().await {
             Some(Ok(c)) => {
                 s.crc.update(&c);
+                s.sha.update(&c);
                 s.len += c.len() as u64;
                 let chunk = bytes::Bytes::from_owner(Recycled { buf: c, home: s.home.clone() });
                 Some((Ok(chunk), s))
@@ -103,7 +114,9 @@ pub fn chunk_channel() -> (ChunkWriter, ChunkStream, SentReceipt) {
             }
             None => {
                 if let Some(done) = s.done.take() {
-                    let _ = done.send(Sent { crc32: s.crc.clone().finalize(), len: s.len });
+                    let mut sha256 = [0u8; 32];
+                    sha256.copy_from_slice(s.sha.clone().finish().as_ref());
+                    let _ = done.send(Sent { crc32: s.crc.clone().finalize(), sha256, len: s.len });
                 }
                 None
             }
@@ -345,7 +358,8 @@ mod tests {
         let rt = runtime().unwrap();
         let (mut w, mut s, digest) = chunk_channel();
         let data: Vec<u8> = (0..CHUNK * 2 + 77).map(|i| (i % 251) as u8).collect();
-        let expected = Sent { crc32: crc32fast::hash(&data), len: data.len() as u64 };
+        let expected =
+            Sent { crc32: crc32fast::hash(&data), sha256: vault_core::sha256(&data), len: data.len() as u64 };
         let producer = std::thread::spawn({
             let data = data.clone();
             move || {

@@ -43,15 +43,20 @@ fn help_documents_the_exit_statuses() {
 }
 
 #[test]
-fn keygen_prints_only_the_recipient() {
+fn keygen_prints_only_the_public_id_of_a_standard_identity_file() {
     let dir = tempfile::tempdir().unwrap();
     let key = dir.path().join("k");
     let (code, stdout, stderr) = cli(&["keygen", "--out", key.to_str().unwrap()]);
     assert_eq!(code, 0, "{stderr}");
-    let recipient = stdout.trim();
-    assert!(recipient.starts_with("age1") && !recipient.contains('\n'), "{stdout}");
+    let id = stdout.trim();
+    assert!(id.starts_with("vault1") && !id.contains('\n'), "{stdout}");
+    let id: vault_core::trust::PublicId = id.parse().unwrap();
+    // The file is an age identity whose recipient and derived signing key the id carries.
     let text = std::fs::read_to_string(&key).unwrap();
-    assert!(text.contains(&format!("# public key: {recipient}")));
+    assert!(text.contains(&format!("# public key: {}", id.recipient())), "{text}");
+    let identity = vault_core::crypto::parse_identity(&text, "k").unwrap();
+    assert_eq!(vault_core::trust::SigningKey::from_identity(&identity).public_id(), id);
+    assert!(stderr.contains(&id.recipient().to_string()), "stderr names the age recipient: {stderr}");
     assert!(!stdout.contains("AGE-SECRET-KEY"), "the secret went to stdout");
 }
 

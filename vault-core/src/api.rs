@@ -8,6 +8,7 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{CaseId, RecordingId, UserName};
+use crate::trust::Signed;
 
 /// Exit status of `vault-cli` when the server refused access (SPEC §7).
 pub const EXIT_ACCESS_DENIED: i32 = 3;
@@ -22,6 +23,12 @@ pub const HEADER_META: &str = "x-vault-meta";
 /// Response header to an upload: the CRC-32 (8 hex digits) of the bytes the server
 /// received, which the uploader compares with what it sent.
 pub const HEADER_CRC32: &str = "x-vault-crc32";
+/// Response header to a fetch: base64 of the recorder's signed statement (JSON of
+/// [`Signed`]) of the recording.
+pub const HEADER_STATEMENT: &str = "x-vault-statement";
+/// Response header to a fetch: base64 of the custodian's signed statement of the case
+/// recipient the envelope opens.
+pub const HEADER_KEY_STATEMENT: &str = "x-vault-key-statement";
 /// Response header to a fetch: the SHA-256 (hex) recorded for the ciphertext at upload,
 /// which the fetching CLI checks what it received against.
 pub const HEADER_SHA256: &str = "x-vault-sha256";
@@ -110,11 +117,33 @@ pub struct LoginResponse {
     pub role: Role,
 }
 
+/// Enrols a person: the enrolling admin's signed [`crate::trust::Enrol`] statement,
+/// which names them, their role and their public id.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NewUser {
-    pub name: UserName,
-    pub role: Role,
-    pub recipient: String,
+    pub enrolment: Signed,
+}
+
+/// A second admin's approval of an admin's enrolment: their signature (base64) of the
+/// enrolment statement's text.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Cosignature {
+    pub signature: String,
+}
+
+/// Disables a person: an admin's signed [`crate::trust::Disable`] statement.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Disabling {
+    pub statement: Signed,
+}
+
+/// What clients check people against: the trust root's text, every enrolment and every
+/// disabling. Clients trust none of it until it verifies from the root they pinned.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TrustInfo {
+    pub root: String,
+    pub enrolments: Vec<Signed>,
+    pub disables: Vec<Signed>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -122,7 +151,11 @@ pub struct UserInfo {
     pub name: UserName,
     pub role: Role,
     pub recipient: String,
+    /// The public id (`vault1...`): age recipient and signing key.
+    pub id: String,
     pub enabled: bool,
+    /// An admin whose enrolment waits for a second admin's approval.
+    pub pending_approval: bool,
     pub created_at: String,
     pub created_by: Option<String>,
 }
@@ -195,6 +228,9 @@ impl CaseBasis {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NewCase {
+    /// Chosen by the creating admin's CLI (random), since its signed key statement names
+    /// the case.
+    pub id: CaseId,
     pub title: String,
     pub retention_days: Option<u32>,
     pub basis: CaseBasis,
@@ -202,6 +238,8 @@ pub struct NewCase {
     pub recipient: String,
     /// base64 of the case secret age-encrypted to the creating admin.
     pub envelope: String,
+    /// The creating admin's signed [`crate::trust::CaseKeyStatement`] of version 1.
+    pub key_statement: Signed,
 }
 
 /// The answer to a request that created something: its id.
@@ -362,6 +400,8 @@ pub struct KeyEnvelope {
     pub recipient: String,
     /// base64 of the age-encrypted case secret.
     pub envelope: String,
+    /// The custodian's signed statement of this version's recipient.
+    pub statement: Signed,
 }
 
 /// A person a case key must be wrapped to.
@@ -402,6 +442,8 @@ pub struct Rotation {
     pub from_version: u32,
     pub recipient: String,
     pub envelopes: Vec<HolderEnvelope>,
+    /// The rotating custodian's signed statement of the new version's recipient.
+    pub key_statement: Signed,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -438,6 +480,15 @@ pub struct RecordingInfo {
     pub uploaded_at: String,
     /// base64 of the age-encrypted call metadata, if any.
     pub meta: Option<String>,
+    /// The recorder's signed statement of the recording; absent until the recorder has
+    /// signed it, and then it is not released.
+    pub statement: Option<Signed>,
+}
+
+/// The recorder's signature on a recording it uploaded, which makes it visible.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RecordingSignature {
+    pub statement: Signed,
 }
 
 /// Query of a page of a case's recordings, in upload order.
@@ -472,6 +523,9 @@ pub struct CallMeta {
 pub struct CaseRecipient {
     pub recipient: String,
     pub key_version: u32,
+    /// The custodian's signed statement of this recipient; recorders check it against
+    /// the trust root before they encrypt.
+    pub statement: Signed,
 }
 
 /// Approval of a covert case by the data-protection authority (R3).

@@ -16,11 +16,11 @@ pub mod export;
 pub mod ids;
 pub mod log;
 pub mod note;
-pub mod trust;
 /// Synthetic logs with a fixed signing key, for benchmarks and tests only: behind the
 /// `testlog` feature so that no shipped binary carries a known key.
 #[cfg(feature = "testlog")]
 pub mod testlog;
+pub mod trust;
 
 /// SHA-256 of `data`, as a fixed-size array.
 pub fn sha256(data: &[u8]) -> [u8; 32] {

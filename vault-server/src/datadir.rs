@@ -18,11 +18,13 @@ use anyhow::{Context, bail};
 use vault_core::api::Role;
 use vault_core::ids::UserName;
 use vault_core::log::{Action, Outcome};
+use vault_core::trust::{PublicId, Root};
 
 use crate::accesslog::{LogRecord, append};
 use crate::clock::now_rfc3339;
 use crate::db::Db;
 use crate::server_keys;
+use crate::store::NewUserRow;
 
 pub struct DataDir {
     pub root: PathBuf,
@@ -48,9 +50,11 @@ impl DataDir {
         self.root.join("tmp")
     }
 
-    /// Creates a new vault: directories, keys, database, and the first admin.
-    pub fn init(&self, admin: &UserName, recipient: &str) -> anyhow::Result<()> {
-        vault_core::crypto::parse_recipient(recipient)?;
+    /// Creates a new vault: directories, keys, database, and its initial admins, who are
+    /// the trust root.
+    pub fn init(&self, admins: Vec<(UserName, PublicId)>) -> anyhow::Result<Root> {
+        let log_origin = format!("recording-vault/{}", &vault_core::ids::random_hex16()[..16]);
+        let root = Root::new(log_origin.clone(), admins)?;
         if self.db_path().exists() {
             bail!(
                 "{} already holds a vault; refusing to overwrite it (choose another --data-dir)",
@@ -68,18 +72,34 @@ impl DataDir {
         server_keys::create(&self.jwt_key_path())?;
         server_keys::create(&self.log_key_path())?;
         let db = Db::create(&self.db_path())?;
-        let log_origin = format!("recording-vault/{}", &vault_core::ids::random_hex16()[..16]);
-        let (admin, recipient) = (admin.clone(), recipient.trim().to_owned());
+        let stored = root.clone();
         db.transaction(move |s| {
             s.set_log_origin(&log_origin)?;
-            s.insert_user(&admin, Role::Admin, &recipient, &now_rfc3339(), None)?;
-            let rec = LogRecord::new(admin.as_str(), Action::Init)
-                .details(serde_json::json!({ "log_origin": log_origin, "admin": admin.as_str() }));
+            s.set_trust_root(&stored.text())?;
+            let now = now_rfc3339();
+            for (name, id) in &stored.admins {
+                s.insert_user(&NewUserRow {
+                    name,
+                    role: Role::Admin,
+                    id,
+                    statement: None,
+                    approved: true,
+                    created_at: &now,
+                    created_by: None,
+                })?;
+            }
+            let first = &stored.admins[0].0;
+            let rec = LogRecord::new(first.as_str(), Action::Init).details(serde_json::json!({
+                "log_origin": log_origin,
+                "admins": stored.admins.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
+                "trust_root": stored.text(),
+                "fingerprint": stored.fingerprint(),
+            }));
             append(s, &rec, Outcome::Allowed)?;
             Ok(())
         })?;
         fs::set_permissions(self.db_path(), fs::Permissions::from_mode(0o600))?;
-        Ok(())
+        Ok(root)
     }
 
     /// Checks that the directory holds an initialised vault before anything is served.
@@ -92,7 +112,7 @@ impl DataDir {
         }
         if !self.db_path().exists() {
             bail!(
-                "{} is not an initialised vault (no vault.db); run `vault-server init --data-dir {} --admin NAME --recipient AGE1...` first",
+                "{} is not an initialised vault (no vault.db); run `vault-server init --data-dir {} --admin NAME --recipient VAULT1...` first",
                 self.root.display(),
                 self.root.display()
             );

@@ -25,7 +25,12 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../schema/migrations/0002_lifecycle.sql"),
     include_str!("../../schema/migrations/0003_scale.sql"),
     include_str!("../../schema/migrations/0004_counts.sql"),
+    include_str!("../../schema/migrations/0005_trust.sql"),
 ];
+
+/// The first schema version with people's signatures (migration 0005); older data dirs
+/// are refused rather than migrated, since nothing in them is signed.
+const FIRST_TRUSTED_SCHEMA: i64 = 5;
 
 /// Most requests committed together.
 const MAX_GROUP: usize = 256;
@@ -62,6 +67,16 @@ impl Db {
                 "database {} has schema version {version}, newer than this server knows ({}); use a newer vault-server",
                 path.display(),
                 MIGRATIONS.len()
+            );
+        }
+        if (1..FIRST_TRUSTED_SCHEMA).contains(&version) {
+            anyhow::bail!(
+                "database {} was made by a vault-server before signed trust (schema version {version}): its people have \
+                 no signing keys and its case keys and recordings carry no signatures, so no client could trust it. \
+                 Keep it read-only for the record (`vault-server verify` and `vault-cli audit export` still work with \
+                 the old version), and make a new vault with `vault-server init --admin NAME --recipient VAULT1...` \
+                 (see README, \"Upgrading from a vault without signed trust\")",
+                path.display()
             );
         }
         migrate(&conn)?;

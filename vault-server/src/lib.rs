@@ -31,6 +31,7 @@ mod server;
 mod server_keys;
 mod state;
 mod store;
+mod trust;
 
 // The library's public face: what `main.rs`, the benchmarks and the examples use.
 pub use accesslog::{LogRecord, append as append_to_log, verify as verify_log};

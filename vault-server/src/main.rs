@@ -17,16 +17,20 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Create a new vault in DIR with its first admin.
+    /// Create a new vault in DIR. Its initial admins are the trust root every client
+    /// pins: give two or more (`--admin A --recipient ID --admin B --recipient ID`), since
+    /// enrolling a further admin needs two admins' signatures. Prints the root's
+    /// fingerprint, which clients check.
     Init {
         #[arg(long, env = "VAULT_DATA_DIR")]
         data_dir: PathBuf,
-        /// Name of the first admin.
-        #[arg(long)]
-        admin: UserName,
-        /// The admin's age recipient (`age1...`, printed by `vault-cli keygen`).
-        #[arg(long)]
-        recipient: String,
+        /// Name of an initial admin (repeat for each).
+        #[arg(long, required = true)]
+        admin: Vec<UserName>,
+        /// That admin's public id (`vault1...`, the last line `vault-cli keygen` printed),
+        /// in the same order as --admin.
+        #[arg(long, required = true)]
+        recipient: Vec<String>,
     },
     /// Serve the vault's HTTP API.
     Serve {
@@ -87,8 +91,32 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Init { data_dir, admin, recipient } => {
-            DataDir::new(&data_dir).init(&admin, &recipient)?;
-            eprintln!("initialised vault in {} with admin {admin}", data_dir.display());
+            if admin.len() != recipient.len() {
+                anyhow::bail!(
+                    "give one --recipient for each --admin, in the same order ({} admins, {} recipients)",
+                    admin.len(),
+                    recipient.len()
+                );
+            }
+            let admins = admin
+                .into_iter()
+                .zip(&recipient)
+                .map(|(name, id)| Ok((name, id.parse::<vault_core::trust::PublicId>()?)))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let root = DataDir::new(&data_dir).init(admins)?;
+            let names: Vec<String> = root.admins.iter().map(|(n, _)| n.to_string()).collect();
+            eprintln!("initialised vault in {} with admins {}", data_dir.display(), names.join(", "));
+            if names.len() == 1 {
+                eprintln!(
+                    "warning: with one initial admin no further admin can ever be enrolled (that needs two admins' \
+                     signatures) and covert grants cannot be approved; init with two or more admins"
+                );
+            }
+            eprintln!(
+                "the trust root's fingerprint follows; give it to every user (VAULT_TRUST_ROOT) so their client \
+                 can check it is talking to this vault"
+            );
+            println!("{}", root.fingerprint());
             Ok(())
         }
         Command::LogKey { data_dir } => {

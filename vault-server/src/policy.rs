@@ -19,13 +19,17 @@ use crate::auth::Caller;
 use crate::clock::today;
 use crate::error::{ApiError, ApiResult};
 use crate::store::{CaseRow, Store, StoredGrant, StoredRecording, UserState};
+use vault_core::trust::Signed;
 
 // ------------------------------------------------------------------ users and login
 
 /// A user may log in only while enabled.
 pub fn may_log_in(s: &Store<'_>, user: &UserName) -> ApiResult<Role> {
     match s.user_state(user)? {
-        Some(UserState { role, enabled: true }) => Ok(role),
+        Some(UserState { role, enabled: true, .. }) => Ok(role),
+        Some(UserState { pending: true, .. }) => Err(ApiError::unauthenticated(
+            "login failed: your enrolment as admin waits for a second admin's approval (`vault-cli user approve`)",
+        )),
         _ => Err(ApiError::unauthenticated("login failed: your account is disabled")),
     }
 }
@@ -34,9 +38,28 @@ pub fn may_log_in(s: &Store<'_>, user: &UserName) -> ApiResult<Role> {
 /// stops their sessions at once.
 pub fn may_use_token(s: &Store<'_>, user: &UserName) -> ApiResult<Role> {
     match s.user_state(user)? {
-        Some(UserState { role, enabled: true }) => Ok(role),
+        Some(UserState { role, enabled: true, .. }) => Ok(role),
         _ => Err(ApiError::denied("your account is disabled; ask an admin").with_detail("user disabled or removed")),
     }
+}
+
+/// An admin's enrolment is approved by a second admin: not the one who enrolled them,
+/// and not themselves. Returns the enrolment to add the approving signature to.
+pub fn may_approve_enrolment(s: &Store<'_>, caller: &Caller, target: &UserName) -> ApiResult<Signed> {
+    let e = s.enrolment(target)?.ok_or_else(|| ApiError::not_found(format!("no user {target}")))?;
+    let statement = match (e.approved, e.statement) {
+        (false, Some(st)) => st,
+        _ => return Err(ApiError::conflict(format!("{target}'s enrolment is not waiting for approval"))),
+    };
+    if *target == caller.name {
+        return Err(ApiError::denied("four eyes: you cannot approve your own enrolment"));
+    }
+    if statement.signatures.first().is_some_and(|sig| sig.by == caller.name) {
+        return Err(ApiError::denied(format!(
+            "four eyes: you enrolled {target}; a second admin must approve (`vault-cli user approve {target}`)"
+        )));
+    }
+    Ok(statement)
 }
 
 /// An admin may disable another enabled user, unless that leaves a live case without
@@ -215,7 +238,7 @@ pub fn may_add_custodian(s: &Store<'_>, caller: &Caller, id: &CaseId, admin: &Us
     }
     require_custodian(s, id, caller)?;
     match s.user_state(admin)? {
-        Some(UserState { role: Role::Admin, enabled: true }) => {}
+        Some(UserState { role: Role::Admin, enabled: true, .. }) => {}
         Some(UserState { enabled: false, .. }) => return Err(ApiError::conflict(format!("{admin} is disabled"))),
         Some(UserState { role, .. }) => {
             return Err(ApiError::denied(format!("{admin} is {role}; only admins can be custodians")));
@@ -375,11 +398,25 @@ pub fn may_list_recordings(s: &Store<'_>, caller: &Caller, id: &CaseId) -> ApiRe
 
 /// The recording a fetch asks for. One that does not exist is refused like one the
 /// caller has no grant for.
+/// A recording its recorder has not signed is not released: to its fetcher it does not
+/// exist yet.
 pub fn recording_to_fetch(s: &Store<'_>, id: &RecordingId) -> ApiResult<StoredRecording> {
-    s.recording(id)?.ok_or_else(|| {
+    s.recording(id)?.filter(|r| r.statement.is_some()).ok_or_else(|| {
         ApiError::denied("access denied: you have no grant for this recording (or it does not exist)")
-            .with_detail("no such recording")
+            .with_detail("no such signed recording")
     })
+}
+
+/// Only the recorder that uploaded a recording signs it, once.
+pub fn may_sign_recording(s: &Store<'_>, caller: &Caller, id: &RecordingId) -> ApiResult<StoredRecording> {
+    let rec = s.recording(id)?.ok_or_else(|| ApiError::not_found(format!("no recording {id}")))?;
+    if rec.uploaded_by != caller.name {
+        return Err(ApiError::denied(format!("{id} was uploaded by another recorder; only it can sign it")));
+    }
+    if rec.statement.is_some() {
+        return Err(ApiError::conflict(format!("{id} is signed already")));
+    }
+    Ok(rec)
 }
 
 /// A fetch releases a recording's ciphertext with the caller's own envelope of its key

@@ -1,8 +1,14 @@
 //! `vault-cli fetch RECORDING --reason --out FILE`: fetch, unwrap, decrypt locally.
 //!
 //! The plaintext is written to a temporary file (0600) beside `--out` and renamed into
-//! place only when decryption finished and authenticated every chunk; on any error the
-//! temporary file is removed, so `--out` never holds a partial or forged recording.
+//! place only when decryption finished and authenticated every chunk, and the
+//! ciphertext's SHA-256 is the one its recorder signed; on any error the temporary file
+//! is removed, so `--out` never holds a partial or forged recording.
+//!
+//! Before a byte is decrypted, the case key is checked against a custodian's signed
+//! statement of its recipient, and the recording against its recorder's signature, both
+//! from the pinned trust root: a server that made up a key pair and a recording of its
+//! own is refused.
 
 use std::io;
 use std::path::PathBuf;
@@ -11,10 +17,13 @@ use anyhow::{Context, anyhow, bail};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use clap::Args;
-use vault_core::api::{CallMeta, HEADER_CASE_RECIPIENT, HEADER_ENVELOPE, HEADER_META, HEADER_SHA256, Reason};
+use vault_core::api::{
+    CallMeta, HEADER_CASE_RECIPIENT, HEADER_ENVELOPE, HEADER_KEY_STATEMENT, HEADER_META, HEADER_STATEMENT, Reason,
+};
 use vault_core::crypto::CaseKey;
 use vault_core::durable::{FLUSH_EVERY, SyncingFile};
 use vault_core::ids::RecordingId;
+use vault_core::trust::{CaseKeyStatement, RecordingStatement, Signed};
 
 use crate::Global;
 use crate::client::Client;
@@ -38,12 +47,31 @@ impl Fetch {
         let identity = client.identity()?;
         let body = Reason { reason: self.reason.clone() };
         let download = client.fetch_stream(&format!("/v1/recordings/{}/fetch", self.recording), &body)?;
+        // Asked after the fetch, so that a refused fetch is what the access log shows.
+        let trusted = crate::trust::directory(&mut client)?;
         let header = |name: &str| {
             download.header(name).map(str::to_owned).ok_or_else(|| anyhow!("the server's answer lacks {name}"))
         };
         let envelope = B64.decode(header(HEADER_ENVELOPE)?.as_bytes()).context("malformed envelope from the server")?;
         let recipient = header(HEADER_CASE_RECIPIENT)?;
-        let expected_sha = header(HEADER_SHA256)?;
+        let statement = |name: &str| -> anyhow::Result<Signed> {
+            let json = B64.decode(header(name)?.as_bytes()).with_context(|| format!("malformed {name}"))?;
+            Ok(Signed::from_json(&String::from_utf8_lossy(&json))?)
+        };
+        let refuse = |what: &str| format!("refusing {}: {what}; nothing was decrypted or written", self.recording);
+        let key_statement = statement(HEADER_KEY_STATEMENT)
+            .with_context(|| refuse("its case key comes without a custodian's signature"))?;
+        let k: CaseKeyStatement = key_statement.parse()?;
+        trusted
+            .check_case_key(&key_statement, &k.case, k.version, &recipient)
+            .with_context(|| refuse("its case key is not vouched for by a custodian"))?;
+        let recording_statement = statement(HEADER_STATEMENT).with_context(|| refuse("no recorder signed it"))?;
+        let r: RecordingStatement =
+            recording_statement.parse().with_context(|| refuse("its signature is malformed"))?;
+        let signed = trusted
+            .check_recording(&recording_statement, &self.recording, &k.case, k.version, &r.sha256, r.size)
+            .with_context(|| refuse("its recorder's signature does not hold"))?;
+        let expected_sha = signed.sha256.clone();
         let case_key = CaseKey::unwrap(&envelope, &identity, &recipient)?;
         // The call metadata travels encrypted to the case, like the recording.
         let call: Option<CallMeta> = match header(HEADER_META) {
@@ -85,18 +113,33 @@ impl Fetch {
             .map_err(|e| anyhow!("the download broke off: {e}; nothing was written"))?
             .ok_or_else(|| anyhow!("decryption stopped before the download ended; nothing was written"))?;
         if sha != expected_sha {
-            bail!("the ciphertext's SHA-256 {sha} differs from the stored {expected_sha}; nothing was written");
+            bail!(
+                "the ciphertext's SHA-256 {sha} differs from the {expected_sha} that {} signed; nothing was written",
+                signed.by
+            );
         }
         out_file.sync_all().with_context(|| format!("cannot write {}", self.out.display()))?;
         tmp.persist_noclobber(&self.out).map_err(|e| anyhow!("cannot write {}: {}", self.out.display(), e.error))?;
         if g.json {
-            crate::output::json(
-                &serde_json::json!({ "recording": self.recording, "out": self.out, "bytes": n, "call": call }),
-            )?;
+            crate::output::json(&serde_json::json!({
+                "recording": self.recording,
+                "out": self.out,
+                "bytes": n,
+                "call": call,
+                "recorded_by": signed.by,
+                "recorded_at": signed.recorded_at,
+                "case": signed.case,
+            }))?;
         } else {
             println!("{}", self.out.display());
         }
-        eprintln!("decrypted {} ({n} bytes) to {}", self.recording, self.out.display());
+        eprintln!(
+            "decrypted {} ({n} bytes) to {}; recorded by {} at {}, signature verified",
+            self.recording,
+            self.out.display(),
+            signed.by,
+            signed.recorded_at
+        );
         if let Some(name) = call.and_then(|c| c.file_name) {
             eprintln!("uploaded as {name}");
         }

@@ -58,12 +58,7 @@ impl Grant {
             self.reason.context("--reason is required")?,
         );
         let keys = crate::custody::CustodianKeys::fetch(&mut client, &case)?;
-        let req = NewGrant {
-            user: user.clone(),
-            reason,
-            until: self.until,
-            envelopes: keys.wrap_all_to(&mut client, &user)?,
-        };
+        let req = NewGrant { user: user.clone(), reason, until: self.until, envelopes: keys.wrap_all_to(&user)? };
         let info: GrantInfo = client.post_json(&format!("/v1/cases/{case}/grants"), &req)?;
         if g.json {
             crate::output::json(&info)?;

@@ -1,4 +1,5 @@
-//! `vault-cli keygen --out FILE`: a standard age X25519 identity file.
+//! `vault-cli keygen --out FILE`: a standard age X25519 identity file, and the public id
+//! (`vault1...`: its age recipient and the signing key derived from it) an admin enrols.
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -29,13 +30,15 @@ impl Keygen {
         f.write_all(text.as_bytes())?;
         f.sync_all()?;
         let recipient = identity.to_public().to_string();
+        let id = vault_core::trust::SigningKey::from_identity(&identity).public_id().to_string();
         if g.json {
-            crate::output::json(&serde_json::json!({ "recipient": recipient, "identity_file": self.out }))?;
+            crate::output::json(&serde_json::json!({ "id": id, "recipient": recipient, "identity_file": self.out }))?;
         } else {
-            println!("{recipient}");
+            println!("{id}");
         }
         eprintln!(
-            "wrote identity to {} (mode 0600); give the recipient above to an admin to be enrolled",
+            "wrote identity to {} (mode 0600; the age tool reads it too, recipient {recipient}); \
+             give the public id above to an admin to be enrolled",
             self.out.display()
         );
         Ok(())

@@ -85,7 +85,8 @@ impl Recordings {
 fn file_names(client: &mut Client, case: &CaseId, list: &[RecordingInfo]) -> anyhow::Result<Vec<Option<String>>> {
     let identity = client.identity()?;
     let envelopes: Vec<KeyEnvelope> = client.get_json(&format!("/v1/cases/{case}/envelopes"))?;
-    let keys = crate::custody::unwrap_envelopes(&envelopes, &identity)?;
+    let dir = crate::trust::directory(client)?;
+    let (keys, _) = crate::custody::unwrap_envelopes(&dir, case, &envelopes, &identity)?;
     list.iter()
         .map(|r| {
             let (Some(meta), Some((_, key))) = (&r.meta, keys.iter().find(|(v, _)| *v == r.key_version)) else {

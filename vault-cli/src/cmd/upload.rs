@@ -1,4 +1,11 @@
-//! `vault-cli upload CASE FILE`: encrypt to the case recipient and stream to the server.
+//! `vault-cli upload CASE FILE`: encrypt to the case recipient and stream to the server,
+//! then sign what was sent.
+//!
+//! The case recipient is used only if a custodian of this vault signed it (checked from
+//! the pinned trust root), so a lying server cannot make the recorder encrypt to a key of
+//! its own. After the upload the recorder signs the recording's case, key version, and
+//! the SHA-256 and size of the ciphertext it computed itself; until then the server
+//! neither lists nor releases the recording.
 //!
 //! Encryption runs on its own thread and hands chunks to the HTTP request body (see
 //! [`crate::transfer`]), so neither side holds more than a few chunks of the recording.
@@ -10,8 +17,11 @@ use std::path::PathBuf;
 
 use anyhow::{Context, anyhow, bail};
 use clap::Args;
-use vault_core::api::{Announcement, CallMeta, CaseRecipient, HEADER_CRC32, HEADER_META, RecordingInfo};
-use vault_core::ids::CaseId;
+use vault_core::api::{
+    Announcement, CallMeta, CaseRecipient, Done, HEADER_CRC32, HEADER_META, RecordingInfo, RecordingSignature,
+};
+use vault_core::ids::{CaseId, RecordingId};
+use vault_core::trust::{RecordingStatement, Signed, statement};
 
 use crate::Global;
 use crate::client::Client;
@@ -37,8 +47,14 @@ impl Upload {
             bail!("{} is not a regular file", self.file.display());
         }
         let len = meta.len();
+        let recorded_at = recorded_at(self.recorded_at.as_deref())?;
         let mut client = Client::new(g)?;
+        let signer = crate::trust::signing_key(&client)?;
+        let dir = crate::trust::directory(&mut client)?;
         let target: CaseRecipient = client.get_json(&format!("/v1/cases/{}/recipient", self.case))?;
+        dir.check_case_key(&target.statement, &self.case, target.key_version, &target.recipient).with_context(
+            || format!("refusing to encrypt to {}: its recipient is not vouched for by a custodian", self.case),
+        )?;
         let recipient = vault_core::crypto::parse_recipient(&target.recipient)?;
         let call = CallMeta {
             file_name: self.file.file_name().map(|n| n.to_string_lossy().into_owned()),
@@ -56,10 +72,7 @@ impl Upload {
             writer.finish()
         });
 
-        let mut query = vec![("announced", self.announced.as_str().to_owned())];
-        if let Some(t) = &self.recorded_at {
-            query.push(("recorded_at", t.clone()));
-        }
+        let query = vec![("announced", self.announced.as_str().to_owned()), ("recorded_at", recorded_at.clone())];
         let answer = upload.send(&query, vec![(HEADER_META, meta_ct)], body);
         let encrypted = encryptor.join().map_err(|_| anyhow!("the encryption thread panicked"))?;
         pb.finish_and_clear();
@@ -69,14 +82,55 @@ impl Upload {
         encrypted.context("reading or encrypting the file failed")?;
         let sent = sent.get().context("the server answered before the whole recording was sent")?;
         check_received(&info, crc, sent)?;
+        let sha256 = hex::encode(sent.sha256);
+        if info.sha256 != sha256 || info.key_version != target.key_version || info.recorded_at != recorded_at {
+            bail!(
+                "the server recorded {} differently from what was sent (SHA-256 {}, key version {}, recorded at {}); \
+                 not signing it. Report this to an admin",
+                info.id,
+                info.sha256,
+                info.key_version,
+                info.recorded_at
+            );
+        }
+        let statement = RecordingStatement {
+            vault: dir.vault().to_owned(),
+            case: self.case.clone(),
+            recording: info.id.clone(),
+            version: target.key_version,
+            sha256,
+            size: sent.len,
+            recorded_at,
+            announced: self.announced,
+            by: client.user.clone(),
+            at: statement::now(),
+        };
+        let signature = RecordingSignature { statement: Signed::sign(&statement, &signer) };
+        let _: Done<RecordingId> = client.post_json(&format!("/v1/recordings/{}/signature", info.id), &signature)?;
+        let info = RecordingInfo { statement: Some(signature.statement), ..info };
         if g.json {
             crate::output::json(&info)?;
         } else {
             println!("{}", info.id);
         }
-        eprintln!("uploaded {} ({} bytes of ciphertext, key version {})", info.id, info.size, info.key_version);
+        eprintln!(
+            "uploaded and signed {} ({} bytes of ciphertext, key version {})",
+            info.id, info.size, info.key_version
+        );
         Ok(())
     }
+}
+
+/// When the call was recorded, as the server stores it (RFC 3339, milliseconds, UTC): the
+/// recorder signs this exact text.
+fn recorded_at(given: Option<&str>) -> anyhow::Result<String> {
+    let t = match given {
+        None => chrono::Utc::now(),
+        Some(t) => chrono::DateTime::parse_from_rfc3339(t)
+            .map_err(|_| anyhow!("--recorded-at must be RFC 3339, e.g. 2026-05-01T09:30:00Z"))?
+            .with_timezone(&chrono::Utc),
+    };
+    Ok(t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
 }
 
 /// Compares what the server says it received (`size` in its answer, the CRC-32 header)
@@ -118,12 +172,13 @@ mod tests {
 
     #[test]
     fn matching_checksum_and_size_pass() {
-        check_received(&info(10), Some("0000abcd"), transfer::Sent { crc32: 0xabcd, len: 10 }).unwrap();
+        check_received(&info(10), Some("0000abcd"), transfer::Sent { crc32: 0xabcd, sha256: [0; 32], len: 10 })
+            .unwrap();
     }
 
     #[test]
     fn fail_a_different_checksum_size_or_missing_header_is_reported() {
-        let sent = transfer::Sent { crc32: 0xabcd, len: 10 };
+        let sent = transfer::Sent { crc32: 0xabcd, sha256: [0; 32], len: 10 };
         for (size, header) in
             [(10, Some("0000abce")), (11, Some("0000abcd")), (10, None), (10, Some("abcd")), (10, Some("zzzzzzzz"))]
         {

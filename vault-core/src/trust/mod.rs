@@ -11,13 +11,13 @@
 //!
 //! `schema/TRUST.md` specifies every byte.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use base64::Engine;
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::api::{CaseKind, Role};
-use crate::ids::{CaseId, UserName};
+use crate::ids::{CaseId, RecordingId, UserName};
 
 pub mod keys;
 pub mod statement;
@@ -102,7 +102,10 @@ impl Root {
     /// `SHA256:` and the unpadded base64 of the SHA-256 of [`Root::text`], as SSH shows
     /// host keys.
     pub fn fingerprint(&self) -> String {
-        format!("SHA256:{}", base64::engine::general_purpose::STANDARD_NO_PAD.encode(crate::sha256(self.text().as_bytes())))
+        format!(
+            "SHA256:{}",
+            base64::engine::general_purpose::STANDARD_NO_PAD.encode(crate::sha256(self.text().as_bytes()))
+        )
     }
 }
 
@@ -114,6 +117,9 @@ pub struct Person {
     pub id: PublicId,
     /// The enrolment statement; `None` for the root's admins.
     pub enrolment: Option<Signed>,
+    /// When an admin disabled them: what they signed from then on is not trusted, and
+    /// nothing is wrapped to them any more.
+    pub disabled_at: Option<DateTime<Utc>>,
 }
 
 /// The people the certificates prove, checked from a root down.
@@ -126,15 +132,19 @@ pub struct Directory {
 }
 
 impl Directory {
-    /// Checks `certs` (signed [`Enrol`] statements) from `root` down and drops everyone
-    /// a valid [`Disable`] statement names, and everything they signed.
+    /// Checks `certs` (signed [`Enrol`] statements) from `root` down, and marks everyone
+    /// a valid [`Disable`] statement names as disabled from its time on: what they signed
+    /// before stays valid (an admin who leaves does not take the people they enrolled or
+    /// the recordings they vouched for with them); what they signed after does not.
     pub fn build(root: &Root, certs: &[Signed], disables: &[Signed]) -> Directory {
-        let first = admit(root, certs, &BTreeSet::new());
-        let mut disabled = BTreeSet::new();
+        let first = admit(root, certs, &BTreeMap::new());
+        let mut disabled: BTreeMap<String, DateTime<Utc>> = BTreeMap::new();
         for d in disables {
             let Ok(stmt) = d.parse::<Disable>() else { continue };
+            let Ok(at) = statement_time(&d.statement) else { continue };
             if stmt.vault == root.vault && first.signer(d, &stmt.by, &[Role::Admin]).is_ok() {
-                disabled.insert(stmt.id.to_string());
+                let t = disabled.entry(stmt.id.to_string()).or_insert(at);
+                *t = (*t).min(at);
             }
         }
         admit(root, certs, &disabled)
@@ -148,41 +158,71 @@ impl Directory {
         self.people.values()
     }
 
-    /// The person called `name`, if their enrolment verifies.
+    /// The person called `name`, if their enrolment verifies and they are not disabled.
     pub fn person(&self, name: &UserName) -> Result<&Person, TrustError> {
+        let p = self.known(name)?;
+        match p.disabled_at {
+            Some(t) => Err(TrustError::new(format!("{name} was disabled by an admin at {t}"))),
+            None => Ok(p),
+        }
+    }
+
+    /// The person called `name`, if their enrolment verifies, disabled or not.
+    fn known(&self, name: &UserName) -> Result<&Person, TrustError> {
         self.people.get(name).ok_or_else(|| match self.rejected.get(name.as_str()) {
             Some(why) => TrustError::new(format!("{name}'s enrolment is not valid: {why}")),
             None => TrustError::new(format!("{name} has no enrolment signed by an admin of this vault")),
         })
     }
 
-    /// Checks that the first signature of `signed` is by `by`, who holds one of `roles`.
+    /// Checks that the first signature of `signed` is by `by`, who holds one of `roles`
+    /// and was not disabled when they signed it.
     pub fn signer(&self, signed: &Signed, by: &UserName, roles: &[Role]) -> Result<&Person, TrustError> {
         let first = signed.signatures.first().ok_or_else(|| TrustError::new("the statement is not signed"))?;
         if first.by != *by {
             return Err(TrustError::new(format!("the statement names {by} as signer but is signed by {}", first.by)));
         }
-        let person = self.person(by)?;
+        let person = self.known(by)?;
+        if let Some(t) = person.disabled_at
+            && statement_time(&signed.statement)? >= t
+        {
+            return Err(TrustError::new(format!(
+                "{by} was disabled by an admin at {t}; nothing they signed from then on is trusted"
+            )));
+        }
         if !roles.contains(&person.role) {
-            return Err(TrustError::new(format!("{by} signed it, but {by} is {}, not {}", person.role, roles_text(roles))));
+            return Err(TrustError::new(format!(
+                "{by} signed it, but {by} is {}, not {}",
+                person.role,
+                roles_text(roles)
+            )));
         }
         if !signed.signature_verifies(0, &person.id) {
-            return Err(TrustError::new(format!("{by}'s signature does not verify: the statement was altered or forged")));
+            return Err(TrustError::new(format!(
+                "{by}'s signature does not verify: the statement was altered or forged"
+            )));
         }
         Ok(person)
     }
 
-    /// A second admin's signature on `signed` (an approval), by someone not in `not`.
+    /// A second admin's signature on `signed` (an approval), by someone not in `not` who
+    /// was not disabled when the statement was made.
     pub fn approver(&self, signed: &Signed, not: &[&UserName]) -> Option<&Person> {
+        let at = statement_time(&signed.statement).ok()?;
         signed.signatures.iter().enumerate().skip(1).find_map(|(i, s)| {
             let p = self.people.get(&s.by)?;
-            (p.role == Role::Admin && !not.contains(&&s.by) && signed.signature_verifies(i, &p.id)).then_some(p)
+            let active = p.disabled_at.is_none_or(|t| at < t);
+            (p.role == Role::Admin && active && !not.contains(&&s.by) && signed.signature_verifies(i, &p.id))
+                .then_some(p)
         })
     }
 
     fn same_vault(&self, vault: &str) -> Result<(), TrustError> {
         if vault != self.vault {
-            return Err(TrustError::new(format!("the statement is for vault {vault:?}, not this one ({})", self.vault)));
+            return Err(TrustError::new(format!(
+                "the statement is for vault {vault:?}, not this one ({})",
+                self.vault
+            )));
         }
         Ok(())
     }
@@ -289,11 +329,12 @@ impl Directory {
         Ok(g)
     }
 
-    /// Checks that a recorder signed a recording of `case` under key `version` whose
+    /// Checks that a recorder signed `recording` of `case` under key `version`, whose
     /// ciphertext has `sha256` (hex) and `size`.
     pub fn check_recording(
         &self,
         signed: &Signed,
+        recording: &RecordingId,
         case: &CaseId,
         version: u32,
         sha256: &str,
@@ -301,6 +342,9 @@ impl Directory {
     ) -> Result<RecordingStatement, TrustError> {
         let r: RecordingStatement = signed.parse()?;
         self.same_vault(&r.vault)?;
+        if r.recording != *recording {
+            return Err(TrustError::new(format!("the signed recording is {}, not {recording}", r.recording)));
+        }
         if r.case != *case || r.version != version {
             return Err(TrustError::new(format!(
                 "the recording was signed for {} key version {}, not {case} version {version}",
@@ -322,16 +366,26 @@ fn roles_text(roles: &[Role]) -> String {
     roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(" or ")
 }
 
-/// The directory `certs` prove from `root`, leaving out everyone in `disabled` (public
-/// ids) and everything only they vouched for.
-fn admit(root: &Root, certs: &[Signed], disabled: &BTreeSet<String>) -> Directory {
+/// The time (`at:`, the last line) a statement says it was made.
+fn statement_time(text: &str) -> Result<DateTime<Utc>, TrustError> {
+    text.lines()
+        .last()
+        .and_then(|l| l.strip_prefix("at: "))
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.with_timezone(&Utc))
+        .ok_or_else(|| TrustError::new("the statement does not end with its time (`at: ...`)"))
+}
+
+/// The directory `certs` prove from `root`, with everyone in `disabled` (public ids)
+/// marked disabled from its time on.
+fn admit(root: &Root, certs: &[Signed], disabled: &BTreeMap<String, DateTime<Utc>>) -> Directory {
     let mut dir = Directory { vault: root.vault.clone(), people: BTreeMap::new(), rejected: BTreeMap::new() };
     for (name, id) in &root.admins {
-        if disabled.contains(&id.to_string()) {
-            dir.rejected.insert(name.to_string(), "disabled by an admin".into());
-        } else {
-            dir.people.insert(name.clone(), Person { name: name.clone(), role: Role::Admin, id: id.clone(), enrolment: None });
-        }
+        let disabled_at = disabled.get(&id.to_string()).copied();
+        dir.people.insert(
+            name.clone(),
+            Person { name: name.clone(), role: Role::Admin, id: id.clone(), enrolment: None, disabled_at },
+        );
     }
     let mut pending: Vec<&Signed> = certs.iter().collect();
     loop {
@@ -345,10 +399,6 @@ fn admit(root: &Root, certs: &[Signed], disabled: &BTreeSet<String>) -> Director
                     continue;
                 }
             };
-            if disabled.contains(&e.id.to_string()) {
-                dir.rejected.insert(e.name.to_string(), "disabled by an admin".into());
-                continue;
-            }
             if let Some(p) = dir.people.get(&e.name) {
                 // A second key for a root admin is refused; two for anyone else make
                 // both doubtful.
@@ -361,9 +411,10 @@ fn admit(root: &Root, certs: &[Signed], disabled: &BTreeSet<String>) -> Director
             match dir.check_enrolment(cert, false) {
                 Ok(e) => {
                     dir.rejected.remove(e.name.as_str());
+                    let disabled_at = disabled.get(&e.id.to_string()).copied();
                     dir.people.insert(
                         e.name.clone(),
-                        Person { name: e.name, role: e.role, id: e.id, enrolment: Some(cert.clone()) },
+                        Person { name: e.name, role: e.role, id: e.id, enrolment: Some(cert.clone()), disabled_at },
                     );
                     progress = true;
                 }

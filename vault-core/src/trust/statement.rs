@@ -9,10 +9,10 @@ use base64::engine::general_purpose::STANDARD as B64;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
-use super::keys::{PublicId, SigningKey};
 use super::TrustError;
+use super::keys::{PublicId, SigningKey};
 use crate::api::{Announcement, CaseKind, Role};
-use crate::ids::{CaseId, UserName};
+use crate::ids::{CaseId, RecordingId, UserName};
 
 /// First line of every statement.
 pub const STATEMENT_MAGIC: &str = "vault-statement/v1";
@@ -172,9 +172,9 @@ impl<'a> Lines<'a> {
     }
 }
 
-/// The time now, as statements write it (RFC 3339, seconds, UTC).
+/// The time now, as statements write it (RFC 3339, milliseconds, UTC).
 pub fn now() -> String {
-    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()
+    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
 
 /// An admin enrols a person: name, role and public id. An admin's enrolment also needs
@@ -241,6 +241,9 @@ pub struct CustodianStatement {
 pub struct RecordingStatement {
     pub vault: String,
     pub case: CaseId,
+    /// The id the server gave the upload, so a signed recording cannot be passed off
+    /// under another id.
+    pub recording: RecordingId,
     pub version: u32,
     /// Hex SHA-256 of the ciphertext.
     pub sha256: String,
@@ -413,6 +416,7 @@ impl Statement for RecordingStatement {
         vec![
             ("vault", self.vault.clone()),
             ("case", self.case.to_string()),
+            ("recording", self.recording.to_string()),
             ("version", self.version.to_string()),
             ("sha256", self.sha256.clone()),
             ("size", self.size.to_string()),
@@ -426,6 +430,7 @@ impl Statement for RecordingStatement {
         let s = Self {
             vault: r.text("vault")?.to_owned(),
             case: r.value("case")?,
+            recording: r.value("recording")?,
             version: r.value("version")?,
             sha256: r.text("sha256")?.to_owned(),
             size: r.value("size")?,

@@ -36,7 +36,8 @@ struct World {
 /// Root admins alice and bob; carol an admin enrolled by alice, approved by bob; ivan an
 /// investigator and pbx a recorder, both enrolled by carol.
 fn world() -> World {
-    let (alice, bob, carol, ivan, pbx) = (person("alice"), person("bob"), person("carol"), person("ivan"), person("pbx"));
+    let (alice, bob, carol, ivan, pbx) =
+        (person("alice"), person("bob"), person("carol"), person("ivan"), person("pbx"));
     let root = Root::new(
         VAULT.into(),
         vec![(alice.name.clone(), alice.key.public_id()), (bob.name.clone(), bob.key.public_id())],
@@ -132,23 +133,49 @@ fn fail_tampered_forged_or_foreign_certificates() {
 }
 
 #[test]
-fn fail_a_disabled_signer_takes_what_they_signed_with_them() {
+fn fail_a_disabled_signer_is_trusted_only_for_what_they_signed_before() {
     let w = world();
+    let disabled_at = "2030-01-01T00:00:00Z";
     let off = Disable {
         vault: VAULT.into(),
         name: w.carol.name.clone(),
         id: w.carol.key.public_id(),
         by: w.alice.name.clone(),
-        at: statement::now(),
+        at: disabled_at.into(),
     };
-    let d = Directory::build(&w.root, &w.certs, &[Signed::sign(&off, &w.alice.key)]);
+    // carol enrols eve after she was disabled (her earlier enrolments stand).
+    let eve = person("eve");
+    let late =
+        Enrol { at: "2030-01-02T00:00:00Z".into(), ..enrol(&w.carol, &eve, Role::Investigator).parse().unwrap() };
+    let mut certs = w.certs.clone();
+    certs.push(Signed::sign(&late, &w.carol.key));
+    let d = Directory::build(&w.root, &certs, &[Signed::sign(&off, &w.alice.key)]);
     assert!(d.person(&w.carol.name).unwrap_err().to_string().contains("disabled"));
-    assert!(d.person(&w.ivan.name).is_err(), "ivan was enrolled by carol");
-    assert!(d.person(&w.bob.name).is_ok());
+    assert!(d.person(&w.ivan.name).is_ok(), "ivan was enrolled by carol before she was disabled");
+    let err = d.person(&eve.name).unwrap_err().to_string();
+    assert!(err.contains("nothing they signed from then on is trusted"), "{err}");
+    // A case key carol signed before stays valid; one she signed after does not.
+    let c = case();
+    let recipient = age::x25519::Identity::generate().to_public().to_string();
+    let key = |at: &str| {
+        let k = CaseKeyStatement {
+            vault: VAULT.into(),
+            case: c.clone(),
+            kind: CaseKind::Customer,
+            version: 1,
+            recipient: recipient.clone(),
+            by: w.carol.name.clone(),
+            at: at.into(),
+        };
+        Signed::sign(&k, &w.carol.key)
+    };
+    assert!(d.check_case_key(&key("2029-12-31T23:59:59Z"), &c, 1, &recipient).is_ok());
+    assert!(d.check_case_key(&key(disabled_at), &c, 1, &recipient).is_err());
     // A disable statement signed by a non-admin changes nothing.
     let by_ivan = Disable { by: w.ivan.name.clone(), ..off };
     let d = Directory::build(&w.root, &w.certs, &[Signed::sign(&by_ivan, &w.ivan.key)]);
     assert!(d.person(&w.carol.name).is_ok());
+    assert!(d.person(&w.bob.name).is_ok());
 }
 
 fn case() -> CaseId {
@@ -218,7 +245,8 @@ fn grants_need_the_grantees_key_an_unexpired_date_and_on_covert_cases_a_second_a
     let other = Signed::sign(&GrantStatement { id: w.pbx.key.public_id(), ..g.clone() }, &w.carol.key);
     assert!(d.check_grant(&other, &c, CaseKind::Customer, today).unwrap_err().to_string().contains("another key"));
     // To oneself.
-    let selfish = Signed::sign(&GrantStatement { name: w.carol.name.clone(), by: w.carol.name.clone(), ..g }, &w.carol.key);
+    let selfish =
+        Signed::sign(&GrantStatement { name: w.carol.name.clone(), by: w.carol.name.clone(), ..g }, &w.carol.key);
     assert!(d.check_grant(&selfish, &c, CaseKind::Customer, today).is_err());
 }
 
@@ -228,9 +256,11 @@ fn recordings_verify_only_with_their_hash_size_and_a_recorders_signature() {
     let d = dir(&w);
     let c = case();
     let sha = hex::encode(crate::sha256(b"ciphertext"));
+    let rid = crate::ids::RecordingId::random();
     let r = RecordingStatement {
         vault: VAULT.into(),
         case: c.clone(),
+        recording: rid.clone(),
         version: 2,
         sha256: sha.clone(),
         size: 10,
@@ -240,14 +270,22 @@ fn recordings_verify_only_with_their_hash_size_and_a_recorders_signature() {
         at: statement::now(),
     };
     let signed = Signed::sign(&r, &w.pbx.key);
-    assert_eq!(d.check_recording(&signed, &c, 2, &sha, 10).unwrap().by, w.pbx.name);
+    assert_eq!(d.check_recording(&signed, &rid, &c, 2, &sha, 10).unwrap().by, w.pbx.name);
     let other_sha = hex::encode(crate::sha256(b"fabricated"));
-    assert!(d.check_recording(&signed, &c, 2, &other_sha, 10).unwrap_err().to_string().contains("not what pbx signed"));
-    assert!(d.check_recording(&signed, &c, 2, &sha, 11).is_err());
-    assert!(d.check_recording(&signed, &c, 1, &sha, 10).is_err());
+    assert!(
+        d.check_recording(&signed, &rid, &c, 2, &other_sha, 10)
+            .unwrap_err()
+            .to_string()
+            .contains("not what pbx signed")
+    );
+    assert!(d.check_recording(&signed, &rid, &c, 2, &sha, 11).is_err());
+    assert!(d.check_recording(&signed, &rid, &c, 1, &sha, 10).is_err());
+    // The same signed recording passed off under another id.
+    let other_id = crate::ids::RecordingId::random();
+    assert!(d.check_recording(&signed, &other_id, &c, 2, &sha, 10).unwrap_err().to_string().contains("not rec_"));
     // Signed by an admin instead of a recorder.
     let by_admin = Signed::sign(&RecordingStatement { by: w.alice.name.clone(), ..r }, &w.alice.key);
-    assert!(d.check_recording(&by_admin, &c, 2, &sha, 10).unwrap_err().to_string().contains("not recorder"));
+    assert!(d.check_recording(&by_admin, &rid, &c, 2, &sha, 10).unwrap_err().to_string().contains("not recorder"));
 }
 
 #[test]

@@ -17,6 +17,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::policy;
 use crate::state::AppState;
 use crate::store::NewCaseRow;
+use crate::trust;
 
 /// The cases the caller may see (`policy::may_see_case`), oldest first.
 pub async fn list(
@@ -61,7 +62,7 @@ pub async fn create(
     log: RequestLog,
     ApiJson(req): ApiJson<NewCase>,
 ) -> ApiResult<Json<Created<CaseId>>> {
-    let id = CaseId::random();
+    let id = req.id.clone();
     log.set_case(&id);
     let out = id.clone();
     log.logged(&st.db, move |s, rec| {
@@ -75,6 +76,9 @@ pub async fn create(
         }
         let recipient = validate::recipient(&req.recipient)?;
         let envelope = validate::decode_small(&req.envelope, "the case key envelope")?;
+        if s.case(&id)?.is_some() {
+            return Err(ApiError::conflict(format!("case {id} exists already; create the case again (a new id)")));
+        }
         let status = if kind == CaseKind::Covert { CaseStatus::PendingApproval } else { CaseStatus::Open };
         let now = now_rfc3339();
         let basis = serde_json::to_string(&req.basis).map_err(ApiError::internal)?;
@@ -88,11 +92,17 @@ pub async fn create(
             created_by: &caller.name,
             created_at: &now,
         })?;
-        s.insert_case_key(&id, 1, &recipient, &now)?;
+        trust::check_key_statement(s, &req.key_statement, &caller.name, &id, kind, 1, &recipient)?;
+        s.insert_case_key(&id, 1, &recipient, &req.key_statement, &now)?;
         s.add_custodian(&id, &caller.name)?;
         s.put_envelope(&id, 1, &caller.name, &envelope)?;
-        rec.details =
-            json!({ "kind": kind.as_str(), "status": status.as_str(), "retention_days": retention_days }).to_string();
+        rec.details = json!({
+            "kind": kind.as_str(),
+            "status": status.as_str(),
+            "retention_days": retention_days,
+            "key_statement": req.key_statement,
+        })
+        .to_string();
         Ok(())
     })
     .await?;
@@ -132,7 +142,8 @@ pub async fn recipient(
         .logged(&st.db, move |s, _| {
             let case = s.case(&id)?.ok_or_else(|| ApiError::not_found(format!("no case {id}")))?;
             policy::may_take_recordings(&case)?;
-            Ok(CaseRecipient { recipient: s.case_recipient(&id, case.key_version)?, key_version: case.key_version })
+            let (recipient, statement) = s.case_recipient(&id, case.key_version)?;
+            Ok(CaseRecipient { recipient, key_version: case.key_version, statement })
         })
         .await?;
     Ok(Json(info))

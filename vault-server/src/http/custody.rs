@@ -19,6 +19,7 @@ use crate::clock::now_rfc3339;
 use crate::error::{ApiError, ApiResult};
 use crate::policy;
 use crate::state::AppState;
+use crate::trust;
 
 /// A custodian's envelopes of every key version, and who holds the current key.
 pub async fn case_key(
@@ -96,12 +97,14 @@ pub async fn rotate(
                 ));
             }
             let next = case.key_version + 1;
-            s.insert_case_key(&id, next, &recipient, &now_rfc3339())?;
+            trust::check_key_statement(s, &req.key_statement, &caller.name, &id, case.kind, next, &recipient)?;
+            s.insert_case_key(&id, next, &recipient, &req.key_statement, &now_rfc3339())?;
             for e in &req.envelopes {
                 s.put_envelope(&id, next, &e.user, &validate::decode_small(&e.envelope, "an envelope")?)?;
             }
             s.set_key_version(&id, next)?;
-            rec.details = json!({ "key_version": next, "holders": expected.len() }).to_string();
+            rec.details = json!({ "key_version": next, "holders": expected.len(), "key_statement": req.key_statement })
+                .to_string();
             Ok(next)
         })
         .await?;

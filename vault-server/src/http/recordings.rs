@@ -14,8 +14,8 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::json;
 use vault_core::api::{
-    HEADER_CASE_RECIPIENT, HEADER_CRC32, HEADER_ENVELOPE, HEADER_META, HEADER_SHA256, PAGE_MAX, PageParams, Reason,
-    RecordingInfo, RecordingPage, UploadParams,
+    Done, HEADER_CASE_RECIPIENT, HEADER_CRC32, HEADER_ENVELOPE, HEADER_KEY_STATEMENT, HEADER_META, HEADER_SHA256,
+    HEADER_STATEMENT, PAGE_MAX, PageParams, Reason, RecordingInfo, RecordingPage, RecordingSignature, UploadParams,
 };
 use vault_core::ids::{CaseId, RecordingId};
 
@@ -27,6 +27,7 @@ use crate::clock::now_rfc3339;
 use crate::error::{ApiError, ApiResult};
 use crate::policy;
 use crate::state::AppState;
+use crate::trust;
 
 /// A page of a case's recordings, in upload order.
 pub async fn list(
@@ -116,6 +117,7 @@ pub async fn upload(
         uploaded_by: caller.name.clone(),
         uploaded_at: String::new(),
         meta: None,
+        statement: None,
     };
     st.blobs.commit(staged, &rid).await?;
     let row_id = rid.clone();
@@ -137,6 +139,38 @@ pub async fn upload(
     Ok(([(HEADER_CRC32, format!("{crc32:08x}"))], Json(result?)))
 }
 
+/// The recorder signs what it uploaded (case, key version, SHA-256 and size of the
+/// ciphertext, when and how it was recorded); only then is the recording listed and
+/// released. The signature goes into the log entry.
+pub async fn sign(
+    State(st): State<AppState>,
+    Recorder(caller): Recorder,
+    ApiPath(id): ApiPath<RecordingId>,
+    log: RequestLog,
+    ApiJson(req): ApiJson<RecordingSignature>,
+) -> ApiResult<Json<Done<RecordingId>>> {
+    let out = id.clone();
+    log.logged(&st.db, move |s, rec| {
+        let stored = policy::may_sign_recording(s, &caller, &id)?;
+        rec.case_id = stored.case_id.to_string();
+        rec.details = json!({ "statement": req.statement }).to_string();
+        let (_, dir) = trust::directory(s)?;
+        let r = dir
+            .check_recording(&req.statement, &id, &stored.case_id, stored.key_version, &stored.sha256, stored.size)
+            .map_err(|e| trust::refused("the recording's signature", e))?;
+        if r.by != caller.name || r.announced != stored.announced || r.recorded_at != stored.recorded_at {
+            return Err(ApiError::bad_request(format!(
+                "the statement must be signed by you with the recording's announcement ({}) and time ({})",
+                stored.announced, stored.recorded_at
+            )));
+        }
+        s.sign_recording(&id, &req.statement)?;
+        Ok(())
+    })
+    .await?;
+    Ok(Json(Done { id: out }))
+}
+
 pub async fn fetch(
     State(st): State<AppState>,
     Fetcher(caller): Fetcher,
@@ -146,16 +180,16 @@ pub async fn fetch(
 ) -> ApiResult<Response> {
     log.set_reason(&req.reason);
     let rid = id.clone();
-    let (stored, envelope, recipient) = log
+    let (stored, envelope, (recipient, key_statement)) = log
         .logged(&st.db, move |s, rec| {
             require_text(&req.reason, "--reason")?;
             let stored = policy::recording_to_fetch(s, &rid)?;
             rec.case_id = stored.case_id.to_string();
             let envelope = policy::may_fetch(s, &caller, &stored)?;
-            let recipient = s.case_recipient(&stored.case_id, stored.key_version)?;
+            let (recipient, key_statement) = s.case_recipient(&stored.case_id, stored.key_version)?;
             rec.details =
                 json!({ "sha256": stored.sha256, "size": stored.size, "key_version": stored.key_version }).to_string();
-            Ok((stored, envelope, recipient))
+            Ok((stored, envelope, (recipient, key_statement)))
         })
         .await?;
     let file = tokio::fs::File::open(st.blobs.path(&id))
@@ -178,6 +212,10 @@ pub async fn fetch(
     headers.insert(HEADER_ENVELOPE, hv(B64.encode(envelope))?);
     headers.insert(HEADER_CASE_RECIPIENT, hv(recipient)?);
     headers.insert(HEADER_SHA256, hv(stored.sha256)?);
+    headers.insert(HEADER_KEY_STATEMENT, hv(B64.encode(key_statement.to_json()))?);
+    if let Some(statement) = stored.statement {
+        headers.insert(HEADER_STATEMENT, hv(B64.encode(statement.to_json()))?);
+    }
     if let Some(meta) = stored.meta {
         headers.insert(HEADER_META, hv(B64.encode(meta))?);
     }

@@ -19,8 +19,9 @@ use serde_json::json;
 use tower::ServiceExt;
 use vault_core::api::{CaseBasis, Closing, NewCase, NewCustodian, NewGrant, Outcome, Purpose, Role, WrappedKey};
 use vault_core::crypto::CaseKey;
-use vault_core::ids::{CaseId, RecordingId};
+use vault_core::ids::{CaseId, RecordingId, UserName};
 use vault_core::log::Entry;
+use vault_core::trust::{CaseKeyStatement, Disable, Enrol, RecordingStatement, Signed, SigningKey, statement};
 
 use crate::datadir::DataDir;
 use crate::state::{AppState, Config, open_state};
@@ -31,16 +32,23 @@ struct World {
     rt: tokio::runtime::Runtime,
     st: AppState,
     app: Router,
+    /// The log origin, which every signed statement names.
+    vault: String,
     people: HashMap<String, age::x25519::Identity>,
     /// Case name -> (id, key).
     cases: HashMap<&'static str, (CaseId, CaseKey)>,
+    /// A signed recording of the open case, and one not signed yet.
     rec: RecordingId,
+    unsigned: RecordingId,
 }
 
 /// One refusal: (who, method, path, JSON body, status, what the caller is told, action).
 /// `who` is a user name, `-` for no token, or `token:...` for a raw token. Paths name
 /// cases as `{open}`, `{closed}`, `{pending}` (covert, not approved) and `{covert}`
-/// (approved), and the one recording of `{open}` as `{rec}`.
+/// (approved), and the one recording of `{open}` as `{rec}`. Bodies may be made by
+/// [`World::body`]: `disable:WHO:BY` (a signed disabling), `enrol:WHO:ROLE:BY` (a signed
+/// enrolment), `cosign:WHO:BY` (BY's signature of WHO's enrolment), `recsig:BY` (BY's
+/// signature of `{rec}`).
 type Row = (&'static str, &'static str, &'static str, &'static str, u16, &'static str, &'static str);
 
 #[rustfmt::skip]
@@ -60,11 +68,28 @@ const REFUSALS: &[Row] = &[
     ("alice", "GET", "/v1/cases/%FF", "", 400, "malformed path", "case-show"),
     ("audrey", "GET", "/v1/audit/entries?from=x", "", 400, "bad query parameters", "audit-log"),
     ("audrey", "GET", "/v1/audit/entries?case=case_1", "", 400, "is not valid", "audit-log"),
-    // may_disable_user
-    ("alice", "POST", "/v1/users/alice/disable", "{}", 400, "cannot disable yourself", "user-disable"),
-    ("alice", "POST", "/v1/users/nobody/disable", "{}", 404, "no user nobody", "user-disable"),
-    ("alice", "POST", "/v1/users/dave/disable", "{}", 409, "already disabled", "user-disable"),
-    ("bob", "POST", "/v1/users/alice/disable", "{}", 409, "is the only custodian of", "user-disable"),
+    // may_disable_user, and the signed disabling
+    ("alice", "POST", "/v1/users/alice/disable", "disable:alice:alice", 400, "cannot disable yourself", "user-disable"),
+    ("alice", "POST", "/v1/users/nobody/disable", "disable:ivy:alice", 404, "no user nobody", "user-disable"),
+    ("alice", "POST", "/v1/users/dave/disable", "disable:dave:alice", 409, "already disabled", "user-disable"),
+    ("bob", "POST", "/v1/users/alice/disable", "disable:alice:bob", 409, "is the only custodian of", "user-disable"),
+    ("alice", "POST", "/v1/users/ivy/disable", "disable:ivan:alice", 400, "must name ivy", "user-disable"),
+    ("alice", "POST", "/v1/users/ivy/disable", "disable:ivy:bob", 400, "signed by you", "user-disable"),
+    ("alice", "POST", "/v1/users/ivy/disable", "{}", 400, "malformed request", "user-disable"),
+    // Enrolment: signed by the caller, verifying; an admin's approved by a second admin.
+    ("alice", "POST", "/v1/users", "enrol:mallory:investigator:bob", 400, "signed as bob", "user-add"),
+    ("ivan", "POST", "/v1/users", "enrol:mallory:investigator:ivan", 403, "needs the role admin", "user-add"),
+    ("alice", "POST", "/v1/users", "enrol:ivy:investigator:alice", 409, "already exists", "user-add"),
+    ("alice", "POST", "/v1/users/penny/approve", "cosign:penny:alice", 403, "four eyes: you enrolled penny", "user-approve"),
+    ("bob", "POST", "/v1/users/penny/approve", "cosign:penny:carol", 400, "no second admin's approval", "user-approve"),
+    ("bob", "POST", "/v1/users/ivan/approve", "cosign:ivan:bob", 409, "not waiting for approval", "user-approve"),
+    ("bob", "POST", "/v1/users/nobody/approve", "cosign:penny:bob", 404, "no user nobody", "user-approve"),
+    // The recorder's signature on an upload.
+    ("pbx", "POST", "/v1/recordings/{rec}/signature", "recsig:pbx", 409, "signed already", "recording-sign"),
+    ("alice", "POST", "/v1/recordings/{rec}/signature", "recsig:pbx", 403, "needs the role recorder", "recording-sign"),
+    ("pbx", "POST", "/v1/recordings/{unsigned}/signature", "recsig:alice", 400, "does not verify", "recording-sign"),
+    ("pbx2", "POST", "/v1/recordings/{unsigned}/signature", "recsig:pbx2", 403, "uploaded by another recorder", "recording-sign"),
+    ("ivan", "POST", "/v1/recordings/{unsigned}/fetch", r#"{"reason":"r"}"#, 403, "(or it does not exist)", "fetch"),
     // may_show_case
     ("ivan", "GET", "/v1/cases/{covert}", "", 403, "no grant on this case (or it does not exist)", "case-show"),
     ("ivan", "GET", "/v1/cases/case_0123456789abcdef0123456789abcdef", "", 403, "(or it does not exist)", "case-show"),
@@ -90,9 +115,9 @@ const REFUSALS: &[Row] = &[
     ("bob", "POST", "/v1/cases/{open}/custodians", r#"{"admin":"carol","envelopes":[]}"#, 403, "not a custodian", "add-custodian"),
     ("alice", "POST", "/v1/cases/{open}/custodians", r#"{"admin":"ivan","envelopes":[]}"#, 403, "only admins can be custodians", "add-custodian"),
     ("alice", "POST", "/v1/cases/{open}/custodians", r#"{"admin":"alice","envelopes":[]}"#, 409, "already a custodian", "add-custodian"),
-    ("bob", "POST", "/v1/cases/{open}/rotate", r#"{"from_version":1,"recipient":"x","envelopes":[]}"#, 403, "not a custodian", "rotate-key"),
-    ("alice", "POST", "/v1/cases/{open}/rotate", r#"{"from_version":7,"recipient":"x","envelopes":[]}"#, 409, "changed meanwhile", "rotate-key"),
-    ("alice", "POST", "/v1/cases/{closed}/rotate", r#"{"from_version":1,"recipient":"x","envelopes":[]}"#, 409, "no longer rotated", "rotate-key"),
+    ("bob", "POST", "/v1/cases/{open}/rotate", r#"{"from_version":1,"recipient":"x","envelopes":[],"key_statement":{"statement":"x","signatures":[]}}"#, 403, "not a custodian", "rotate-key"),
+    ("alice", "POST", "/v1/cases/{open}/rotate", r#"{"from_version":7,"recipient":"x","envelopes":[],"key_statement":{"statement":"x","signatures":[]}}"#, 409, "changed meanwhile", "rotate-key"),
+    ("alice", "POST", "/v1/cases/{closed}/rotate", r#"{"from_version":1,"recipient":"x","envelopes":[],"key_statement":{"statement":"x","signatures":[]}}"#, 409, "no longer rotated", "rotate-key"),
     // may_grant
     ("alice", "POST", "/v1/cases/{open}/grants", r#"{"user":"alice","reason":"r","until":null,"envelopes":[]}"#, 403, "cannot grant yourself", "grant"),
     ("bob", "POST", "/v1/cases/{open}/grants", r#"{"user":"ivy","reason":"r","until":null,"envelopes":[]}"#, 403, "only a custodian of the case can grant", "grant"),
@@ -127,9 +152,14 @@ impl World {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         let mut people = HashMap::new();
-        let alice = age::x25519::Identity::generate();
-        DataDir::new(&data).init(&"alice".parse().unwrap(), &alice.to_public().to_string()).unwrap();
-        people.insert("alice".to_owned(), alice);
+        // The trust root: alice, bob and carol.
+        let mut root = Vec::new();
+        for name in ["alice", "bob", "carol"] {
+            let id = age::x25519::Identity::generate();
+            root.push((name.parse().unwrap(), SigningKey::from_identity(&id).public_id()));
+            people.insert(name.to_owned(), id);
+        }
+        let vault = DataDir::new(&data).init(root).unwrap().vault;
         let cfg =
             Config { data_dir: data, origin: "http://127.0.0.1:1".into(), max_upload: 1 << 30, purge_interval: None };
         let st = open_state(&cfg).unwrap();
@@ -139,23 +169,24 @@ impl World {
             rt,
             app: crate::http::router(st.clone()),
             st,
+            vault,
             people,
             cases: HashMap::new(),
             rec: RecordingId::random(),
+            unsigned: RecordingId::random(),
         };
+        // penny is an admin whose enrolment waits for a second admin.
         for (name, role) in [
-            ("bob", Role::Admin),
-            ("carol", Role::Admin),
             ("ivan", Role::Investigator),
             ("ivy", Role::Investigator),
             ("dave", Role::Investigator),
             ("audrey", Role::Auditor),
             ("pbx", Role::Recorder),
+            ("pbx2", Role::Recorder),
+            ("penny", Role::Admin),
         ] {
-            let id = age::x25519::Identity::generate();
-            let body = json!({ "name": name, "role": role, "recipient": id.to_public().to_string() });
-            w.ok("alice", "POST", "/v1/users", &body);
-            w.people.insert(name.to_owned(), id);
+            w.people.insert(name.to_owned(), age::x25519::Identity::generate());
+            w.ok("alice", "POST", "/v1/users", &w.body(&format!("enrol:{name}:{role}:alice")));
         }
         let customer = CaseBasis::Customer { purpose: Purpose::Sales, dpia_ref: None };
         let covert = CaseBasis::Covert { suspicion: "s".into(), dpia_ref: "D".into() };
@@ -164,16 +195,92 @@ impl World {
         }
         w.ok("alice", "POST", &w.path("/v1/cases/{covert}/approve"), &json!({ "ap_ref": "AP" }));
         w.rec = w.upload("open");
+        w.sign_upload("pbx", &w.rec.clone());
+        w.unsigned = w.upload("open");
         w.grant("alice", "open", "ivan");
         w.grant("alice", "covert", "ivy");
         w.grant("alice", "covert", "bob");
         w.ok("alice", "POST", &w.path("/v1/cases/{closed}/close"), &Closing { outcome: Outcome::Completed });
-        w.ok("alice", "POST", "/v1/users/dave/disable", &json!({}));
+        w.ok("alice", "POST", "/v1/users/dave/disable", &w.body("disable:dave:alice"));
         w
     }
 
+    fn key(&self, who: &str) -> SigningKey {
+        SigningKey::from_identity(&self.people[who])
+    }
+
+    /// A request body: one of the signed statements [`REFUSALS`] describes, else `text`.
+    fn body(&self, text: &str) -> serde_json::Value {
+        let parts: Vec<&str> = text.split(':').collect();
+        let user = |i: usize| parts[i].parse::<UserName>().unwrap();
+        match parts[0] {
+            "disable" => {
+                let d = Disable {
+                    vault: self.vault.clone(),
+                    name: user(1),
+                    id: self.key(parts[1]).public_id(),
+                    by: user(2),
+                    at: statement::now(),
+                };
+                json!({ "statement": Signed::sign(&d, &self.key(parts[2])) })
+            }
+            "enrol" => {
+                let who = parts[1];
+                let id = self.people.get(who).map_or_else(
+                    || SigningKey::from_identity(&age::x25519::Identity::generate()).public_id(),
+                    |i| SigningKey::from_identity(i).public_id(),
+                );
+                let e = Enrol {
+                    vault: self.vault.clone(),
+                    name: user(1),
+                    role: parts[2].parse().unwrap(),
+                    id,
+                    by: user(3),
+                    at: statement::now(),
+                };
+                json!({ "enrolment": Signed::sign(&e, &self.key(parts[3])) })
+            }
+            "cosign" => {
+                let text = self
+                    .st
+                    .db
+                    .with(move |c| Store::new(c).enrolment(&"penny".parse().unwrap()).unwrap().unwrap().statement)
+                    .unwrap()
+                    .statement;
+                json!({ "signature": B64.encode(self.key(parts[2]).sign(text.as_bytes())) })
+            }
+            "recsig" => json!({ "statement": self.recording_statement(&self.rec, parts[1]) }),
+            _ if text.is_empty() => serde_json::Value::Null,
+            _ => serde_json::from_str(text).unwrap(),
+        }
+    }
+
+    /// `by`'s signed statement of recording `id` as the server stored it.
+    fn recording_statement(&self, id: &RecordingId, by: &str) -> Signed {
+        let rid = id.clone();
+        let stored = self.st.db.with(move |c| Store::new(c).recording(&rid).unwrap().unwrap());
+        let r = RecordingStatement {
+            vault: self.vault.clone(),
+            case: stored.case_id,
+            recording: id.clone(),
+            version: stored.key_version,
+            sha256: stored.sha256,
+            size: stored.size,
+            recorded_at: stored.recorded_at,
+            announced: stored.announced,
+            by: by.parse().unwrap(),
+            at: statement::now(),
+        };
+        Signed::sign(&r, &self.key(by))
+    }
+
+    fn sign_upload(&self, by: &str, id: &RecordingId) {
+        let body = json!({ "statement": self.recording_statement(id, by) });
+        self.ok(by, "POST", &format!("/v1/recordings/{id}/signature"), &body);
+    }
+
     fn path(&self, p: &str) -> String {
-        let mut p = p.replace("{rec}", self.rec.as_str());
+        let mut p = p.replace("{rec}", self.rec.as_str()).replace("{unsigned}", self.unsigned.as_str());
         for (name, (id, _)) in &self.cases {
             p = p.replace(&format!("{{{name}}}"), id.as_str());
         }
@@ -213,7 +320,19 @@ impl World {
     fn create_case(&mut self, name: &'static str, basis: CaseBasis) {
         let key = CaseKey::generate();
         let me = self.people["alice"].to_public();
+        let id = CaseId::random();
+        let stmt = CaseKeyStatement {
+            vault: self.vault.clone(),
+            case: id.clone(),
+            kind: basis.kind(),
+            version: 1,
+            recipient: key.recipient(),
+            by: "alice".parse().unwrap(),
+            at: statement::now(),
+        };
         let req = NewCase {
+            id,
+            key_statement: Signed::sign(&stmt, &self.key("alice")),
             title: name.into(),
             retention_days: None,
             basis,
@@ -273,7 +392,10 @@ fn every_refusal_is_logged_once_and_changes_nothing() {
         let path = w.path(path);
         let cell = format!("{method} {path} as {who}");
         let (before_log, before) = (w.log().len(), w.fingerprint());
-        let (got, answer) = w.call(who, method, &path, Body::from(body), body.starts_with(['{', '[']));
+        let json = !body.is_empty();
+        let body =
+            if body.starts_with(['{', '[']) || body.is_empty() { body.to_owned() } else { w.body(body).to_string() };
+        let (got, answer) = w.call(who, method, &path, Body::from(body), json);
         let answer = String::from_utf8_lossy(&answer);
         assert_eq!(got.as_u16(), status, "{cell}: {answer}");
         assert!(answer.contains(told), "{cell}: told {answer}, not {told:?}");
@@ -335,7 +457,7 @@ fn what_policy_allows_goes_through_and_is_logged_as_allowed() {
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert!(String::from_utf8_lossy(&answer).contains("was revoked"));
     // Disabling a user ends their sessions at once.
-    w.ok("bob", "POST", "/v1/users/ivy/disable", &json!({}));
+    w.ok("bob", "POST", "/v1/users/ivy/disable", &w.body("disable:ivy:bob"));
     allowed("user-disable");
     let (status, _) = w.call("ivy", "GET", "/v1/cases", Body::empty(), false);
     assert_eq!(status, StatusCode::FORBIDDEN);

@@ -9,22 +9,32 @@ use rusqlite::params;
 use vault_core::api::{Holder, KeyEnvelope};
 use vault_core::ids::{CaseId, UserName};
 
-use super::{Scope, Store, parsed};
+use super::{Scope, Store, parsed, required_statement};
+use vault_core::trust::Signed;
 
 impl Store<'_> {
-    pub fn insert_case_key(&self, case: &CaseId, version: u32, recipient: &str, at: &str) -> rusqlite::Result<()> {
+    /// Stores a key version's recipient with the custodian's signed statement of it.
+    pub fn insert_case_key(
+        &self,
+        case: &CaseId,
+        version: u32,
+        recipient: &str,
+        statement: &Signed,
+        at: &str,
+    ) -> rusqlite::Result<()> {
         self.c.execute(
-            "INSERT INTO case_keys (case_id, version, recipient, created_at) VALUES (?1, ?2, ?3, ?4)",
-            params![case.as_str(), version, recipient, at],
+            "INSERT INTO case_keys (case_id, version, recipient, statement, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![case.as_str(), version, recipient, statement.to_json(), at],
         )?;
         Ok(())
     }
 
-    /// The recipient recordings of key version `version` are encrypted to.
-    pub fn case_recipient(&self, case: &CaseId, version: u32) -> rusqlite::Result<String> {
+    /// The recipient recordings of key version `version` are encrypted to, and the
+    /// custodian's signed statement of it.
+    pub fn case_recipient(&self, case: &CaseId, version: u32) -> rusqlite::Result<(String, Signed)> {
         self.c
-            .prepare_cached("SELECT recipient FROM case_keys WHERE case_id = ?1 AND version = ?2")?
-            .query_row(params![case.as_str(), version], |r| r.get(0))
+            .prepare_cached("SELECT recipient, statement FROM case_keys WHERE case_id = ?1 AND version = ?2")?
+            .query_row(params![case.as_str(), version], |r| Ok((r.get(0)?, required_statement(r, 1)?)))
     }
 
     pub fn add_custodian(&self, case: &CaseId, admin: &UserName) -> rusqlite::Result<()> {
@@ -98,7 +108,7 @@ impl Store<'_> {
     pub fn envelopes_of(&self, case: &CaseId, holder: &UserName) -> rusqlite::Result<Vec<KeyEnvelope>> {
         self.c
             .prepare_cached(
-                "SELECT k.version, k.recipient, e.envelope FROM case_keys k
+                "SELECT k.version, k.recipient, e.envelope, k.statement FROM case_keys k
                  JOIN envelopes e ON e.case_id = k.case_id AND e.version = k.version AND e.holder = ?2
                  WHERE k.case_id = ?1 ORDER BY k.version",
             )?
@@ -107,6 +117,7 @@ impl Store<'_> {
                     version: r.get(0)?,
                     recipient: r.get(1)?,
                     envelope: B64.encode(r.get::<_, Vec<u8>>(2)?),
+                    statement: required_statement(r, 3)?,
                 })
             })?
             .collect()

@@ -24,7 +24,7 @@ pub use cases::{CaseRow, NewCaseRow};
 pub use grants::StoredGrant;
 pub use lifecycle::{Cause, Doomed};
 pub use recordings::StoredRecording;
-pub use users::UserState;
+pub use users::{NewUserRow, UserState};
 
 /// The SQL of one request, on the connection it was given.
 #[derive(Clone, Copy)]
@@ -82,6 +82,21 @@ where
     T::Err: std::fmt::Display,
 {
     r.get::<_, Option<String>>(i)?.map(|t| parse_column(i, &t)).transpose()
+}
+
+/// A column holding a signed statement's JSON, which may be NULL.
+pub(crate) fn signed_column(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Option<vault_core::trust::Signed>> {
+    r.get::<_, Option<String>>(i)?
+        .map(|t| {
+            vault_core::trust::Signed::from_json(&t)
+                .map_err(|e| rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e)))
+        })
+        .transpose()
+}
+
+/// A column that must hold a signed statement.
+pub(crate) fn required_statement(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<vault_core::trust::Signed> {
+    signed_column(r, i)?.ok_or(rusqlite::Error::InvalidColumnType(i, "statement".into(), rusqlite::types::Type::Null))
 }
 
 fn parse_column<T: FromStr>(i: usize, text: &str) -> rusqlite::Result<T>

@@ -3,13 +3,14 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use rusqlite::{OptionalExtension, params};
-use vault_core::api::RecordingInfo;
-use vault_core::ids::{CaseId, RecordingId};
+use vault_core::api::{Announcement, RecordingInfo};
+use vault_core::ids::{CaseId, RecordingId, UserName};
+use vault_core::trust::Signed;
 
-use super::{Store, parsed};
+use super::{Store, parsed, signed_column};
 
 const RECORDING_COLUMNS: &str =
-    "id, case_id, key_version, size, sha256, announced, recorded_at, uploaded_by, uploaded_at, meta";
+    "id, case_id, key_version, size, sha256, announced, recorded_at, uploaded_by, uploaded_at, meta, statement";
 
 /// A row of [`RECORDING_COLUMNS`]; the encrypted call metadata only `with_meta`.
 fn recording_info(r: &rusqlite::Row<'_>, with_meta: bool) -> rusqlite::Result<RecordingInfo> {
@@ -24,6 +25,7 @@ fn recording_info(r: &rusqlite::Row<'_>, with_meta: bool) -> rusqlite::Result<Re
         uploaded_by: parsed(r, 7)?,
         uploaded_at: r.get(8)?,
         meta: if with_meta { r.get::<_, Option<Vec<u8>>>(9)?.map(|m| B64.encode(m)) } else { None },
+        statement: signed_column(r, 10)?,
     })
 }
 
@@ -35,15 +37,22 @@ pub struct StoredRecording {
     pub sha256: String,
     /// The age-encrypted call metadata.
     pub meta: Option<Vec<u8>>,
+    pub announced: Announcement,
+    pub recorded_at: String,
+    pub uploaded_by: UserName,
+    /// The recorder's signed statement; `None` until the recorder has signed.
+    pub statement: Option<Signed>,
 }
 
 impl Store<'_> {
-    /// Stores a recording's row (`info.meta` is ignored; `meta` is the raw ciphertext).
+    /// Stores a recording's row, not yet signed (`info.meta` and `info.statement` are
+    /// ignored; `meta` is the raw ciphertext).
     pub fn insert_recording(&self, info: &RecordingInfo, meta: Option<&[u8]>) -> rusqlite::Result<()> {
         self.c
-            .prepare_cached(&format!(
-                "INSERT INTO recordings ({RECORDING_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
-            ))?
+            .prepare_cached(
+                "INSERT INTO recordings (id, case_id, key_version, size, sha256, announced, recorded_at, uploaded_by, \
+                 uploaded_at, meta) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            )?
             .execute(params![
                 info.id.as_str(),
                 info.case_id.as_str(),
@@ -61,7 +70,10 @@ impl Store<'_> {
 
     pub fn recording(&self, id: &RecordingId) -> rusqlite::Result<Option<StoredRecording>> {
         self.c
-            .prepare_cached("SELECT case_id, key_version, size, sha256, meta FROM recordings WHERE id = ?1")?
+            .prepare_cached(
+                "SELECT case_id, key_version, size, sha256, meta, announced, recorded_at, uploaded_by, statement \
+                 FROM recordings WHERE id = ?1",
+            )?
             .query_row([id.as_str()], |r| {
                 Ok(StoredRecording {
                     case_id: parsed(r, 0)?,
@@ -69,9 +81,22 @@ impl Store<'_> {
                     size: r.get::<_, i64>(2)? as u64,
                     sha256: r.get(3)?,
                     meta: r.get(4)?,
+                    announced: parsed(r, 5)?,
+                    recorded_at: r.get(6)?,
+                    uploaded_by: parsed(r, 7)?,
+                    statement: signed_column(r, 8)?,
                 })
             })
             .optional()
+    }
+
+    /// Stores the recorder's signature, which makes the recording visible.
+    pub fn sign_recording(&self, id: &RecordingId, statement: &Signed) -> rusqlite::Result<()> {
+        self.c.execute(
+            "UPDATE recordings SET statement = ?2 WHERE id = ?1 AND statement IS NULL",
+            params![id.as_str(), statement.to_json()],
+        )?;
+        Ok(())
     }
 
     /// Up to `limit` recordings of `case` in upload order, after the recording `after`
@@ -102,7 +127,8 @@ impl Store<'_> {
         };
         self.c
             .prepare_cached(&format!(
-                "SELECT {RECORDING_COLUMNS} FROM recordings WHERE case_id = ?1 AND rowid > ?2 ORDER BY rowid LIMIT ?3"
+                "SELECT {RECORDING_COLUMNS} FROM recordings \
+                 WHERE case_id = ?1 AND rowid > ?2 AND statement IS NOT NULL ORDER BY rowid LIMIT ?3"
             ))?
             .query_map(params![case.as_str(), after, limit], |r| recording_info(r, with_meta))?
             .collect::<rusqlite::Result<Vec<_>>>()

@@ -21,7 +21,7 @@ impl AddCustodian {
         let AddCustodian { case, admin } = self;
         let mut client = Client::new(g)?;
         let keys = crate::custody::CustodianKeys::fetch(&mut client, &case)?;
-        let req = NewCustodian { admin: admin.clone(), envelopes: keys.wrap_all_to(&mut client, &admin)? };
+        let req = NewCustodian { admin: admin.clone(), envelopes: keys.wrap_all_to(&admin)? };
         let done: Done<UserName> = client.post_json(&format!("/v1/cases/{case}/custodians"), &req)?;
         if g.json {
             crate::output::json(&done)?;

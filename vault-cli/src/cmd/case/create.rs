@@ -60,7 +60,11 @@ impl Create {
         basis.validate().map_err(anyhow::Error::msg)?;
         let mut client = Client::new(g)?;
         let me = client.identity()?.to_public();
+        let signer = crate::trust::signing_key(&client)?;
+        let dir = crate::trust::directory(&mut client)?;
         let key = CaseKey::generate();
+        let id = CaseId::random();
+        let key_statement = crate::trust::sign_case_key(&dir, &client, &signer, &id, self.kind, 1, key.recipient());
         // The suspicion names an employee and a crime: the server keeps it sealed
         // to the case key, readable by custodians only.
         if let CaseBasis::Covert { suspicion, .. } = &mut basis {
@@ -68,11 +72,13 @@ impl Create {
                 vault_core::crypto::seal_text(&vault_core::crypto::parse_recipient(&key.recipient())?, suspicion);
         }
         let req = NewCase {
+            id,
             title: self.title,
             retention_days: self.retention_days,
             basis,
             recipient: key.recipient(),
             envelope: B64.encode(key.wrap_to(&me)),
+            key_statement,
         };
         let created: Created<CaseId> = client.post_json("/v1/cases", &req)?;
         if g.json {

@@ -1,6 +1,7 @@
 //! `vault-cli case rotate-key CASE`: a new case key pair made here for future recordings,
-//! wrapped to each remaining holder's pinned recipient, so a case secret that someone whose
-//! access ended may have kept opens nothing recorded from now on.
+//! wrapped to each remaining holder's enrolled key, so a case secret that someone whose
+//! access ended may have kept opens nothing recorded from now on. The new recipient is
+//! signed by the caller, so recorders will encrypt to it.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -21,7 +22,8 @@ impl RotateKey {
     pub fn run(self, g: &Global) -> anyhow::Result<()> {
         let RotateKey { case } = self;
         let mut client = Client::new(g)?;
-        // Only to check that we are a custodian who holds the current key.
+        let signer = crate::trust::signing_key(&client)?;
+        // Also checks that we are a custodian who holds the current key.
         let keys = crate::custody::CustodianKeys::fetch(&mut client, &case)?;
         let new_key = CaseKey::generate();
         let envelopes = keys
@@ -29,11 +31,15 @@ impl RotateKey {
             .holders
             .iter()
             .map(|h| {
-                let r = crate::local::pinned_recipient(&client.base, &h.user, &h.recipient)?;
+                let r = keys.recipient_of(&h.user)?;
                 Ok(HolderEnvelope { user: h.user.clone(), envelope: B64.encode(new_key.wrap_to(&r)) })
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
-        let req = Rotation { from_version: keys.info.key_version, recipient: new_key.recipient(), envelopes };
+        let version = keys.info.key_version + 1;
+        let key_statement =
+            crate::trust::sign_case_key(&keys.dir, &client, &signer, &case, keys.kind, version, new_key.recipient());
+        let req =
+            Rotation { from_version: keys.info.key_version, recipient: new_key.recipient(), envelopes, key_statement };
         let done: Created<u32> = client.post_json(&format!("/v1/cases/{case}/rotate"), &req)?;
         if g.json {
             crate::output::json(&done)?;

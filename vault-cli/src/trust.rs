@@ -1,0 +1,95 @@
+//! What this client believes about people, from the trust root it pinned down.
+//!
+//! Before a command acts on a key or a recording, it reads the vault's trust root and
+//! every enrolment from the server and checks them here: the root against the
+//! fingerprint given in `VAULT_TRUST_ROOT` (or pinned the first time this machine saw
+//! the server, as SSH does), and each enrolment's signatures from the root down. The
+//! server's word alone decides nothing.
+
+use anyhow::{Context, bail};
+use vault_core::api::{CaseKind, TrustInfo};
+use vault_core::ids::CaseId;
+use vault_core::trust::{CaseKeyStatement, Directory, Root, Signed, SigningKey, statement};
+
+use crate::client::Client;
+
+/// The people this vault's certificates prove, from the pinned root.
+pub fn directory(client: &mut Client) -> anyhow::Result<Directory> {
+    let info: TrustInfo = client.get_json("/v1/trust")?;
+    let root = Root::parse(&info.root).context("the server's trust root is malformed")?;
+    check_root(client, &root)?;
+    Ok(Directory::build(&root, &info.enrolments, &info.disables))
+}
+
+/// The enrolments the server holds, unchecked (for approving a pending one), with the
+/// checked directory.
+pub fn directory_and_enrolments(client: &mut Client) -> anyhow::Result<(Directory, TrustInfo)> {
+    let info: TrustInfo = client.get_json("/v1/trust")?;
+    let root = Root::parse(&info.root).context("the server's trust root is malformed")?;
+    check_root(client, &root)?;
+    Ok((Directory::build(&root, &info.enrolments, &info.disables), info))
+}
+
+/// Checks the server's root against `VAULT_TRUST_ROOT`, else against the pin kept for
+/// this server, and pins it the first time.
+fn check_root(client: &Client, root: &Root) -> anyhow::Result<()> {
+    let seen = root.fingerprint();
+    let admins: Vec<String> = root.admins.iter().map(|(n, _)| n.to_string()).collect();
+    if let Some(expected) = client.trust_root.as_deref() {
+        if expected.trim() != seen {
+            bail!(
+                "the server's trust root is {seen} (admins {}), not {} as VAULT_TRUST_ROOT says: this is not \
+                 your vault, or the server is lying; refusing",
+                admins.join(", "),
+                expected.trim()
+            );
+        }
+        return Ok(());
+    }
+    match crate::local::pinned_root(&client.base)? {
+        Some(pinned) if pinned == seen => Ok(()),
+        Some(pinned) => bail!(
+            "the server's trust root changed: it is {seen} (admins {}) now, but this machine pinned {pinned}; \
+             refusing. If your admins really made a new vault, get its fingerprint from them and set \
+             VAULT_TRUST_ROOT to it",
+            admins.join(", ")
+        ),
+        None => {
+            crate::local::pin_root(&client.base, &seen)?;
+            eprintln!(
+                "vault-cli: trusting {} from now on: trust root {seen} (admins {}). Check this fingerprint with \
+                 your admins; to check it up front, set VAULT_TRUST_ROOT",
+                client.base,
+                admins.join(", ")
+            );
+            Ok(())
+        }
+    }
+}
+
+/// The caller's signing key, derived from their identity file.
+pub fn signing_key(client: &Client) -> anyhow::Result<SigningKey> {
+    Ok(SigningKey::from_identity(&client.identity()?))
+}
+
+/// The caller's signed statement that `recipient` is key `version` of `case`.
+pub fn sign_case_key(
+    dir: &Directory,
+    client: &Client,
+    key: &SigningKey,
+    case: &CaseId,
+    kind: CaseKind,
+    version: u32,
+    recipient: String,
+) -> Signed {
+    let stmt = CaseKeyStatement {
+        vault: dir.vault().to_owned(),
+        case: case.clone(),
+        kind,
+        version,
+        recipient,
+        by: client.user.clone(),
+        at: statement::now(),
+    };
+    Signed::sign(&stmt, key)
+}

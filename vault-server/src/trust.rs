@@ -1,0 +1,49 @@
+//! The server's side of signed trust (`schema/TRUST.md`).
+//!
+//! The server is not what clients trust: they check every statement again from the root
+//! they pinned. It checks statements when they arrive anyway, with the same code, so that
+//! what it stores is what clients will accept, and a bad signature is refused at once
+//! with a message the signer can act on rather than discovered later by someone else.
+
+use vault_core::api::CaseKind;
+use vault_core::ids::{CaseId, UserName};
+use vault_core::trust::{Directory, Root, Signed, TrustError};
+
+use crate::error::{ApiError, ApiResult};
+use crate::store::Store;
+
+/// The trust root and the directory the stored enrolments prove from it.
+pub fn directory(s: &Store<'_>) -> ApiResult<(Root, Directory)> {
+    let text = s.trust_root()?.ok_or_else(|| ApiError::internal("the database has no trust root"))?;
+    let root = Root::parse(&text).map_err(|e| ApiError::damaged("the stored trust root is damaged", e))?;
+    let (enrolments, disables) = s.trust_statements()?;
+    let dir = Directory::build(&root, &enrolments, &disables);
+    Ok((root, dir))
+}
+
+/// A statement that does not verify: the caller's fault, said plainly.
+pub fn refused(what: &str, e: TrustError) -> ApiError {
+    ApiError::bad_request(format!("{what} does not verify: {e}"))
+}
+
+/// Checks the caller's signed statement of a case key version before it is stored: it
+/// names this case, kind, version and recipient, and the caller signed it.
+pub fn check_key_statement(
+    s: &Store<'_>,
+    statement: &Signed,
+    caller: &UserName,
+    case: &CaseId,
+    kind: CaseKind,
+    version: u32,
+    recipient: &str,
+) -> ApiResult<()> {
+    let (_, dir) = directory(s)?;
+    let k = dir.check_case_key(statement, case, version, recipient).map_err(|e| refused("the key statement", e))?;
+    if k.by != *caller || k.kind != kind {
+        return Err(ApiError::bad_request(format!(
+            "the key statement must be signed by you for a {kind} case (it names {} and a {} case)",
+            k.by, k.kind
+        )));
+    }
+    Ok(())
+}
