@@ -558,6 +558,7 @@ fn case_rules_at_creation_and_upload() {
     v.cli(&w.bob, &["fetch", &rec, "--reason", "r", "--out", &out]).denied("second admin");
     v.cli(a, &["grant", "approve", &covert, "bob"]).denied("four eyes");
     v.cli(&w.carol, &["grant", "approve", &covert, "bob"]).ok();
+    v.cli(a, &["grant", "deliver", &covert, "bob"]).ok();
     v.cli(&w.bob, &["fetch", &rec, "--reason", "r", "--out", &out]).ok();
     assert_eq!(std::fs::read(&out).unwrap(), b"covert call");
 }

@@ -77,6 +77,26 @@ fn an_expired_grant_refuses_at_once() {
     w.v.cli(&w.alice, &["grant", &w.case, "dave", "--reason", "r", "--until", "2020-01-01"]).error("in the past");
 }
 
+/// A grantee whose grant expired gets no new key version at rotation, and a pending covert
+/// grant gets none either: envelopes exist only for grants that are usable.
+#[test]
+fn rotation_wraps_only_to_usable_grants() {
+    let w = world();
+    let until = chrono_today_plus(30);
+    w.v.cli(&w.alice, &["grant", &w.case, "bob", "--reason", "r", "--until", &until]).ok();
+    w.v.cli(&w.alice, &["grant", &w.case, "dave", "--reason", "r"]).ok();
+    let db = w.v.db_rw();
+    db.execute("UPDATE grants SET until = date('now', '-1 day') WHERE grantee = 'bob'", []).unwrap();
+    w.v.cli(&w.alice, &["case", "rotate-key", &w.case]).ok();
+    let holders = |version: i64| -> Vec<String> {
+        let mut st =
+            db.prepare("SELECT holder FROM envelopes WHERE case_id = ?1 AND version = ?2 ORDER BY holder").unwrap();
+        st.query_map(rusqlite::params![w.case, version], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
+    };
+    assert_eq!(holders(1), ["alice", "bob", "dave"]);
+    assert_eq!(holders(2), ["alice", "dave"], "an expired grantee received the new key version");
+}
+
 fn chrono_today_plus(days: i64) -> String {
     let out =
         std::process::Command::new("date").args(["-u", "-d", &format!("+{days} days"), "+%Y-%m-%d"]).output().unwrap();
@@ -91,7 +111,7 @@ fn custodians_keep_a_case_manageable_when_an_admin_leaves() {
     w.v.cli(&w.carol, &["grant", &w.case, "bob", "--reason", "r"]).denied("not a custodian");
     // alice is the only custodian: she cannot be disabled.
     w.v.cli(&w.carol, &["user", "disable", "alice"]).error("only custodian");
-    w.v.cli(&w.alice, &["case", "add-custodian", &w.case, "bob"]).denied("only admins can be custodians");
+    w.v.cli(&w.alice, &["case", "add-custodian", &w.case, "bob"]).error("only admins can be custodians");
     w.v.cli(&w.bob, &["case", "add-custodian", &w.case, "carol"]).denied("needs the role admin");
     w.v.cli(&w.alice, &["case", "add-custodian", &w.case, "carol"]).ok();
     w.v.cli(&w.alice, &["case", "add-custodian", &w.case, "carol"]).error("already a custodian");
@@ -162,15 +182,30 @@ fn covert_grants_need_a_second_admin_and_release_nothing_before() {
     std::fs::write(&p, b"covert").unwrap();
     let rec = w.v.cli(&w.pbx, &["upload", &covert, p.to_str().unwrap(), "--announced", "none"]).ok();
     w.v.cli(&w.alice, &["grant", &covert, "bob", "--reason", "investigation"]).ok();
-    // Pending: no list, no ciphertext, no envelope.
+    let bob_envelopes =
+        || w.v.count(&format!("SELECT count(*) FROM envelopes WHERE case_id = '{covert}' AND holder = 'bob'"));
+    // Pending: no list, no ciphertext, and no envelope in the database at all.
     w.v.cli(&w.bob, &["recordings", &covert]).denied("second admin");
     w.fetch(&w.bob, &rec).denied("second admin");
+    assert_eq!(bob_envelopes(), 0, "an envelope exists for a covert grant before its approval");
     // Neither the requester nor the grantee may approve.
     w.v.cli(&w.alice, &["grant", "approve", &covert, "bob"]).denied("four eyes");
     w.v.cli(&w.bob, &["grant", "approve", &covert, "bob"]).denied("needs the role admin");
+    // carol approves; she holds no key, so a custodian delivers it after.
     w.v.cli(&w.carol, &["grant", "approve", &covert, "bob"]).ok();
     w.v.cli(&w.carol, &["grant", "approve", &covert, "bob"]).error("not pending");
+    assert_eq!(bob_envelopes(), 0);
+    w.fetch(&w.bob, &rec).denied("waiting for a custodian to deliver the key");
+    w.v.cli(&w.carol, &["grant", "deliver", &covert, "bob"]).denied("not a custodian");
+    w.v.cli(&w.alice, &["grant", "deliver", &covert, "bob"]).ok();
+    assert_eq!(bob_envelopes(), 1);
     w.fetch(&w.bob, &rec).ok();
+    w.v.cli(&w.alice, &["grant", "deliver", &covert, "bob"]).error("no key to deliver");
+    // An approver who is a custodian delivers the key with the approval.
+    w.v.cli(&w.alice, &["case", "add-custodian", &covert, "carol"]).ok();
+    w.v.cli(&w.alice, &["grant", &covert, "dave", "--reason", "second pair of ears"]).ok();
+    w.v.cli(&w.carol, &["grant", "approve", &covert, "dave"]).ok();
+    w.fetch(&w.dave, &rec).ok();
     // A grant to an admin needs approval by a third admin, never the grantee herself.
     w.v.cli(&w.alice, &["grant", &covert, "carol", "--reason", "review"]).ok();
     w.v.cli(&w.carol, &["grant", "approve", &covert, "carol"]).denied("cannot approve a grant to yourself");

@@ -161,6 +161,7 @@ fn r5_closing_with_no_offence_destroys_everything_at_once() {
     let r2 = w.upload(&c, b"second covert call", &["--announced", "none"]).ok();
     w.v.cli(&w.alice, &["grant", &c, "bob", "--reason", "investigation"]).ok();
     w.v.cli(&w.carol, &["grant", "approve", &c, "bob"]).ok();
+    w.v.cli(&w.alice, &["grant", "deliver", &c, "bob"]).ok();
     let out = w.v.dir.path().join("x.wav");
     w.v.cli(&w.bob, &["fetch", &r1, "--reason", "r", "--out", out.to_str().unwrap()]).ok();
     std::fs::remove_file(&out).unwrap();

@@ -40,7 +40,7 @@ const ROLE_MATRIX: &[(&str, &str, &str, [&str; 6])] = &[
     (
         "POST",
         "/v1/cases/{case}/custodians",
-        r#"{"admin":"admin","envelopes":[]}"#,
+        r#"{"admin":"admin","envelopes":[],"statement":{"statement":"x","signatures":[]}}"#,
         ["allow", "deny", "deny", "deny", "deny", "deny"],
     ),
     (
@@ -53,7 +53,7 @@ const ROLE_MATRIX: &[(&str, &str, &str, [&str; 6])] = &[
     (
         "POST",
         "/v1/cases/{case}/grants",
-        r#"{"user":"target","reason":"r","until":null,"envelopes":[]}"#,
+        r#"{"user":"target","reason":"r","until":null,"envelopes":[],"statement":{"statement":"x","signatures":[]}}"#,
         ["allow", "deny", "deny", "deny", "deny", "deny"],
     ),
     ("POST", "/v1/cases/{case}/grants/target/approve", "", ["allow", "allow", "deny", "deny", "deny", "deny"]),

@@ -264,6 +264,12 @@ pub struct GrantInfo {
     pub until: Option<NaiveDate>,
     pub granted_by: UserName,
     pub created_at: String,
+    /// The second admin who approved a covert grant. A covert grant stays pending after
+    /// its approval until a custodian has delivered the key (`grant deliver`).
+    pub approved_by: Option<UserName>,
+    /// The granting admin's signed [`crate::trust::GrantStatement`], with the approving
+    /// admin's signature once approved.
+    pub statement: Option<Signed>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -404,11 +410,14 @@ pub struct KeyEnvelope {
     pub statement: Signed,
 }
 
-/// A person a case key must be wrapped to.
+/// A person a case key must be wrapped to, with what says so: a signed custodianship
+/// (none for the case's creator, who signed key version 1) or a signed grant.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Holder {
     pub user: UserName,
     pub recipient: String,
+    pub custodian: Option<Signed>,
+    pub grant: Option<Signed>,
 }
 
 /// A case secret of one version wrapped to someone.
@@ -424,7 +433,26 @@ pub struct NewGrant {
     pub user: UserName,
     pub reason: String,
     pub until: Option<NaiveDate>,
-    /// The case secret of every key version, wrapped to the grantee.
+    /// The case secret of every key version, wrapped to the grantee; none on a covert
+    /// case, where no envelope may exist before a second admin approved the grant.
+    pub envelopes: Vec<WrappedKey>,
+    /// The granting custodian's signed [`crate::trust::GrantStatement`].
+    pub statement: Signed,
+}
+
+/// A second admin's approval of a covert grant: their signature (base64) of the grant
+/// statement's text, and, if they are a custodian, the key delivered with it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GrantApproval {
+    pub signature: String,
+    /// Every key version wrapped to the grantee, or none (a custodian delivers later).
+    pub envelopes: Vec<WrappedKey>,
+}
+
+/// A custodian delivers the key of an approved covert grant: every key version wrapped to
+/// the grantee.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KeyDelivery {
     pub envelopes: Vec<WrappedKey>,
 }
 
@@ -433,6 +461,8 @@ pub struct NewGrant {
 pub struct NewCustodian {
     pub admin: UserName,
     pub envelopes: Vec<WrappedKey>,
+    /// The caller's signed [`crate::trust::CustodianStatement`].
+    pub statement: Signed,
 }
 
 /// A new case key version, wrapped to every holder the server listed.

@@ -59,6 +59,7 @@ string_enum!(
         CaseRecipient = "case-recipient",
         Grant = "grant",
         GrantApprove = "grant-approve",
+        GrantDeliver = "grant-deliver",
         Revoke = "revoke",
         RecordingList = "recording-list",
         Upload = "upload",

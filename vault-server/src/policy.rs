@@ -318,11 +318,20 @@ pub fn new_grant_status(case: &CaseRow) -> GrantStatus {
 
 /// Four eyes: a pending grant is approved by an admin who neither requested it nor
 /// receives it.
-pub fn may_approve_grant(s: &Store<'_>, caller: &Caller, id: &CaseId, grantee: &UserName) -> ApiResult<()> {
-    case_for_admin(s, id)?;
+pub fn may_approve_grant(
+    s: &Store<'_>,
+    caller: &Caller,
+    id: &CaseId,
+    grantee: &UserName,
+) -> ApiResult<(CaseRow, Signed)> {
+    let case = case_for_admin(s, id)?;
     let g = s.grant(id, grantee)?.ok_or_else(|| ApiError::not_found(format!("{grantee} has no grant on this case")))?;
-    if g.status != GrantStatus::Pending {
-        return Err(ApiError::conflict(format!("the grant is {}, not pending", g.status)));
+    if g.status != GrantStatus::Pending || g.approved_by.is_some() {
+        return Err(ApiError::conflict(format!(
+            "the grant is {}{}, not pending approval",
+            g.status,
+            if g.approved_by.is_some() { " and approved" } else { "" }
+        )));
     }
     if g.granted_by == caller.name {
         return Err(ApiError::denied(
@@ -332,7 +341,36 @@ pub fn may_approve_grant(s: &Store<'_>, caller: &Caller, id: &CaseId, grantee: &
     if *grantee == caller.name {
         return Err(ApiError::denied("you cannot approve a grant to yourself"));
     }
-    Ok(())
+    let statement = g.statement.ok_or_else(|| ApiError::conflict("the grant carries no signed statement"))?;
+    Ok((case, statement))
+}
+
+/// On a covert case no envelope may exist before a second admin approved the grant.
+pub fn no_envelope_before_approval(envelopes: &[vault_core::api::WrappedKey]) -> ApiResult<()> {
+    if envelopes.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request("a covert grant takes no envelope before a second admin approves it; send none"))
+    }
+}
+
+/// A custodian delivers the key of a covert grant a second admin approved.
+pub fn may_deliver_key(s: &Store<'_>, caller: &Caller, id: &CaseId, grantee: &UserName) -> ApiResult<CaseRow> {
+    let case = case_for_admin(s, id)?;
+    let g = s.grant(id, grantee)?.ok_or_else(|| ApiError::not_found(format!("{grantee} has no grant on this case")))?;
+    if g.status != GrantStatus::Pending {
+        return Err(ApiError::conflict(format!("the grant is {}; there is no key to deliver", g.status)));
+    }
+    if g.approved_by.is_none() {
+        return Err(ApiError::denied(
+            "four eyes: the grant is not approved yet; a second admin must run `vault-cli grant approve` first",
+        ));
+    }
+    if g.until.is_some_and(|u| u < today()) {
+        return Err(ApiError::conflict("the grant has expired; grant again"));
+    }
+    require_custodian(s, id, caller)?;
+    Ok(case)
 }
 
 /// Any admin may revoke a grant that is not revoked yet.
@@ -371,6 +409,9 @@ pub fn require_active_grant(s: &Store<'_>, case: &CaseId, user: &UserName) -> Ap
 fn refuse_unless_active(grant: &StoredGrant) -> ApiResult<()> {
     match grant.status_on(today()) {
         GrantStatus::Active => Ok(()),
+        GrantStatus::Pending if grant.approved_by.is_some() => Err(ApiError::denied(
+            "access denied: your grant on this covert case is approved and waiting for a custodian to deliver the key",
+        )),
         GrantStatus::Pending => Err(ApiError::denied(
             "access denied: your grant on this covert case is waiting for a second admin's approval",
         )),
@@ -439,8 +480,13 @@ mod tests {
     fn grant_status_today() {
         let d = |s: &str| s.parse::<NaiveDate>().unwrap();
         let today = d("2026-06-10");
-        let g =
-            |status, until: Option<&str>| StoredGrant { status, until: until.map(d), granted_by: "a".parse().unwrap() };
+        let g = |status, until: Option<&str>| StoredGrant {
+            status,
+            until: until.map(d),
+            granted_by: "a".parse().unwrap(),
+            approved_by: None,
+            statement: None,
+        };
         assert_eq!(g(GrantStatus::Active, None).status_on(today), GrantStatus::Active);
         assert_eq!(g(GrantStatus::Active, Some("2026-06-10")).status_on(today), GrantStatus::Active);
         assert_eq!(g(GrantStatus::Active, Some("2026-06-09")).status_on(today), GrantStatus::Expired);

@@ -5,6 +5,7 @@
 //! what it stores is what clients will accept, and a bad signature is refused at once
 //! with a message the signer can act on rather than discovered later by someone else.
 
+use chrono::NaiveDate;
 use vault_core::api::CaseKind;
 use vault_core::ids::{CaseId, UserName};
 use vault_core::trust::{Directory, Root, Signed, TrustError};
@@ -43,6 +44,60 @@ pub fn check_key_statement(
         return Err(ApiError::bad_request(format!(
             "the key statement must be signed by you for a {kind} case (it names {} and a {} case)",
             k.by, k.kind
+        )));
+    }
+    Ok(())
+}
+
+/// Checks the granting custodian's signed grant: this case, this grantee with their
+/// enrolled key, this last day, signed by the caller.
+pub fn check_grant_statement(
+    s: &Store<'_>,
+    statement: &Signed,
+    caller: &UserName,
+    case: &CaseId,
+    grantee: &UserName,
+    until: Option<NaiveDate>,
+) -> ApiResult<()> {
+    let (_, dir) = directory(s)?;
+    let g = dir.check_grant_request(statement, case).map_err(|e| refused("the grant", e))?;
+    if g.by != *caller || g.name != *grantee || g.until != until {
+        return Err(ApiError::bad_request(format!(
+            "the grant statement must be signed by you for {grantee} until {} (it names {} until {}, signed by {})",
+            until.map_or_else(|| "no end".to_owned(), |d| d.to_string()),
+            g.name,
+            g.until.map_or_else(|| "no end".to_owned(), |d| d.to_string()),
+            g.by
+        )));
+    }
+    Ok(())
+}
+
+/// Checks that `statement` carries the caller's approving signature: a second admin,
+/// neither the granting admin nor the grantee.
+pub fn check_grant_approval(s: &Store<'_>, statement: &Signed, caller: &UserName, case: &CaseId) -> ApiResult<()> {
+    let (_, dir) = directory(s)?;
+    let g = dir.check_grant_request(statement, case).map_err(|e| refused("the grant", e))?;
+    match dir.approver(statement, &[&g.by, &g.name]) {
+        Some(p) if p.name == *caller => Ok(()),
+        _ => Err(ApiError::bad_request("your approval does not verify: sign the grant statement with your own key")),
+    }
+}
+
+/// Checks the caller's signed statement that `admin` becomes a custodian of `case`.
+pub fn check_custodian_statement(
+    s: &Store<'_>,
+    statement: &Signed,
+    caller: &UserName,
+    case: &CaseId,
+    admin: &UserName,
+) -> ApiResult<()> {
+    let (_, dir) = directory(s)?;
+    let c = dir.check_custodian(statement, case).map_err(|e| refused("the custodian statement", e))?;
+    if c.by != *caller || c.name != *admin {
+        return Err(ApiError::bad_request(format!(
+            "the custodian statement must be signed by you for {admin} (it names {}, signed by {})",
+            c.name, c.by
         )));
     }
     Ok(())

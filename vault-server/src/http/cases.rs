@@ -94,7 +94,7 @@ pub async fn create(
         })?;
         trust::check_key_statement(s, &req.key_statement, &caller.name, &id, kind, 1, &recipient)?;
         s.insert_case_key(&id, 1, &recipient, &req.key_statement, &now)?;
-        s.add_custodian(&id, &caller.name)?;
+        s.add_custodian(&id, &caller.name, None)?;
         s.put_envelope(&id, 1, &caller.name, &envelope)?;
         rec.details = json!({
             "kind": kind.as_str(),

@@ -15,7 +15,7 @@ use vault_core::ids::{CaseId, UserName};
 use super::extract::{Admin, ApiJson, ApiPath, Fetcher};
 use super::validate;
 use crate::accesslog::RequestLog;
-use crate::clock::now_rfc3339;
+use crate::clock::{now_rfc3339, today};
 use crate::error::{ApiError, ApiResult};
 use crate::policy;
 use crate::state::AppState;
@@ -31,7 +31,7 @@ pub async fn case_key(
     let info = log
         .logged(&st.db, move |s, _| {
             let (case, keys) = policy::may_read_case_key(s, &caller, &id)?;
-            Ok(CaseKeyInfo { key_version: case.key_version, keys, holders: s.holders(&id)? })
+            Ok(CaseKeyInfo { key_version: case.key_version, keys, holders: s.holders(&id, today())? })
         })
         .await?;
     Ok(Json(info))
@@ -63,12 +63,13 @@ pub async fn add_custodian(
 ) -> ApiResult<Json<Done<UserName>>> {
     let out = req.admin.clone();
     log.logged(&st.db, move |s, rec| {
-        rec.details = json!({ "custodian": req.admin.as_str() }).to_string();
+        rec.details = json!({ "custodian": req.admin.as_str(), "statement": req.statement }).to_string();
         let case = policy::may_add_custodian(s, &caller, &id, &req.admin)?;
+        trust::check_custodian_statement(s, &req.statement, &caller.name, &id, &req.admin)?;
         for (version, envelope) in validate::every_version(&req.envelopes, case.key_version)? {
             s.put_envelope(&id, version, &req.admin, &envelope)?;
         }
-        s.add_custodian(&id, &req.admin)?;
+        s.add_custodian(&id, &req.admin, Some(&req.statement))?;
         Ok(())
     })
     .await?;
@@ -88,7 +89,7 @@ pub async fn rotate(
         .logged(&st.db, move |s, rec| {
             let case = policy::may_rotate(s, &caller, &id, req.from_version)?;
             let recipient = validate::recipient(&req.recipient)?;
-            let expected: Vec<UserName> = s.holders(&id)?.into_iter().map(|h| h.user).collect();
+            let expected: Vec<UserName> = s.holders(&id, today())?.into_iter().map(|h| h.user).collect();
             let mut sent: Vec<UserName> = req.envelopes.iter().map(|e| e.user.clone()).collect();
             sent.sort();
             if sent != expected {

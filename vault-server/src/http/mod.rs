@@ -67,6 +67,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/cases/{id}/rotate", on(Action::RotateKey, post(custody::rotate)))
         .route("/v1/cases/{id}/grants", on(Action::Grant, post(grants::grant)))
         .route("/v1/cases/{id}/grants/{user}/approve", on(Action::GrantApprove, post(grants::approve)))
+        .route("/v1/cases/{id}/grants/{user}/deliver", on(Action::GrantDeliver, post(grants::deliver)))
         .route("/v1/cases/{id}/grants/{user}/revoke", on(Action::Revoke, post(grants::revoke)))
         .route("/v1/cases/{id}/recordings", on(Action::RecordingList, get(recordings::list)))
         .route("/v1/cases/{id}/recordings", on(Action::Upload, post(recordings::upload)))

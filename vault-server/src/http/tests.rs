@@ -21,7 +21,10 @@ use vault_core::api::{CaseBasis, Closing, NewCase, NewCustodian, NewGrant, Outco
 use vault_core::crypto::CaseKey;
 use vault_core::ids::{CaseId, RecordingId, UserName};
 use vault_core::log::Entry;
-use vault_core::trust::{CaseKeyStatement, Disable, Enrol, RecordingStatement, Signed, SigningKey, statement};
+use vault_core::trust::{
+    CaseKeyStatement, CustodianStatement, Disable, Enrol, GrantStatement, RecordingStatement, Signed, SigningKey,
+    statement,
+};
 
 use crate::datadir::DataDir;
 use crate::state::{AppState, Config, open_state};
@@ -112,28 +115,39 @@ const REFUSALS: &[Row] = &[
     ("alice", "POST", "/v1/cases/{open}/release-hold", r#"{"reason":"r"}"#, 409, "not on legal hold", "release-hold"),
     // require_custodian, may_read_case_key, may_add_custodian, may_rotate
     ("bob", "GET", "/v1/cases/{open}/key", "", 403, "not a custodian of this case", "case-key"),
-    ("bob", "POST", "/v1/cases/{open}/custodians", r#"{"admin":"carol","envelopes":[]}"#, 403, "not a custodian", "add-custodian"),
-    ("alice", "POST", "/v1/cases/{open}/custodians", r#"{"admin":"ivan","envelopes":[]}"#, 403, "only admins can be custodians", "add-custodian"),
-    ("alice", "POST", "/v1/cases/{open}/custodians", r#"{"admin":"alice","envelopes":[]}"#, 409, "already a custodian", "add-custodian"),
+    ("bob", "POST", "/v1/cases/{open}/custodians", r#"{"admin":"carol","envelopes":[],"statement":{"statement":"x","signatures":[]}}"#, 403, "not a custodian", "add-custodian"),
+    ("alice", "POST", "/v1/cases/{open}/custodians", r#"{"admin":"ivan","envelopes":[],"statement":{"statement":"x","signatures":[]}}"#, 403, "only admins can be custodians", "add-custodian"),
+    ("alice", "POST", "/v1/cases/{open}/custodians", r#"{"admin":"alice","envelopes":[],"statement":{"statement":"x","signatures":[]}}"#, 409, "already a custodian", "add-custodian"),
     ("bob", "POST", "/v1/cases/{open}/rotate", r#"{"from_version":1,"recipient":"x","envelopes":[],"key_statement":{"statement":"x","signatures":[]}}"#, 403, "not a custodian", "rotate-key"),
     ("alice", "POST", "/v1/cases/{open}/rotate", r#"{"from_version":7,"recipient":"x","envelopes":[],"key_statement":{"statement":"x","signatures":[]}}"#, 409, "changed meanwhile", "rotate-key"),
     ("alice", "POST", "/v1/cases/{closed}/rotate", r#"{"from_version":1,"recipient":"x","envelopes":[],"key_statement":{"statement":"x","signatures":[]}}"#, 409, "no longer rotated", "rotate-key"),
     // may_grant
-    ("alice", "POST", "/v1/cases/{open}/grants", r#"{"user":"alice","reason":"r","until":null,"envelopes":[]}"#, 403, "cannot grant yourself", "grant"),
-    ("bob", "POST", "/v1/cases/{open}/grants", r#"{"user":"ivy","reason":"r","until":null,"envelopes":[]}"#, 403, "only a custodian of the case can grant", "grant"),
-    ("alice", "POST", "/v1/cases/{open}/grants", r#"{"user":"pbx","reason":"r","until":null,"envelopes":[]}"#, 403, "only investigators and admins", "grant"),
-    ("alice", "POST", "/v1/cases/{open}/grants", r#"{"user":"audrey","reason":"r","until":null,"envelopes":[]}"#, 403, "only investigators and admins", "grant"),
-    ("alice", "POST", "/v1/cases/{open}/grants", r#"{"user":"dave","reason":"r","until":null,"envelopes":[]}"#, 409, "user dave is disabled", "grant"),
-    ("alice", "POST", "/v1/cases/{closed}/grants", r#"{"user":"ivy","reason":"r","until":null,"envelopes":[]}"#, 409, "no new grants", "grant"),
-    ("alice", "POST", "/v1/cases/{open}/grants", r#"{"user":"ivan","reason":"r","until":null,"envelopes":[]}"#, 409, "already has a active grant", "grant"),
-    ("alice", "POST", "/v1/cases/{open}/grants", r#"{"user":"ivy","reason":"r","until":"2000-01-01","envelopes":[]}"#, 400, "--until is in the past", "grant"),
-    ("alice", "POST", "/v1/cases/{open}/grants", r#"{"user":"ivy","reason":" ","until":null,"envelopes":[]}"#, 400, "--reason must not be empty", "grant"),
-    ("alice", "POST", "/v1/cases/{open}/grants", r#"{"user":"ivy","reason":"r","until":null,"envelopes":[]}"#, 409, "send exactly one envelope", "grant"),
+    ("alice", "POST", "/v1/cases/{open}/grants", r#"{"user":"alice","reason":"r","until":null,"envelopes":[],"statement":{"statement":"x","signatures":[]}}"#, 403, "cannot grant yourself", "grant"),
+    ("bob", "POST", "/v1/cases/{open}/grants", r#"{"user":"ivy","reason":"r","until":null,"envelopes":[],"statement":{"statement":"x","signatures":[]}}"#, 403, "only a custodian of the case can grant", "grant"),
+    ("alice", "POST", "/v1/cases/{open}/grants", r#"{"user":"pbx","reason":"r","until":null,"envelopes":[],"statement":{"statement":"x","signatures":[]}}"#, 403, "only investigators and admins", "grant"),
+    ("alice", "POST", "/v1/cases/{open}/grants", r#"{"user":"audrey","reason":"r","until":null,"envelopes":[],"statement":{"statement":"x","signatures":[]}}"#, 403, "only investigators and admins", "grant"),
+    ("alice", "POST", "/v1/cases/{open}/grants", r#"{"user":"dave","reason":"r","until":null,"envelopes":[],"statement":{"statement":"x","signatures":[]}}"#, 409, "user dave is disabled", "grant"),
+    ("alice", "POST", "/v1/cases/{closed}/grants", r#"{"user":"ivy","reason":"r","until":null,"envelopes":[],"statement":{"statement":"x","signatures":[]}}"#, 409, "no new grants", "grant"),
+    ("alice", "POST", "/v1/cases/{open}/grants", r#"{"user":"ivan","reason":"r","until":null,"envelopes":[],"statement":{"statement":"x","signatures":[]}}"#, 409, "already has a active grant", "grant"),
+    ("alice", "POST", "/v1/cases/{open}/grants", r#"{"user":"ivy","reason":"r","until":"2000-01-01","envelopes":[],"statement":{"statement":"x","signatures":[]}}"#, 400, "--until is in the past", "grant"),
+    ("alice", "POST", "/v1/cases/{open}/grants", r#"{"user":"ivy","reason":" ","until":null,"envelopes":[],"statement":{"statement":"x","signatures":[]}}"#, 400, "--reason must not be empty", "grant"),
+    ("alice", "POST", "/v1/cases/{open}/grants", "grant:open:ivy:alice:none", 409, "send exactly one envelope", "grant"),
+    // The signed grant: by the caller, for this grantee; no envelope before a covert approval.
+    ("alice", "POST", "/v1/cases/{open}/grants", "grant:open:ivy:bob:env", 400, "must be signed by you", "grant"),
+    ("alice", "POST", "/v1/cases/{open}/grants", r#"{"user":"ivy","reason":"r","until":null,"envelopes":[],"statement":{"statement":"x","signatures":[]}}"#, 400, "the grant does not verify", "grant"),
+    ("alice", "POST", "/v1/cases/{covert}/grants", "grant:covert:carol:alice:env", 400, "takes no envelope before a second admin approves", "grant"),
     // may_approve_grant: four eyes
-    ("alice", "POST", "/v1/cases/{covert}/grants/ivy/approve", "", 403, "four eyes", "grant-approve"),
-    ("bob", "POST", "/v1/cases/{covert}/grants/bob/approve", "", 403, "cannot approve a grant to yourself", "grant-approve"),
-    ("bob", "POST", "/v1/cases/{open}/grants/ivan/approve", "", 409, "not pending", "grant-approve"),
-    ("bob", "POST", "/v1/cases/{open}/grants/ivy/approve", "", 404, "ivy has no grant", "grant-approve"),
+    ("alice", "POST", "/v1/cases/{covert}/grants/ivy/approve", "approve:covert:ivy:alice", 403, "four eyes", "grant-approve"),
+    ("ivy", "POST", "/v1/cases/{covert}/grants/ivy/approve", "approve:covert:ivy:ivy", 403, "needs the role admin", "grant-approve"),
+    ("bob", "POST", "/v1/cases/{open}/grants/ivan/approve", "approve:open:ivan:bob", 409, "not pending", "grant-approve"),
+    ("bob", "POST", "/v1/cases/{open}/grants/ivy/approve", r#"{"signature":"x","envelopes":[]}"#, 404, "ivy has no grant", "grant-approve"),
+    ("carol", "POST", "/v1/cases/{covert}/grants/ivy/approve", "approve:covert:ivy:bob", 400, "your approval does not verify", "grant-approve"),
+    ("carol", "POST", "/v1/cases/{covert}/grants/bob/approve", "approve:covert:bob:carol", 409, "approved, not pending approval", "grant-approve"),
+    // may_deliver_key
+    ("alice", "POST", "/v1/cases/{covert}/grants/ivy/deliver", r#"{"envelopes":[]}"#, 403, "not approved yet", "grant-deliver"),
+    ("carol", "POST", "/v1/cases/{covert}/grants/bob/deliver", r#"{"envelopes":[]}"#, 403, "not a custodian", "grant-deliver"),
+    ("alice", "POST", "/v1/cases/{open}/grants/ivan/deliver", r#"{"envelopes":[]}"#, 409, "no key to deliver", "grant-deliver"),
+    ("bob", "GET", "/v1/cases/{covert}/envelopes", "", 403, "waiting for a custodian to deliver the key", "case-envelopes"),
     // may_revoke
     ("bob", "POST", "/v1/cases/{open}/grants/ivy/revoke", r#"{"reason":"r"}"#, 404, "ivy has no grant", "revoke"),
     // require_active_grant, may_list_recordings, may_fetch
@@ -200,6 +214,8 @@ impl World {
         w.grant("alice", "open", "ivan");
         w.grant("alice", "covert", "ivy");
         w.grant("alice", "covert", "bob");
+        // bob's covert grant is approved by carol, who holds no key: it waits for delivery.
+        w.ok("carol", "POST", &w.path("/v1/cases/{covert}/grants/bob/approve"), &w.body("approve:covert:bob:carol"));
         w.ok("alice", "POST", &w.path("/v1/cases/{closed}/close"), &Closing { outcome: Outcome::Completed });
         w.ok("alice", "POST", "/v1/users/dave/disable", &w.body("disable:dave:alice"));
         w
@@ -250,6 +266,21 @@ impl World {
                 json!({ "signature": B64.encode(self.key(parts[2]).sign(text.as_bytes())) })
             }
             "recsig" => json!({ "statement": self.recording_statement(&self.rec, parts[1]) }),
+            "grant" => {
+                let case = parts[1];
+                let envelopes = if parts[4] == "env" { self.envelopes_for(case, parts[2]) } else { Vec::new() };
+                serde_json::to_value(self.new_grant(case, parts[2], parts[3], envelopes)).unwrap()
+            }
+            "approve" => {
+                let (case, user) = (self.cases[parts[1]].0.clone(), user(2));
+                let text = self
+                    .st
+                    .db
+                    .with(move |c| Store::new(c).grant(&case, &user).unwrap().unwrap().statement)
+                    .unwrap()
+                    .statement;
+                json!({ "signature": B64.encode(self.key(parts[3]).sign(text.as_bytes())), "envelopes": [] })
+            }
             _ if text.is_empty() => serde_json::Value::Null,
             _ => serde_json::from_str(text).unwrap(),
         }
@@ -359,13 +390,30 @@ impl World {
         vec![WrappedKey { version: 1, envelope: B64.encode(key.wrap_to(&self.people[user].to_public())) }]
     }
 
-    fn grant(&self, by: &str, case: &str, user: &str) -> serde_json::Value {
-        let req = NewGrant {
+    /// A grant of `case` to `user`, signed by `by`.
+    fn new_grant(&self, case: &str, user: &str, by: &str, envelopes: Vec<WrappedKey>) -> NewGrant {
+        let stmt = GrantStatement {
+            vault: self.vault.clone(),
+            case: self.cases[case].0.clone(),
+            name: user.parse().unwrap(),
+            id: self.key(user).public_id(),
+            until: None,
+            by: by.parse().unwrap(),
+            at: statement::now(),
+        };
+        NewGrant {
             user: user.parse().unwrap(),
             reason: "matrix".into(),
             until: None,
-            envelopes: self.envelopes_for(case, user),
-        };
+            envelopes,
+            statement: Signed::sign(&stmt, &self.key(by)),
+        }
+    }
+
+    /// Grants as a custodian does: with every key version, except on a covert case.
+    fn grant(&self, by: &str, case: &str, user: &str) -> serde_json::Value {
+        let envelopes = if case == "covert" { Vec::new() } else { self.envelopes_for(case, user) };
+        let req = self.new_grant(case, user, by, envelopes);
         self.ok(by, "POST", &self.path(&format!("/v1/cases/{{{case}}}/grants")), &req)
     }
 
@@ -430,9 +478,23 @@ fn what_policy_allows_goes_through_and_is_logged_as_allowed() {
         let e = w.log().pop().unwrap();
         assert_eq!((e.action.as_str(), e.outcome.as_str()), (action, "allowed"), "{e:?}");
     };
-    // Four eyes: a third admin approves; then the grantee reads.
-    w.ok("carol", "POST", &w.path("/v1/cases/{covert}/grants/ivy/approve"), &json!({}));
+    // Four eyes: a second admin approves (no envelope exists before); a custodian delivers
+    // the key; then the grantee reads.
+    let covert = w.cases["covert"].0.clone();
+    let ivy_holds_a_key = || {
+        let covert = covert.clone();
+        w.st.db.with(move |c| Store::new(c).envelope(&covert, 1, &"ivy".parse().unwrap()).unwrap().is_some())
+    };
+    assert!(!ivy_holds_a_key(), "an envelope exists for a covert grant before its approval");
+    w.ok("carol", "POST", &w.path("/v1/cases/{covert}/grants/ivy/approve"), &w.body("approve:covert:ivy:carol"));
     allowed("grant-approve");
+    assert!(!ivy_holds_a_key(), "carol holds no key, so her approval delivers none");
+    let (status, _) = w.call("ivy", "GET", &w.path("/v1/cases/{covert}/envelopes"), Body::empty(), false);
+    assert_eq!(status, StatusCode::FORBIDDEN, "approved but not delivered");
+    let delivery = json!({ "envelopes": w.envelopes_for("covert", "ivy") });
+    assert_eq!(w.ok("alice", "POST", &w.path("/v1/cases/{covert}/grants/ivy/deliver"), &delivery)["status"], "active");
+    allowed("grant-deliver");
+    assert!(ivy_holds_a_key());
     w.ok("ivy", "GET", &w.path("/v1/cases/{covert}/recordings"), &json!({}));
     allowed("recording-list");
     // An active grant fetches, with its own envelope; auditors see metadata only.
@@ -445,7 +507,19 @@ fn what_policy_allows_goes_through_and_is_logged_as_allowed() {
     // A custodian grants with an envelope of every version, and makes another custodian.
     assert_eq!(w.grant("alice", "open", "ivy")["status"], "active");
     allowed("grant");
-    let req = NewCustodian { admin: "bob".parse().unwrap(), envelopes: w.envelopes_for("open", "bob") };
+    let custodian = CustodianStatement {
+        vault: w.vault.clone(),
+        case: w.cases["open"].0.clone(),
+        name: "bob".parse().unwrap(),
+        id: w.key("bob").public_id(),
+        by: "alice".parse().unwrap(),
+        at: statement::now(),
+    };
+    let req = NewCustodian {
+        admin: "bob".parse().unwrap(),
+        envelopes: w.envelopes_for("open", "bob"),
+        statement: Signed::sign(&custodian, &w.key("alice")),
+    };
     w.ok("alice", "POST", &w.path("/v1/cases/{open}/custodians"), &req);
     w.ok("bob", "GET", &w.path("/v1/cases/{open}/key"), &json!({}));
     allowed("case-key");
@@ -477,7 +551,7 @@ fn fail_a_refusal_that_cannot_be_logged_is_a_server_error_and_logs_nothing() {
         ("ivan", "GET", "/v1/users", ""),
         ("alice", "GET", "/v1/cases/case_ZZ", ""),
         ("ivy", "POST", "/v1/recordings/{rec}/fetch", r#"{"reason":"r"}"#),
-        ("alice", "POST", "/v1/cases/{covert}/grants/ivy/approve", ""),
+        ("alice", "POST", "/v1/cases/{covert}/grants/ivy/approve", r#"{"signature":"x","envelopes":[]}"#),
     ] {
         let path = w.path(path);
         let (status, answer) = w.call(who, method, &path, Body::from(body), !body.is_empty());

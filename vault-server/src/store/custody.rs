@@ -9,7 +9,8 @@ use rusqlite::params;
 use vault_core::api::{Holder, KeyEnvelope};
 use vault_core::ids::{CaseId, UserName};
 
-use super::{Scope, Store, parsed, required_statement};
+use super::{Scope, Store, parsed, required_statement, signed_column};
+use chrono::NaiveDate;
 use vault_core::trust::Signed;
 
 impl Store<'_> {
@@ -37,10 +38,12 @@ impl Store<'_> {
             .query_row(params![case.as_str(), version], |r| Ok((r.get(0)?, required_statement(r, 1)?)))
     }
 
-    pub fn add_custodian(&self, case: &CaseId, admin: &UserName) -> rusqlite::Result<()> {
+    /// Makes `admin` a custodian; `statement` is the signed custodianship (`None` for
+    /// the case's creator, who signed key version 1).
+    pub fn add_custodian(&self, case: &CaseId, admin: &UserName, statement: Option<&Signed>) -> rusqlite::Result<()> {
         self.c.execute(
-            "INSERT INTO custodians (case_id, admin) VALUES (?1, ?2)",
-            params![case.as_str(), admin.as_str()],
+            "INSERT INTO custodians (case_id, admin, statement) VALUES (?1, ?2, ?3)",
+            params![case.as_str(), admin.as_str(), statement.map(Signed::to_json)],
         )?;
         Ok(())
     }
@@ -131,18 +134,28 @@ impl Store<'_> {
         )
     }
 
-    /// Everyone who must hold the current key: enabled custodians and enabled users with a
-    /// pending or active grant (an expired grant keeps its envelope until it is revoked, so
-    /// that extending it needs no new envelope).
-    pub fn holders(&self, case: &CaseId) -> rusqlite::Result<Vec<Holder>> {
+    /// Everyone a new key version is wrapped to, with the signed statement that says
+    /// so: enabled custodians, and enabled users whose grant is active and not expired on
+    /// `today`. A pending grant gets the new version when its key is delivered; an expired
+    /// one gets none.
+    pub fn holders(&self, case: &CaseId, today: NaiveDate) -> rusqlite::Result<Vec<Holder>> {
         self.c
             .prepare_cached(
-                "SELECT u.name, u.recipient FROM users u WHERE u.enabled = 1 AND (
-                     EXISTS (SELECT 1 FROM custodians k WHERE k.case_id = ?1 AND k.admin = u.name)
-                  OR EXISTS (SELECT 1 FROM grants g WHERE g.case_id = ?1 AND g.grantee = u.name AND g.status <> 'revoked'))
+                "SELECT u.name, u.recipient, k.statement, g.statement FROM users u
+                 LEFT JOIN custodians k ON k.case_id = ?1 AND k.admin = u.name
+                 LEFT JOIN grants g ON g.case_id = ?1 AND g.grantee = u.name
+                     AND g.status = 'active' AND (g.until IS NULL OR g.until >= ?2)
+                 WHERE u.enabled = 1 AND (k.admin IS NOT NULL OR g.grantee IS NOT NULL)
                  ORDER BY u.name",
             )?
-            .query_map([case.as_str()], |r| Ok(Holder { user: parsed(r, 0)?, recipient: r.get(1)? }))?
+            .query_map(params![case.as_str(), today.to_string()], |r| {
+                Ok(Holder {
+                    user: parsed(r, 0)?,
+                    recipient: r.get(1)?,
+                    custodian: signed_column(r, 2)?,
+                    grant: signed_column(r, 3)?,
+                })
+            })?
             .collect()
     }
 }

@@ -5,7 +5,8 @@ use rusqlite::{OptionalExtension, params};
 use vault_core::api::{GrantInfo, GrantStatus};
 use vault_core::ids::{CaseId, UserName};
 
-use super::{Scope, Store, parsed, parsed_opt};
+use super::{Scope, Store, parsed, parsed_opt, signed_column};
+use vault_core::trust::Signed;
 
 /// One person's grant on a case as stored. The stored status is `Pending`, `Active` or
 /// `Revoked`; whether an active grant has expired depends on the day it is asked.
@@ -15,6 +16,10 @@ pub struct StoredGrant {
     /// The last day the grant is valid.
     pub until: Option<NaiveDate>,
     pub granted_by: UserName,
+    /// The second admin who approved a covert grant.
+    pub approved_by: Option<UserName>,
+    /// The signed grant (with its approval, once approved).
+    pub statement: Option<Signed>,
 }
 
 impl StoredGrant {
@@ -35,9 +40,17 @@ impl StoredGrant {
 impl Store<'_> {
     pub fn grant(&self, case: &CaseId, grantee: &UserName) -> rusqlite::Result<Option<StoredGrant>> {
         self.c
-            .prepare_cached("SELECT status, until, granted_by FROM grants WHERE case_id = ?1 AND grantee = ?2")?
+            .prepare_cached(
+                "SELECT status, until, granted_by, approved_by, statement FROM grants WHERE case_id = ?1 AND grantee = ?2",
+            )?
             .query_row([case.as_str(), grantee.as_str()], |r| {
-                Ok(StoredGrant { status: parsed(r, 0)?, until: parsed_opt(r, 1)?, granted_by: parsed(r, 2)? })
+                Ok(StoredGrant {
+                    status: parsed(r, 0)?,
+                    until: parsed_opt(r, 1)?,
+                    granted_by: parsed(r, 2)?,
+                    approved_by: parsed_opt(r, 3)?,
+                    statement: signed_column(r, 4)?,
+                })
             })
             .optional()
     }
@@ -46,10 +59,17 @@ impl Store<'_> {
     pub fn grants_of_case(&self, case: &CaseId, today: NaiveDate) -> rusqlite::Result<Vec<GrantInfo>> {
         self.c
             .prepare_cached(
-                "SELECT grantee, status, reason, until, granted_by, created_at FROM grants WHERE case_id = ?1 ORDER BY grantee",
+                "SELECT grantee, status, reason, until, granted_by, created_at, approved_by, statement \
+                 FROM grants WHERE case_id = ?1 ORDER BY grantee",
             )?
             .query_map([case.as_str()], |r| {
-                let stored = StoredGrant { status: parsed(r, 1)?, until: parsed_opt(r, 3)?, granted_by: parsed(r, 4)? };
+                let stored = StoredGrant {
+                    status: parsed(r, 1)?,
+                    until: parsed_opt(r, 3)?,
+                    granted_by: parsed(r, 4)?,
+                    approved_by: parsed_opt(r, 6)?,
+                    statement: signed_column(r, 7)?,
+                };
                 Ok(GrantInfo {
                     user: parsed(r, 0)?,
                     status: stored.status_on(today),
@@ -57,16 +77,19 @@ impl Store<'_> {
                     until: stored.until,
                     granted_by: stored.granted_by,
                     created_at: r.get(5)?,
+                    approved_by: stored.approved_by,
+                    statement: stored.statement,
                 })
             })?
             .collect()
     }
 
-    /// Records a new grant, replacing a revoked one of the same person.
+    /// Records a new grant with its signed statement, replacing a revoked one of the same
+    /// person.
     pub fn put_grant(&self, case: &CaseId, g: &GrantInfo) -> rusqlite::Result<()> {
         self.c.execute(
-            "INSERT OR REPLACE INTO grants (case_id, grantee, status, reason, until, granted_by, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            "INSERT OR REPLACE INTO grants (case_id, grantee, status, reason, until, granted_by, created_at, statement)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             params![
                 case.as_str(),
                 g.user.as_str(),
@@ -74,17 +97,41 @@ impl Store<'_> {
                 g.reason,
                 g.until.map(|d| d.to_string()),
                 g.granted_by.as_str(),
-                g.created_at
+                g.created_at,
+                g.statement.as_ref().map(Signed::to_json)
             ],
         )?;
         Ok(())
     }
 
-    /// Makes a pending grant active: the second admin's approval (four eyes).
-    pub fn approve_grant(&self, case: &CaseId, grantee: &UserName, by: &UserName) -> rusqlite::Result<()> {
+    /// Records the second admin's approval of a covert grant (four eyes), with their
+    /// signature in `statement`; the grant is active if the key came with it.
+    pub fn approve_grant(
+        &self,
+        case: &CaseId,
+        grantee: &UserName,
+        by: &UserName,
+        statement: &Signed,
+        active: bool,
+    ) -> rusqlite::Result<()> {
         self.c.execute(
-            "UPDATE grants SET status = 'active', approved_by = ?3 WHERE case_id = ?1 AND grantee = ?2",
-            params![case.as_str(), grantee.as_str(), by.as_str()],
+            "UPDATE grants SET status = ?5, approved_by = ?3, statement = ?4 WHERE case_id = ?1 AND grantee = ?2",
+            params![
+                case.as_str(),
+                grantee.as_str(),
+                by.as_str(),
+                statement.to_json(),
+                if active { "active" } else { "pending" }
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Makes an approved grant active once a custodian delivered its key.
+    pub fn activate_grant(&self, case: &CaseId, grantee: &UserName) -> rusqlite::Result<()> {
+        self.c.execute(
+            "UPDATE grants SET status = 'active' WHERE case_id = ?1 AND grantee = ?2",
+            params![case.as_str(), grantee.as_str()],
         )?;
         Ok(())
     }

@@ -1,7 +1,9 @@
 //! `vault-cli case rotate-key CASE`: a new case key pair made here for future recordings,
 //! wrapped to each remaining holder's enrolled key, so a case secret that someone whose
 //! access ended may have kept opens nothing recorded from now on. The new recipient is
-//! signed by the caller, so recorders will encrypt to it.
+//! signed by the caller, so recorders will encrypt to it. Each holder the server lists
+//! must be vouched for by a signed custodianship or a valid signed grant: a holder the
+//! server added stops the rotation.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -25,6 +27,10 @@ impl RotateKey {
         let signer = crate::trust::signing_key(&client)?;
         // Also checks that we are a custodian who holds the current key.
         let keys = crate::custody::CustodianKeys::fetch(&mut client, &case)?;
+        let today = chrono::Utc::now().date_naive();
+        for h in &keys.info.holders {
+            keys.check_holder(h, &case, today)?;
+        }
         let new_key = CaseKey::generate();
         let envelopes = keys
             .info
