@@ -58,6 +58,14 @@ fn keygen_prints_only_the_public_id_of_a_standard_identity_file() {
     assert_eq!(vault_core::trust::SigningKey::from_identity(&identity).public_id(), id);
     assert!(stderr.contains(&id.recipient().to_string()), "stderr names the age recipient: {stderr}");
     assert!(!stdout.contains("AGE-SECRET-KEY"), "the secret went to stdout");
+    // `public-id` prints the same id again, from the file or from --identity.
+    let (code, again, stderr) = cli(&["public-id", key.to_str().unwrap()]);
+    assert_eq!((code, again.trim()), (0, id.to_string().as_str()), "{stderr}");
+    let (code, again, _) = cli(&["--identity", key.to_str().unwrap(), "public-id"]);
+    assert_eq!((code, again.trim()), (0, id.to_string().as_str()));
+    let (code, _, stderr) = cli(&["public-id", dir.path().join("missing").to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("cannot read identity file"), "{stderr}");
 }
 
 #[test]

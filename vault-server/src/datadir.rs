@@ -142,6 +142,15 @@ pub fn log_origin(db: &Db) -> anyhow::Result<String> {
     db.transaction(|s| Ok(s.log_origin()?))?.context("the database has no log origin; the data dir is damaged")
 }
 
+/// The trust root recorded at `init`.
+pub fn trust_root(dir: &DataDir) -> anyhow::Result<Root> {
+    dir.check()?;
+    let db = Db::open(&dir.db_path())?;
+    let text =
+        db.transaction(|s| Ok(s.trust_root()?))?.context("the database has no trust root; the data dir is damaged")?;
+    Ok(Root::parse(&text)?)
+}
+
 /// The verifier key of the access log, in signed-note form.
 pub fn log_verifier_key(dir: &DataDir) -> anyhow::Result<vault_core::note::VerifierKey> {
     dir.check()?;

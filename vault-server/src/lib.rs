@@ -36,7 +36,7 @@ mod trust;
 // The library's public face: what `main.rs`, the benchmarks and the examples use.
 pub use accesslog::{LogRecord, append as append_to_log, verify as verify_log};
 pub use blobs::BlobStore;
-pub use datadir::{DataDir, log_verifier_key};
+pub use datadir::{DataDir, log_verifier_key, trust_root};
 pub use db::Db;
 pub use retention::purge_due;
 pub use server::{app, serve, serve_tls};

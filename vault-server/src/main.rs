@@ -65,6 +65,12 @@ enum Command {
         #[arg(long, env = "VAULT_DATA_DIR")]
         data_dir: PathBuf,
     },
+    /// Print the trust root's fingerprint (what clients set as VAULT_TRUST_ROOT), and its
+    /// admins on stderr.
+    TrustRoot {
+        #[arg(long, env = "VAULT_DATA_DIR")]
+        data_dir: PathBuf,
+    },
     /// Check the whole access-log chain offline.
     Verify {
         #[arg(long, env = "VAULT_DATA_DIR")]
@@ -121,6 +127,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::LogKey { data_dir } => {
             println!("{}", vault_server::log_verifier_key(&DataDir::new(&data_dir))?.to_text());
+            Ok(())
+        }
+        Command::TrustRoot { data_dir } => {
+            let root = vault_server::trust_root(&DataDir::new(&data_dir))?;
+            eprint!("{}", root.text());
+            println!("{}", root.fingerprint());
             Ok(())
         }
         Command::Verify { data_dir } => {

@@ -59,6 +59,10 @@ fn init_creates_a_private_data_dir_and_refuses_twice() {
     assert!(err.contains("already holds a vault"), "{err}");
     let (code, err) = server(&["verify", "--data-dir", d]);
     assert_eq!(code, 0, "{err}");
+    // The operator can print the fingerprint again later, with the root itself.
+    let (code, again, root) = server_out(&["trust-root", "--data-dir", d]);
+    assert_eq!((code, again.trim()), (0, out.trim()), "{root}");
+    assert!(root.contains(&format!("admin: alice {a}\nadmin: bob {b}\n")), "{root}");
 }
 
 #[test]

@@ -11,6 +11,7 @@ mod fetch;
 mod grant;
 mod keygen;
 mod login;
+mod public_id;
 mod recordings;
 mod report;
 mod revoke;
@@ -19,17 +20,19 @@ mod user;
 
 #[derive(Subcommand)]
 pub enum Command {
-    /// Create an age identity file (0600) and print its recipient.
+    /// Create an age identity file (0600) and print your public id (vault1...).
     Keygen(keygen::Keygen),
+    /// Print the public id (vault1...) of an existing identity file.
+    PublicId(public_id::PublicId),
     /// Log in with your identity and cache a session token.
     Login(login::Login),
-    /// Enrol, list and disable users (admins).
+    /// Enrol, approve, list and disable users (admins).
     #[command(subcommand)]
     User(user::UserCommand),
     /// Create, list, show and approve cases.
     #[command(subcommand)]
     Case(case::CaseCommand),
-    /// Grant a person access to a case, or approve a pending grant.
+    /// Grant a person access to a case; approve a covert grant; deliver its key.
     Grant(grant::Grant),
     /// Revoke a person's access to a case.
     Revoke(revoke::Revoke),
@@ -50,6 +53,7 @@ impl Command {
     pub fn run(self, g: &Global) -> anyhow::Result<()> {
         match self {
             Command::Keygen(c) => c.run(g),
+            Command::PublicId(c) => c.run(g),
             Command::Login(c) => c.run(g),
             Command::User(c) => c.run(g),
             Command::Case(c) => c.run(g),
