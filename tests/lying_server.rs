@@ -554,12 +554,15 @@ fn fail_the_server_cannot_slip_in_an_enrolment_of_its_own() {
         let o = v.cli(&alice, &["grant", &case, "mallory", "--reason", "r"]);
         o.error("alice's signature does not verify");
         assert!(o.stderr.contains("mallory's enrolment is not valid"), "{}", o.stderr);
-        // ... nor to bob, whose enrolment now has a rival: he is refused, not wrapped to
-        // mallory's key (a lying server can deny service, never take the key).
-        let o = v.cli(&alice, &["grant", &case, "bob", "--reason", "r"]);
-        o.error("two enrolments with different keys");
-        assert!(o.stderr.contains("bob's enrolment is not valid"), "{}", o.stderr);
         assert_eq!(grants_sent(), granted, "a refused grant reached the server");
+        // ... and a forged rival enrolment of bob changes nothing: only enrolments whose
+        // signatures verify count, so bob is granted with his own key, never mallory's.
+        if round == 0 {
+            v.cli(&alice, &["grant", &case, "bob", "--reason", "r"]).ok();
+            assert!(opens(&bob, "bob"), "bob's envelope does not open with his key");
+            assert!(!opens(&mallory, "bob"), "bob's envelope opens with mallory's key");
+        }
+        let granted = grants_sent();
         // A second admin does not cosign the made-up admin.
         let approvals = sent(&proxy, "POST", "/v1/users/mallory/approve");
         let o = v.cli(&root2, &["user", "approve", "mallory"]);
@@ -574,14 +577,8 @@ fn fail_the_server_cannot_slip_in_an_enrolment_of_its_own() {
         assert!(!opens(&mallory, &grantee.name), "{}'s envelope opens with mallory's key", grantee.name);
     }
     assert_eq!(envelopes("mallory"), 0);
-    assert_eq!(envelopes("bob"), 0);
-    assert_eq!(v.count("SELECT count(*) FROM users WHERE name = 'mallory'"), 0);
-
-    // Honest again, bob is granted, with his own key.
-    liar.honest();
-    v.cli(&alice, &["grant", &case, "bob", "--reason", "r"]).ok();
     assert_eq!(envelopes("bob"), 1);
-    assert!(opens(&bob, "bob") && !opens(&mallory, "bob"));
+    assert_eq!(v.count("SELECT count(*) FROM users WHERE name = 'mallory'"), 0);
 }
 
 #[test]

@@ -1,5 +1,7 @@
 //! In-process benchmarks of the core: envelope wrap and unwrap, streaming encryption
-//! and decryption per MiB, entry encoding and hashing, and chain verification.
+//! and decryption per MiB, entry encoding and hashing, chain verification, and the
+//! signed-trust work an upload and a fetch add (deriving the signing key, signing,
+//! checking the directory of people and a statement).
 //!
 //! `cargo bench -p vault-core`; see BENCHMARKS.md for the latest figures.
 
@@ -53,5 +55,88 @@ fn log(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, envelopes, streaming, log);
+/// What signed trust adds to one upload or fetch, with a directory of `PEOPLE` enrolments
+/// (every client checks all of them from the root on each command).
+fn trust(c: &mut Criterion) {
+    use vault_core::api::{Announcement, CaseKind, Role};
+    use vault_core::ids::{CaseId, RecordingId};
+    use vault_core::trust::{
+        CaseKeyStatement, Directory, Enrol, RecordingStatement, Root, Signed, SigningKey, statement,
+    };
+    const PEOPLE: usize = 100;
+    let vault = "recording-vault/0123456789abcdef".to_owned();
+    let key = |_: usize| SigningKey::from_identity(&age::x25519::Identity::generate());
+    let (alice, bob) = (key(0), key(1));
+    let root = Root::new(
+        vault.clone(),
+        vec![("alice".parse().unwrap(), alice.public_id()), ("bob".parse().unwrap(), bob.public_id())],
+    )
+    .unwrap();
+    let people: Vec<(String, SigningKey)> = (0..PEOPLE).map(|i| (format!("p{i}"), key(i))).collect();
+    let certs: Vec<Signed> = people
+        .iter()
+        .map(|(name, k)| {
+            let e = Enrol {
+                vault: vault.clone(),
+                name: name.parse().unwrap(),
+                role: Role::Recorder,
+                id: k.public_id(),
+                by: "alice".parse().unwrap(),
+                at: statement::now(),
+            };
+            Signed::sign(&e, &alice)
+        })
+        .collect();
+    let case = CaseId::random();
+    let recipient = age::x25519::Identity::generate().to_public().to_string();
+    let key_statement = Signed::sign(
+        &CaseKeyStatement {
+            vault: vault.clone(),
+            case: case.clone(),
+            kind: CaseKind::Covert,
+            version: 1,
+            recipient: recipient.clone(),
+            by: "alice".parse().unwrap(),
+            at: statement::now(),
+        },
+        &alice,
+    );
+    let rid = RecordingId::random();
+    let sha = "ab".repeat(32);
+    let rec = RecordingStatement {
+        vault: vault.clone(),
+        case: case.clone(),
+        recording: rid.clone(),
+        version: 1,
+        sha256: sha.clone(),
+        size: 1 << 30,
+        recorded_at: "2026-11-29T10:00:00.000Z".into(),
+        announced: Announcement::None,
+        by: "p7".parse().unwrap(),
+        at: statement::now(),
+    };
+    let identity = age::x25519::Identity::generate();
+    let recorder = &people[7].1;
+    let signed_rec = Signed::sign(&rec, recorder);
+    let dir = Directory::build(&root, &certs, &[]);
+    let mut g = c.benchmark_group("trust");
+    g.bench_function("derive the signing key", |b| b.iter(|| SigningKey::from_identity(black_box(&identity))));
+    g.bench_function("sign a recording statement", |b| b.iter(|| Signed::sign(black_box(&rec), recorder)));
+    g.bench_function(format!("a fetch's checks, {PEOPLE} people enrolled"), |b| {
+        b.iter(|| {
+            let dir = Directory::build(black_box(&root), &certs, &[]);
+            dir.check_case_key(&key_statement, &case, 1, &recipient).unwrap();
+            dir.check_recording(&signed_rec, &rid, &case, 1, &sha, 1 << 30).unwrap();
+        })
+    });
+    g.bench_function("check a case-key statement", |b| {
+        b.iter(|| dir.check_case_key(black_box(&key_statement), &case, 1, &recipient).unwrap())
+    });
+    g.bench_function("check a recording statement", |b| {
+        b.iter(|| dir.check_recording(black_box(&signed_rec), &rid, &case, 1, &sha, 1 << 30).unwrap())
+    });
+    g.finish();
+}
+
+criterion_group!(benches, envelopes, streaming, log, trust);
 criterion_main!(benches);

@@ -11,7 +11,8 @@
 //!
 //! `schema/TRUST.md` specifies every byte.
 
-use std::collections::BTreeMap;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
 
 use base64::Engine;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -115,51 +116,77 @@ pub struct Person {
     pub name: UserName,
     pub role: Role,
     pub id: PublicId,
-    /// The enrolment statement; `None` for the root's admins.
-    pub enrolment: Option<Signed>,
     /// When an admin disabled them: what they signed from then on is not trusted, and
     /// nothing is wrapped to them any more.
     pub disabled_at: Option<DateTime<Utc>>,
 }
 
-/// The people the certificates prove, checked from a root down.
-#[derive(Debug, Clone)]
+/// How much of the directory a question needs: whether enrolments chain to the root,
+/// disablings aside (what a disabling's own signer is checked against), or everything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Level {
+    Chain,
+    Full,
+}
+
+/// The people the enrolments prove, checked from a root down.
+///
+/// Checked lazily: a question about one person verifies only the signatures on the way
+/// from them to the root (and the disablings that name someone on it), each once, so a
+/// command that checks a recorder and a custodian costs a handful of signature checks
+/// whatever the number of people enrolled.
+#[derive(Debug)]
 pub struct Directory {
     vault: String,
-    people: BTreeMap<UserName, Person>,
-    /// Names whose certificates did not verify, with why.
-    rejected: BTreeMap<String, String>,
+    root: BTreeMap<UserName, PublicId>,
+    /// Enrolments, by the name they enrol; read in full only when that name is asked
+    /// about.
+    enrolments: BTreeMap<String, Vec<Signed>>,
+    /// Readable disablings, by the public id they name, with their time.
+    disables: BTreeMap<String, Vec<(Disable, Signed, DateTime<Utc>)>>,
+    /// Answers so far, and the questions being answered (a loop is no answer).
+    known: RefCell<BTreeMap<(Level, UserName), Result<Person, String>>>,
+    asking: RefCell<BTreeSet<(Level, UserName)>>,
 }
 
 impl Directory {
-    /// Checks `certs` (signed [`Enrol`] statements) from `root` down, and marks everyone
-    /// a valid [`Disable`] statement names as disabled from its time on: what they signed
-    /// before stays valid (an admin who leaves does not take the people they enrolled or
-    /// the recordings they vouched for with them); what they signed after does not.
+    /// The directory `certs` (signed [`Enrol`] statements) prove from `root`, with
+    /// everyone a valid [`Disable`] statement names disabled from its time on: what they
+    /// signed before stays valid (an admin who leaves does not take the people they
+    /// enrolled or the recordings they vouched for with them); what they signed after
+    /// does not. A disabling counts if an admin whose enrolment chains to the root signed
+    /// it. Statements that cannot be read, or are for another vault, are left out.
     pub fn build(root: &Root, certs: &[Signed], disables: &[Signed]) -> Directory {
-        let first = admit(root, certs, &BTreeMap::new());
-        let mut disabled: BTreeMap<String, DateTime<Utc>> = BTreeMap::new();
-        for d in disables {
-            let Ok(stmt) = d.parse::<Disable>() else { continue };
-            let Ok(at) = statement_time(&d.statement) else { continue };
-            if stmt.vault == root.vault && first.signer(d, &stmt.by, &[Role::Admin]).is_ok() {
-                let t = disabled.entry(stmt.id.to_string()).or_insert(at);
-                *t = (*t).min(at);
+        let mut enrolments: BTreeMap<String, Vec<Signed>> = BTreeMap::new();
+        for c in certs {
+            if let Some(name) = c.statement.lines().find_map(|l| l.strip_prefix("name: ")) {
+                enrolments.entry(name.to_owned()).or_default().push(c.clone());
             }
         }
-        admit(root, certs, &disabled)
+        let mut by_id: BTreeMap<String, Vec<(Disable, Signed, DateTime<Utc>)>> = BTreeMap::new();
+        for d in disables {
+            if let (Ok(stmt), Ok(at)) = (d.parse::<Disable>(), statement_time(&d.statement))
+                && stmt.vault == root.vault
+            {
+                by_id.entry(stmt.id.to_string()).or_default().push((stmt, d.clone(), at));
+            }
+        }
+        Directory {
+            vault: root.vault.clone(),
+            root: root.admins.iter().cloned().collect(),
+            enrolments,
+            disables: by_id,
+            known: RefCell::default(),
+            asking: RefCell::default(),
+        }
     }
 
     pub fn vault(&self) -> &str {
         &self.vault
     }
 
-    pub fn people(&self) -> impl Iterator<Item = &Person> {
-        self.people.values()
-    }
-
     /// The person called `name`, if their enrolment verifies and they are not disabled.
-    pub fn person(&self, name: &UserName) -> Result<&Person, TrustError> {
+    pub fn person(&self, name: &UserName) -> Result<Person, TrustError> {
         let p = self.known(name)?;
         match p.disabled_at {
             Some(t) => Err(TrustError::new(format!("{name} was disabled by an admin at {t}"))),
@@ -168,21 +195,102 @@ impl Directory {
     }
 
     /// The person called `name`, if their enrolment verifies, disabled or not.
-    fn known(&self, name: &UserName) -> Result<&Person, TrustError> {
-        self.people.get(name).ok_or_else(|| match self.rejected.get(name.as_str()) {
-            Some(why) => TrustError::new(format!("{name}'s enrolment is not valid: {why}")),
-            None => TrustError::new(format!("{name} has no enrolment signed by an admin of this vault")),
-        })
+    fn known(&self, name: &UserName) -> Result<Person, TrustError> {
+        self.resolve(name, Level::Full).map_err(TrustError::new)
+    }
+
+    fn resolve(&self, name: &UserName, level: Level) -> Result<Person, String> {
+        let key = (level, name.clone());
+        if let Some(answer) = self.known.borrow().get(&key) {
+            return answer.clone();
+        }
+        if !self.asking.borrow_mut().insert(key.clone()) {
+            return Err(format!("{name}'s enrolment is not valid: it depends on itself"));
+        }
+        let answer = self.resolve_now(name, level);
+        self.asking.borrow_mut().remove(&key);
+        self.known.borrow_mut().insert(key, answer.clone());
+        answer
+    }
+
+    fn resolve_now(&self, name: &UserName, level: Level) -> Result<Person, String> {
+        let (role, id) = match self.root.get(name) {
+            // The root's admins are the root's: an enrolment naming them changes nothing.
+            Some(id) => (Role::Admin, id.clone()),
+            None => {
+                let no_enrolment = || format!("{name} has no enrolment signed by an admin of this vault");
+                let candidates = self.enrolments.get(name.as_str()).ok_or_else(no_enrolment)?;
+                let mut valid: Vec<Enrol> = Vec::new();
+                let mut why = String::new();
+                for signed in candidates {
+                    let checked = signed.parse::<Enrol>().and_then(|e| {
+                        if e.name != *name || e.vault != self.vault {
+                            return Err(TrustError::new("it is for another name or vault"));
+                        }
+                        self.enrolment_holds(&e, signed, level, true).map(|()| e)
+                    });
+                    match checked {
+                        Ok(e) => valid.push(e),
+                        Err(e) => why = e.to_string(),
+                    }
+                }
+                match valid.split_first() {
+                    None => return Err(format!("{name}'s enrolment is not valid: {why}")),
+                    Some((first, rest)) if rest.iter().all(|e| e.id == first.id && e.role == first.role) => {
+                        (first.role, first.id.clone())
+                    }
+                    Some(_) => {
+                        return Err(format!("{name}'s enrolment is not valid: two enrolments with different keys"));
+                    }
+                }
+            }
+        };
+        let disabled_at = match level {
+            Level::Chain => None,
+            Level::Full => self.disabled_at(&id),
+        };
+        Ok(Person { name: name.clone(), role, id, disabled_at })
+    }
+
+    /// Whether `e` holds: signed by an admin other than the person it enrols, and, for an
+    /// admin `with_approval`, by a second admin too.
+    fn enrolment_holds(&self, e: &Enrol, signed: &Signed, level: Level, with_approval: bool) -> Result<(), TrustError> {
+        if e.by == e.name {
+            return Err(TrustError::new("nobody can enrol themselves"));
+        }
+        self.signer_at(signed, &e.by, &[Role::Admin], level)?;
+        if with_approval && e.role == Role::Admin && self.approver_at(signed, &[&e.by, &e.name], level).is_none() {
+            return Err(TrustError::new(format!(
+                "admin {}'s enrolment by {} has no second admin's approval (`vault-cli user approve {}`)",
+                e.name, e.by, e.name
+            )));
+        }
+        Ok(())
+    }
+
+    /// The earliest valid disabling of `id`: signed by an admin whose enrolment chains to
+    /// the root.
+    fn disabled_at(&self, id: &PublicId) -> Option<DateTime<Utc>> {
+        self.disables
+            .get(&id.to_string())?
+            .iter()
+            .filter(|(d, signed, _)| self.signer_at(signed, &d.by, &[Role::Admin], Level::Chain).is_ok())
+            .map(|(_, _, at)| *at)
+            .min()
     }
 
     /// Checks that the first signature of `signed` is by `by`, who holds one of `roles`
     /// and was not disabled when they signed it.
-    pub fn signer(&self, signed: &Signed, by: &UserName, roles: &[Role]) -> Result<&Person, TrustError> {
+    pub fn signer(&self, signed: &Signed, by: &UserName, roles: &[Role]) -> Result<Person, TrustError> {
+        self.signer_at(signed, by, roles, Level::Full)
+    }
+
+    fn signer_at(&self, signed: &Signed, by: &UserName, roles: &[Role], level: Level) -> Result<Person, TrustError> {
         let first = signed.signatures.first().ok_or_else(|| TrustError::new("the statement is not signed"))?;
         if first.by != *by {
             return Err(TrustError::new(format!("the statement names {by} as signer but is signed by {}", first.by)));
         }
-        let person = self.known(by)?;
+        let person = self.resolve(by, level).map_err(TrustError::new)?;
         if let Some(t) = person.disabled_at
             && statement_time(&signed.statement)? >= t
         {
@@ -207,13 +315,19 @@ impl Directory {
 
     /// A second admin's signature on `signed` (an approval), by someone not in `not` who
     /// was not disabled when the statement was made.
-    pub fn approver(&self, signed: &Signed, not: &[&UserName]) -> Option<&Person> {
+    pub fn approver(&self, signed: &Signed, not: &[&UserName]) -> Option<Person> {
+        self.approver_at(signed, not, Level::Full)
+    }
+
+    fn approver_at(&self, signed: &Signed, not: &[&UserName], level: Level) -> Option<Person> {
         let at = statement_time(&signed.statement).ok()?;
         signed.signatures.iter().enumerate().skip(1).find_map(|(i, s)| {
-            let p = self.people.get(&s.by)?;
+            if not.contains(&&s.by) {
+                return None;
+            }
+            let p = self.resolve(&s.by, level).ok()?;
             let active = p.disabled_at.is_none_or(|t| at < t);
-            (p.role == Role::Admin && active && !not.contains(&&s.by) && signed.signature_verifies(i, &p.id))
-                .then_some(p)
+            (p.role == Role::Admin && active && signed.signature_verifies(i, &p.id)).then_some(p)
         })
     }
 
@@ -232,16 +346,7 @@ impl Directory {
     pub fn check_enrolment(&self, signed: &Signed, pending: bool) -> Result<Enrol, TrustError> {
         let e: Enrol = signed.parse()?;
         self.same_vault(&e.vault)?;
-        if e.by == e.name {
-            return Err(TrustError::new("nobody can enrol themselves"));
-        }
-        self.signer(signed, &e.by, &[Role::Admin])?;
-        if e.role == Role::Admin && !pending && self.approver(signed, &[&e.by, &e.name]).is_none() {
-            return Err(TrustError::new(format!(
-                "admin {}'s enrolment by {} has no second admin's approval (`vault-cli user approve {}`)",
-                e.name, e.by, e.name
-            )));
-        }
+        self.enrolment_holds(&e, signed, Level::Full, !pending)?;
         Ok(e)
     }
 
@@ -374,61 +479,6 @@ fn statement_time(text: &str) -> Result<DateTime<Utc>, TrustError> {
         .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
         .map(|t| t.with_timezone(&Utc))
         .ok_or_else(|| TrustError::new("the statement does not end with its time (`at: ...`)"))
-}
-
-/// The directory `certs` prove from `root`, with everyone in `disabled` (public ids)
-/// marked disabled from its time on.
-fn admit(root: &Root, certs: &[Signed], disabled: &BTreeMap<String, DateTime<Utc>>) -> Directory {
-    let mut dir = Directory { vault: root.vault.clone(), people: BTreeMap::new(), rejected: BTreeMap::new() };
-    for (name, id) in &root.admins {
-        let disabled_at = disabled.get(&id.to_string()).copied();
-        dir.people.insert(
-            name.clone(),
-            Person { name: name.clone(), role: Role::Admin, id: id.clone(), enrolment: None, disabled_at },
-        );
-    }
-    let mut pending: Vec<&Signed> = certs.iter().collect();
-    loop {
-        let mut progress = false;
-        let mut still = Vec::new();
-        for cert in pending {
-            let e = match cert.parse::<Enrol>() {
-                Ok(e) => e,
-                Err(why) => {
-                    dir.rejected.insert(format!("(unreadable #{})", dir.rejected.len()), why.to_string());
-                    continue;
-                }
-            };
-            if let Some(p) = dir.people.get(&e.name) {
-                // A second key for a root admin is refused; two for anyone else make
-                // both doubtful.
-                if p.id != e.id && p.enrolment.is_some() {
-                    dir.rejected.insert(e.name.to_string(), "two enrolments with different keys".into());
-                    dir.people.remove(&e.name);
-                }
-                continue;
-            }
-            match dir.check_enrolment(cert, false) {
-                Ok(e) => {
-                    dir.rejected.remove(e.name.as_str());
-                    let disabled_at = disabled.get(&e.id.to_string()).copied();
-                    dir.people.insert(
-                        e.name.clone(),
-                        Person { name: e.name, role: e.role, id: e.id, enrolment: Some(cert.clone()), disabled_at },
-                    );
-                    progress = true;
-                }
-                Err(why) => {
-                    dir.rejected.insert(e.name.to_string(), why.to_string());
-                    still.push(cert);
-                }
-            }
-        }
-        pending = still;
-        if !progress || pending.is_empty() {
-            return dir;
-        }
-    }
 }
 
 #[cfg(test)]

@@ -80,7 +80,7 @@ fn certificates_chain_to_the_root_in_any_order() {
     assert_eq!(d.person(&w.ivan.name).unwrap().role, Role::Investigator);
     assert_eq!(d.person(&w.carol.name).unwrap().role, Role::Admin);
     assert_eq!(d.person(&w.pbx.name).unwrap().id, w.pbx.key.public_id());
-    assert!(d.person(&w.alice.name).unwrap().enrolment.is_none());
+    assert_eq!(d.person(&w.alice.name).unwrap().role, Role::Admin);
 }
 
 #[test]
@@ -305,4 +305,35 @@ fn statements_refuse_extra_missing_reordered_or_padded_lines() {
         assert!(Enrol::parse(&bad).is_err(), "{bad:?}");
     }
     assert!(Disable::parse(&good).is_err());
+}
+
+#[test]
+fn fail_enrolments_that_vouch_for_each_other_in_a_loop_prove_nothing() {
+    let mut w = world();
+    let (m1, m2) = (person("m1"), person("m2"));
+    // Each "enrols" the other as admin, each approved by the other: no path to the root.
+    let mut a = enrol(&m1, &m2, Role::Admin);
+    a.cosign(&m1.name, &m1.key);
+    let mut b = enrol(&m2, &m1, Role::Admin);
+    b.cosign(&m2.name, &m2.key);
+    w.certs.extend([a, b, enrol(&m1, &person("m3"), Role::Investigator)]);
+    let d = dir(&w);
+    assert!(d.person(&m1.name).is_err());
+    assert!(d.person(&m2.name).is_err());
+    assert!(d.person(&"m3".parse().unwrap()).is_err());
+    assert!(d.person(&w.ivan.name).is_ok());
+}
+
+#[test]
+fn fail_two_valid_enrolments_of_one_name_with_different_keys_make_it_doubtful() {
+    let mut w = world();
+    // carol (a real admin) enrols a second "ivan" with another key.
+    let other = P { name: w.ivan.name.clone(), key: SigningKey::from_identity(&age::x25519::Identity::generate()) };
+    w.certs.push(enrol(&w.carol, &other, Role::Investigator));
+    let err = dir(&w).person(&w.ivan.name).unwrap_err().to_string();
+    assert!(err.contains("two enrolments with different keys"), "{err}");
+    // A root admin keeps the root's key whatever enrolment names them.
+    let fake_alice = P { name: w.alice.name.clone(), key: other.key };
+    w.certs.push(enrol(&w.carol, &fake_alice, Role::Admin));
+    assert_eq!(dir(&w).person(&w.alice.name).unwrap().id, w.alice.key.public_id());
 }
