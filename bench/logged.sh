@@ -30,7 +30,7 @@ trap '[[ -z $pid ]] || kill "$pid" 2>/dev/null || true; rm -rf "$tmp"' EXIT
 cd "$tmp"
 
 recipient() { VAULT_CONFIG_DIR=$tmp/cfg "$cli" keygen --out "$1" 2>/dev/null; }
-"$server" init --data-dir data --admin alice --recipient "$(recipient alice.key)" 2>/dev/null
+"$server" init --data-dir data --admin alice --recipient "$(recipient alice.key)" >/dev/null 2>&1
 "$server" serve --data-dir data --listen 127.0.0.1:0 2>server.log &
 pid=$!
 for _ in $(seq 100); do grep -q "listening on" server.log 2>/dev/null && break; sleep 0.05; done

@@ -108,11 +108,14 @@ rss_mib() { awk -F': ' '/Maximum resident set size/ { printf "%.1f", $2 / 1024 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 
 # --- identities, vault, server -----------------------------------------------------------
-declare -A recipient
+# recipient: the public id (vault1...) the vault enrols; age_recipient: the same
+# identity's age1... recipient, for the age tool.
+declare -A recipient age_recipient
 for u in alice bob pbx; do
     recipient[$u]=$("$CLI" keygen --out "$tmp/$u.key" 2>>"$tmp/setup.err")
+    age_recipient[$u]=$(sed -n 's/^# public key: //p' "$tmp/$u.key")
 done
-"$SERVER" init --data-dir "$data" --admin alice --recipient "${recipient[alice]}" 2>>"$tmp/setup.err"
+"$SERVER" init --data-dir "$data" --admin alice --recipient "${recipient[alice]}" >/dev/null 2>>"$tmp/setup.err"
 
 /usr/bin/time -v -o "$tmp/server.time" \
     "$SERVER" serve --data-dir "$data" --listen 127.0.0.1:0 2>"$tmp/server.err" &
@@ -163,7 +166,7 @@ for mib in "${sizes[@]}"; do
     rec0=$("${as_pbx[@]}" upload "$case_id" "$in" --announced signal-tone 2>>"$tmp/setup.err")
     "${as_alice[@]}" grant "$case_id" bob --reason bench >/dev/null 2>>"$tmp/setup.err" || true
     enc0=$tmp/in0-$mib.age
-    age -e -r "${recipient[alice]}" -o "$enc0" "$in"
+    age -e -r "${age_recipient[alice]}" -o "$enc0" "$in"
     up=() fe=() ae=() ad=() up_rss=() fe_rss=()
     for round in $(seq "$REPEAT"); do
         order=${orders[$(((round - 1) % 4))]}
@@ -185,7 +188,7 @@ for mib in "${sizes[@]}"; do
             # on the same disk and make it durable (the server fsyncs each upload, the CLI
             # each fetch).
             ae)
-                timed "age-e-$mib" sh -c 'age -e -r "$1" -o "$2" "$3" && sync "$2"' _ "${recipient[alice]}" "$enc" "$in"
+                timed "age-e-$mib" sh -c 'age -e -r "$1" -o "$2" "$3" && sync "$2"' _ "${age_recipient[alice]}" "$enc" "$in"
                 rm -f "$enc"
                 ;;
             ad)

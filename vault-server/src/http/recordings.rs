@@ -1,7 +1,8 @@
 //! Recordings: uploading (recorders), listing a case's recordings, fetching one.
 //!
 //! An upload is checked against the case before its body is read, streamed into the
-//! blob store, and becomes visible only when its row commits with its log entry. A fetch
+//! blob store, and committed with its log entry; it becomes visible (listed and
+//! released) only when the recorder has signed it, with the SHA-256 it computed. A fetch
 //! is logged before a byte of ciphertext is sent, and sends the caller's own envelope
 //! beside it; the caller's CLI decrypts.
 
@@ -111,7 +112,8 @@ pub async fn upload(
         case_id: id.clone(),
         key_version: 1,
         size: staged.size,
-        sha256: staged.sha256.clone(),
+        // The recorder's, once it signs (see `sign`).
+        sha256: String::new(),
         announced,
         recorded_at,
         uploaded_by: caller.name.clone(),
@@ -125,7 +127,8 @@ pub async fn upload(
         .logged(&st.db, move |s, rec| {
             rec.recording_id = row_id.to_string();
             rec.details =
-                json!({ "sha256": info.sha256, "size": info.size, "announced": announced.as_str() }).to_string();
+                json!({ "size": info.size, "crc32": format!("{crc32:08x}"), "announced": announced.as_str() })
+                    .to_string();
             let case = policy::check_upload(s.case(&id)?.as_ref(), &id, announced)?;
             info.key_version = case.key_version;
             info.uploaded_at = now_rfc3339();
@@ -139,9 +142,13 @@ pub async fn upload(
     Ok(([(HEADER_CRC32, format!("{crc32:08x}"))], Json(result?)))
 }
 
-/// The recorder signs what it uploaded (case, key version, SHA-256 and size of the
-/// ciphertext, when and how it was recorded); only then is the recording listed and
-/// released. The signature goes into the log entry.
+/// The recorder signs what it uploaded (case, recording id, key version, SHA-256 and
+/// size of the ciphertext, when and how it was recorded); only then is the recording
+/// listed and released. The signature goes into the log entry.
+///
+/// The server checks the statement against its own record and the caller's enrolled
+/// key, off the writer thread; whether that key chains to the trust root is the fetching
+/// client's to check (it does, from the root it pinned).
 pub async fn sign(
     State(st): State<AppState>,
     Recorder(caller): Recorder,
@@ -149,22 +156,23 @@ pub async fn sign(
     log: RequestLog,
     ApiJson(req): ApiJson<RecordingSignature>,
 ) -> ApiResult<Json<Done<RecordingId>>> {
+    let (rid, who) = (id.clone(), caller.clone());
+    let (stored, key) = st
+        .db
+        .read(move |s| {
+            let stored = policy::may_sign_recording(s, &who, &rid)?;
+            let key = s.enrolment(&who.name)?.map(|e| e.id);
+            Ok((stored, key))
+        })
+        .await?;
+    log.set_case(&stored.case_id);
+    let key = key.ok_or_else(|| ApiError::internal(format!("{} has no enrolled key", caller.name)))?;
+    let sha256 = trust::check_recording_statement(&req.statement, &st.log_origin, &id, &stored, &caller.name, &key)?;
     let out = id.clone();
     log.logged(&st.db, move |s, rec| {
-        let stored = policy::may_sign_recording(s, &caller, &id)?;
-        rec.case_id = stored.case_id.to_string();
         rec.details = json!({ "statement": req.statement }).to_string();
-        let (_, dir) = trust::directory(s)?;
-        let r = dir
-            .check_recording(&req.statement, &id, &stored.case_id, stored.key_version, &stored.sha256, stored.size)
-            .map_err(|e| trust::refused("the recording's signature", e))?;
-        if r.by != caller.name || r.announced != stored.announced || r.recorded_at != stored.recorded_at {
-            return Err(ApiError::bad_request(format!(
-                "the statement must be signed by you with the recording's announcement ({}) and time ({})",
-                stored.announced, stored.recorded_at
-            )));
-        }
-        s.sign_recording(&id, &req.statement)?;
+        policy::may_sign_recording(s, &caller, &id)?;
+        s.sign_recording(&id, &sha256, &req.statement)?;
         Ok(())
     })
     .await?;

@@ -90,7 +90,7 @@ const REFUSALS: &[Row] = &[
     // The recorder's signature on an upload.
     ("pbx", "POST", "/v1/recordings/{rec}/signature", "recsig:pbx", 409, "signed already", "recording-sign"),
     ("alice", "POST", "/v1/recordings/{rec}/signature", "recsig:pbx", 403, "needs the role recorder", "recording-sign"),
-    ("pbx", "POST", "/v1/recordings/{unsigned}/signature", "recsig:alice", 400, "does not verify", "recording-sign"),
+    ("pbx", "POST", "/v1/recordings/{unsigned}/signature", "recsig:alice", 400, "must be signed by you", "recording-sign"),
     ("pbx2", "POST", "/v1/recordings/{unsigned}/signature", "recsig:pbx2", 403, "uploaded by another recorder", "recording-sign"),
     ("ivan", "POST", "/v1/recordings/{unsigned}/fetch", r#"{"reason":"r"}"#, 403, "(or it does not exist)", "fetch"),
     // may_show_case
@@ -295,7 +295,10 @@ impl World {
             case: stored.case_id,
             recording: id.clone(),
             version: stored.key_version,
-            sha256: stored.sha256,
+            // The hash the recorder computed (the server keeps only a CRC-32 before this).
+            sha256: hex::encode(vault_core::sha256(
+                &std::fs::read(self.dir.path().join("data").join("blobs").join(format!("{id}.age"))).unwrap(),
+            )),
             size: stored.size,
             recorded_at: stored.recorded_at,
             announced: stored.announced,

@@ -90,11 +90,12 @@ impl Store<'_> {
             .optional()
     }
 
-    /// Stores the recorder's signature, which makes the recording visible.
-    pub fn sign_recording(&self, id: &RecordingId, statement: &Signed) -> rusqlite::Result<()> {
+    /// Stores the recorder's signature, and the SHA-256 it signed, which makes the
+    /// recording visible.
+    pub fn sign_recording(&self, id: &RecordingId, sha256: &str, statement: &Signed) -> rusqlite::Result<()> {
         self.c.execute(
-            "UPDATE recordings SET statement = ?2 WHERE id = ?1 AND statement IS NULL",
-            params![id.as_str(), statement.to_json()],
+            "UPDATE recordings SET statement = ?2, sha256 = ?3 WHERE id = ?1 AND statement IS NULL",
+            params![id.as_str(), statement.to_json(), sha256],
         )?;
         Ok(())
     }
