@@ -592,6 +592,8 @@ fn one_admin_cannot_enrol_a_second_admin_alone() {
     assert!(added.stderr.contains("pending"), "{}", added.stderr);
     let approved = || v.count("SELECT approved FROM users WHERE name = 'm1'");
     assert_eq!(approved(), 0);
+    let list = v.cli(&alice, &["user", "list"]).ok();
+    assert!(list.lines().any(|l| l.starts_with("m1") && l.contains("pending approval")), "{list}");
 
     // m1 cannot log in yet, and alice cannot approve her own enrolment of m1.
     v.cli(&m1, &["login"]).denied("approval");

@@ -1,4 +1,6 @@
-//! `vault-cli user list`: the enrolled users with their role, status and recipient.
+//! `vault-cli user list`: the enrolled users with their role, status and public id. The
+//! list is the server's; whose enrolment verifies from the trust root is what commands
+//! that wrap keys check (`vault-cli user approve` shows a pending admin's enrolment).
 
 use clap::Args;
 use vault_core::api::UserInfo;
@@ -22,12 +24,17 @@ impl List {
                 vec![
                     u.name.to_string(),
                     u.role.to_string(),
-                    if u.enabled { "enabled" } else { "disabled" }.into(),
-                    u.recipient.clone(),
+                    match (u.enabled, u.pending_approval) {
+                        (false, _) => "disabled",
+                        (true, true) => "pending approval",
+                        (true, false) => "enabled",
+                    }
+                    .into(),
+                    u.id.clone(),
                 ]
             })
             .collect();
-        crate::output::table(&["NAME", "ROLE", "STATUS", "RECIPIENT"], &rows);
+        crate::output::table(&["NAME", "ROLE", "STATUS", "PUBLIC ID"], &rows);
         Ok(())
     }
 }
