@@ -97,6 +97,26 @@ fn rotation_wraps_only_to_usable_grants() {
     assert_eq!(holders(2), ["alice", "dave"], "an expired grantee received the new key version");
 }
 
+/// Disabling a recorder stops its uploads at once, and the signed disabling makes clients
+/// trust nothing it signs from then on; what it signed before (its recordings) stays
+/// evidence.
+#[test]
+fn a_disabled_recorders_earlier_recordings_stay_verifiable() {
+    let w = world();
+    let rec = w.upload(b"recorded before");
+    w.v.cli(&w.alice, &["grant", &w.case, "bob", "--reason", "r"]).ok();
+    w.v.cli(&w.alice, &["user", "disable", "pbx"]).ok();
+    let (_, action, _, _, details) = w.v.last_log();
+    assert_eq!(action, "user-disable");
+    assert!(details.contains("type: disable") && details.contains("name: pbx"), "{details}");
+    let p = w.v.dir.path().join("later.wav");
+    std::fs::write(&p, b"recorded after").unwrap();
+    w.v.cli(&w.pbx, &["upload", &w.case, p.to_str().unwrap()]).denied("disabled");
+    let o = w.fetch(&w.bob, &rec);
+    o.ok();
+    assert!(o.stderr.contains("recorded by pbx"), "{}", o.stderr);
+}
+
 fn chrono_today_plus(days: i64) -> String {
     let out =
         std::process::Command::new("date").args(["-u", "-d", &format!("+{days} days"), "+%Y-%m-%d"]).output().unwrap();
