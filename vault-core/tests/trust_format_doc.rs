@@ -3,6 +3,7 @@
 
 use std::str::FromStr;
 
+use age::secrecy::ExposeSecret;
 use vault_core::trust::{Enrol, PublicId, Root, Signed, SigningKey, Statement};
 
 fn doc() -> String {
@@ -25,76 +26,74 @@ fn identity(b: u8) -> age::x25519::Identity {
     age::x25519::Identity::from_str(&text).unwrap()
 }
 
-#[test]
-fn the_worked_example_is_what_the_code_computes() {
-    let doc = doc();
-    let (alice, bob, ivan) = (identity(0x42), identity(0x43), identity(0x44));
-    let key = |i: &age::x25519::Identity| SigningKey::from_identity(i);
-    // Identities and keys.
-    use age::secrecy::ExposeSecret;
-    assert_eq!(value(&doc, "alice's identity:"), alice.to_string().expose_secret());
-    assert_eq!(value(&doc, "alice's recipient:"), alice.to_public().to_string());
-    assert_eq!(value(&doc, "alice's Ed25519 public key:"), hex::encode(key(&alice).public_id().verify_key()));
-    assert_eq!(value(&doc, "alice's public id:"), key(&alice).public_id().to_string());
-    assert_eq!(value(&doc, "bob's public id:"), key(&bob).public_id().to_string());
-    assert_eq!(value(&doc, "ivan's public id:"), key(&ivan).public_id().to_string());
-    // The root.
+/// The example: alice (0x42) and bob (0x43) are the root; alice enrols ivan (0x44).
+struct Example {
+    alice: age::x25519::Identity,
+    ids: [(&'static str, PublicId); 3],
+    root: Root,
+    enrol: Enrol,
+    signed: Signed,
+}
+
+fn example() -> Example {
+    let key = |b: u8| SigningKey::from_identity(&identity(b));
+    let ids = [("alice", key(0x42).public_id()), ("bob", key(0x43).public_id()), ("ivan", key(0x44).public_id())];
     let root = Root::new(
         "recording-vault/0123456789abcdef".into(),
-        vec![("alice".parse().unwrap(), key(&alice).public_id()), ("bob".parse().unwrap(), key(&bob).public_id())],
+        vec![(ids[0].0.parse().unwrap(), ids[0].1.clone()), (ids[1].0.parse().unwrap(), ids[1].1.clone())],
     )
     .unwrap();
-    assert!(doc.contains(&format!("```\n{}```", root.text())), "the root in TRUST.md differs from:\n{}", root.text());
-    assert_eq!(value(&doc, "fingerprint:"), root.fingerprint());
-    // A statement and its signature.
-    let e = Enrol {
+    let enrol = Enrol {
         vault: root.vault.clone(),
         name: "ivan".parse().unwrap(),
         role: vault_core::api::Role::Investigator,
-        id: key(&ivan).public_id(),
+        id: ids[2].1.clone(),
         by: "alice".parse().unwrap(),
         at: "2026-11-29T10:00:00.000Z".into(),
     };
-    assert!(doc.contains(&format!("```\n{}```", e.text())), "the statement in TRUST.md differs from:\n{}", e.text());
-    assert!(doc.contains(&format!("all {} bytes including the final", e.text().len())), "the statement's length");
-    let signed = Signed::sign(&e, &key(&alice));
-    assert_eq!(value(&doc, "alice's signature:"), signed.signatures[0].sig);
-    let json = serde_json::to_string(&signed).unwrap();
+    let signed = Signed::sign(&enrol, &key(0x42));
+    Example { alice: identity(0x42), ids, root, enrol, signed }
+}
+
+/// The example's values, one `label: value` line each, as TRUST.md writes them.
+fn labelled(x: &Example) -> Vec<(String, String)> {
+    let mut v = vec![
+        ("alice's identity:".to_owned(), x.alice.to_string().expose_secret().to_owned()),
+        ("alice's recipient:".to_owned(), x.alice.to_public().to_string()),
+        ("alice's Ed25519 public key:".to_owned(), hex::encode(x.ids[0].1.verify_key())),
+    ];
+    for (name, id) in &x.ids {
+        v.push((format!("{name}'s public id:"), id.to_string()));
+    }
+    v.push(("fingerprint:".to_owned(), x.root.fingerprint()));
+    v.push(("alice's signature:".to_owned(), x.signed.signatures[0].sig.clone()));
+    v
+}
+
+#[test]
+fn the_worked_example_is_what_the_code_computes() {
+    let (doc, x) = (doc(), example());
+    for (label, expected) in labelled(&x) {
+        assert_eq!(value(&doc, &label), expected, "{label}");
+    }
+    let (root, text) = (x.root.text(), x.enrol.text());
+    assert!(doc.contains(&format!("```\n{root}```")), "the root in TRUST.md differs from:\n{root}");
+    assert!(doc.contains(&format!("```\n{text}```")), "the statement in TRUST.md differs from:\n{text}");
+    assert!(doc.contains(&format!("all {} bytes including the final", text.len())), "the statement's length");
+    let json = serde_json::to_string(&x.signed).unwrap();
     assert!(doc.contains(&json), "the signed statement's JSON in TRUST.md differs from:\n{json}");
-    // And it verifies with the public id alone.
+    // And it verifies with the public id alone, as written in the document.
     let id = PublicId::from_str(&value(&doc, "alice's public id:")).unwrap();
-    assert!(signed.signature_verifies(0, &id));
+    assert!(x.signed.signature_verifies(0, &id));
 }
 
 #[test]
 #[ignore = "prints the worked example's values, to write TRUST.md"]
 fn print_the_worked_example() {
-    let (alice, bob, ivan) = (identity(0x42), identity(0x43), identity(0x44));
-    let key = |i: &age::x25519::Identity| SigningKey::from_identity(i);
-    use age::secrecy::ExposeSecret;
-    println!("alice's identity: {}", alice.to_string().expose_secret());
-    println!("alice's recipient: {}", alice.to_public());
-    println!("alice's Ed25519 public key: {}", hex::encode(key(&alice).public_id().verify_key()));
-    println!("alice's public id: {}", key(&alice).public_id());
-    println!("bob's public id: {}", key(&bob).public_id());
-    println!("ivan's public id: {}", key(&ivan).public_id());
-    let root = Root::new(
-        "recording-vault/0123456789abcdef".into(),
-        vec![("alice".parse().unwrap(), key(&alice).public_id()), ("bob".parse().unwrap(), key(&bob).public_id())],
-    )
-    .unwrap();
-    print!("{}", root.text());
-    println!("fingerprint: {}", root.fingerprint());
-    let e = Enrol {
-        vault: root.vault.clone(),
-        name: "ivan".parse().unwrap(),
-        role: vault_core::api::Role::Investigator,
-        id: key(&ivan).public_id(),
-        by: "alice".parse().unwrap(),
-        at: "2026-11-29T10:00:00.000Z".into(),
-    };
-    print!("{}", e.text());
-    let signed = Signed::sign(&e, &key(&alice));
-    println!("alice's signature: {}", signed.signatures[0].sig);
-    println!("{}", serde_json::to_string(&signed).unwrap());
+    let x = example();
+    for (label, value) in labelled(&x) {
+        println!("{label} {value}");
+    }
+    print!("{}{}", x.root.text(), x.enrol.text());
+    println!("{}", serde_json::to_string(&x.signed).unwrap());
 }

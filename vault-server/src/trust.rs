@@ -116,6 +116,9 @@ pub fn check_recording_statement(
     key: &PublicId,
 ) -> ApiResult<String> {
     let r: RecordingStatement = statement.parse().map_err(|e| refused("the recording's signature", e))?;
+    if !r.sha256_well_formed() {
+        return Err(ApiError::bad_request("the statement's sha256 is not 64 lowercase hex digits"));
+    }
     let matches = r.vault == vault
         && r.recording == *id
         && r.case == stored.case_id

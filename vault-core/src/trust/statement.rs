@@ -147,13 +147,10 @@ impl<'a> Lines<'a> {
         Ok(v)
     }
 
-    /// The next line's value, parsed.
-    pub fn value<T: std::str::FromStr>(&mut self, key: &str) -> Result<T, TrustError>
-    where
-        T::Err: std::fmt::Display,
-    {
+    /// The next line's value, read as a [`Field`].
+    pub fn field<T: Field>(&mut self, key: &str) -> Result<T, TrustError> {
         let v = self.text(key)?;
-        v.parse().map_err(|e| TrustError::new(format!("the statement's `{key}` {v:?} is not valid: {e}")))
+        T::read(v).map_err(|e| TrustError::new(format!("the statement's `{key}` {v:?} is not valid: {e}")))
     }
 
     /// `at:`, an RFC 3339 time.
@@ -177,277 +174,143 @@ pub fn now() -> String {
     chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
 
-/// An admin enrols a person: name, role and public id. An admin's enrolment also needs
-/// the signature of a second admin.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Enrol {
-    pub vault: String,
-    pub name: UserName,
-    pub role: Role,
-    pub id: PublicId,
-    pub by: UserName,
-    pub at: String,
+/// How one value of a statement is written and read.
+pub trait Field: Sized {
+    fn write(&self) -> String;
+    fn read(text: &str) -> Result<Self, String>;
 }
 
-/// An admin disables a person: from then on nothing they signed is trusted.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Disable {
-    pub vault: String,
-    pub name: UserName,
-    pub id: PublicId,
-    pub by: UserName,
-    pub at: String,
-}
-
-/// A custodian vouches for a case's recipient of one key version.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CaseKeyStatement {
-    pub vault: String,
-    pub case: CaseId,
-    pub kind: CaseKind,
-    pub version: u32,
-    pub recipient: String,
-    pub by: UserName,
-    pub at: String,
-}
-
-/// An admin grants a person access to a case; on a covert case a second admin approves
-/// by signing it too.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GrantStatement {
-    pub vault: String,
-    pub case: CaseId,
-    pub name: UserName,
-    pub id: PublicId,
-    /// Last day of the grant; `None` is written `none`.
-    pub until: Option<NaiveDate>,
-    pub by: UserName,
-    pub at: String,
-}
-
-/// A custodian makes another admin a custodian of a case.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CustodianStatement {
-    pub vault: String,
-    pub case: CaseId,
-    pub name: UserName,
-    pub id: PublicId,
-    pub by: UserName,
-    pub at: String,
-}
-
-/// A recorder vouches for a recording it uploaded.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RecordingStatement {
-    pub vault: String,
-    pub case: CaseId,
-    /// The id the server gave the upload, so a signed recording cannot be passed off
-    /// under another id.
-    pub recording: RecordingId,
-    pub version: u32,
-    /// Hex SHA-256 of the ciphertext.
-    pub sha256: String,
-    /// Bytes of ciphertext.
-    pub size: u64,
-    pub recorded_at: String,
-    pub announced: Announcement,
-    pub by: UserName,
-    pub at: String,
-}
-
-impl Statement for Enrol {
-    const TYPE: &'static str = "enrol";
-    fn lines(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("vault", self.vault.clone()),
-            ("name", self.name.to_string()),
-            ("role", self.role.to_string()),
-            ("id", self.id.to_string()),
-            ("by", self.by.to_string()),
-            ("at", self.at.clone()),
-        ]
-    }
-    fn from_lines(r: &mut Lines<'_>) -> Result<Self, TrustError> {
-        Ok(Self {
-            vault: r.text("vault")?.to_owned(),
-            name: r.value("name")?,
-            role: r.value("role")?,
-            id: r.value("id")?,
-            by: r.value("by")?,
-            at: r.time()?,
-        })
-    }
-    fn vault(&self) -> &str {
-        &self.vault
-    }
-    fn by(&self) -> &UserName {
-        &self.by
-    }
-}
-
-impl Statement for Disable {
-    const TYPE: &'static str = "disable";
-    fn lines(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("vault", self.vault.clone()),
-            ("name", self.name.to_string()),
-            ("id", self.id.to_string()),
-            ("by", self.by.to_string()),
-            ("at", self.at.clone()),
-        ]
-    }
-    fn from_lines(r: &mut Lines<'_>) -> Result<Self, TrustError> {
-        Ok(Self {
-            vault: r.text("vault")?.to_owned(),
-            name: r.value("name")?,
-            id: r.value("id")?,
-            by: r.value("by")?,
-            at: r.time()?,
-        })
-    }
-    fn vault(&self) -> &str {
-        &self.vault
-    }
-    fn by(&self) -> &UserName {
-        &self.by
-    }
-}
-
-impl Statement for CaseKeyStatement {
-    const TYPE: &'static str = "case-key";
-    fn lines(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("vault", self.vault.clone()),
-            ("case", self.case.to_string()),
-            ("kind", self.kind.to_string()),
-            ("version", self.version.to_string()),
-            ("recipient", self.recipient.clone()),
-            ("by", self.by.to_string()),
-            ("at", self.at.clone()),
-        ]
-    }
-    fn from_lines(r: &mut Lines<'_>) -> Result<Self, TrustError> {
-        Ok(Self {
-            vault: r.text("vault")?.to_owned(),
-            case: r.value("case")?,
-            kind: r.value("kind")?,
-            version: r.value("version")?,
-            recipient: r.text("recipient")?.to_owned(),
-            by: r.value("by")?,
-            at: r.time()?,
-        })
-    }
-    fn vault(&self) -> &str {
-        &self.vault
-    }
-    fn by(&self) -> &UserName {
-        &self.by
-    }
-}
-
-impl Statement for GrantStatement {
-    const TYPE: &'static str = "grant";
-    fn lines(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("vault", self.vault.clone()),
-            ("case", self.case.to_string()),
-            ("name", self.name.to_string()),
-            ("id", self.id.to_string()),
-            ("until", self.until.map_or_else(|| "none".to_owned(), |d| d.to_string())),
-            ("by", self.by.to_string()),
-            ("at", self.at.clone()),
-        ]
-    }
-    fn from_lines(r: &mut Lines<'_>) -> Result<Self, TrustError> {
-        Ok(Self {
-            vault: r.text("vault")?.to_owned(),
-            case: r.value("case")?,
-            name: r.value("name")?,
-            id: r.value("id")?,
-            until: match r.text("until")? {
-                "none" => None,
-                d => Some(d.parse().map_err(|_| TrustError::new(format!("the grant's `until` {d:?} is not a date")))?),
-            },
-            by: r.value("by")?,
-            at: r.time()?,
-        })
-    }
-    fn vault(&self) -> &str {
-        &self.vault
-    }
-    fn by(&self) -> &UserName {
-        &self.by
-    }
-}
-
-impl Statement for CustodianStatement {
-    const TYPE: &'static str = "custodian";
-    fn lines(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("vault", self.vault.clone()),
-            ("case", self.case.to_string()),
-            ("name", self.name.to_string()),
-            ("id", self.id.to_string()),
-            ("by", self.by.to_string()),
-            ("at", self.at.clone()),
-        ]
-    }
-    fn from_lines(r: &mut Lines<'_>) -> Result<Self, TrustError> {
-        Ok(Self {
-            vault: r.text("vault")?.to_owned(),
-            case: r.value("case")?,
-            name: r.value("name")?,
-            id: r.value("id")?,
-            by: r.value("by")?,
-            at: r.time()?,
-        })
-    }
-    fn vault(&self) -> &str {
-        &self.vault
-    }
-    fn by(&self) -> &UserName {
-        &self.by
-    }
-}
-
-impl Statement for RecordingStatement {
-    const TYPE: &'static str = "recording";
-    fn lines(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("vault", self.vault.clone()),
-            ("case", self.case.to_string()),
-            ("recording", self.recording.to_string()),
-            ("version", self.version.to_string()),
-            ("sha256", self.sha256.clone()),
-            ("size", self.size.to_string()),
-            ("recorded-at", self.recorded_at.clone()),
-            ("announced", self.announced.to_string()),
-            ("by", self.by.to_string()),
-            ("at", self.at.clone()),
-        ]
-    }
-    fn from_lines(r: &mut Lines<'_>) -> Result<Self, TrustError> {
-        let s = Self {
-            vault: r.text("vault")?.to_owned(),
-            case: r.value("case")?,
-            recording: r.value("recording")?,
-            version: r.value("version")?,
-            sha256: r.text("sha256")?.to_owned(),
-            size: r.value("size")?,
-            recorded_at: r.text("recorded-at")?.to_owned(),
-            announced: r.value("announced")?,
-            by: r.value("by")?,
-            at: r.time()?,
-        };
-        if s.sha256.len() != 64 || !s.sha256.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-            return Err(TrustError::new("the recording's `sha256` is not 64 lowercase hex digits"));
+/// Fields written as their `Display` and read with their `FromStr`.
+macro_rules! display_fields {
+    ($($t:ty),+) => {$(
+        impl Field for $t {
+            fn write(&self) -> String {
+                self.to_string()
+            }
+            fn read(text: &str) -> Result<Self, String> {
+                text.parse().map_err(|e| format!("{e}"))
+            }
         }
-        Ok(s)
+    )+};
+}
+
+display_fields!(String, u32, u64, UserName, CaseId, RecordingId, PublicId, Role, CaseKind, Announcement);
+
+/// An optional date: `none`, or `YYYY-MM-DD`.
+impl Field for Option<NaiveDate> {
+    fn write(&self) -> String {
+        self.map_or_else(|| "none".to_owned(), |d| d.to_string())
     }
-    fn vault(&self) -> &str {
-        &self.vault
+    fn read(text: &str) -> Result<Self, String> {
+        match text {
+            "none" => Ok(None),
+            d => d.parse().map(Some).map_err(|_| "not a date (YYYY-MM-DD) or none".to_owned()),
+        }
     }
-    fn by(&self) -> &UserName {
-        &self.by
+}
+
+/// A statement type: its struct, with `vault` first and `by`, `at` last, and its
+/// [`Statement`] implementation, from one list of `field: Type = "line key"`.
+macro_rules! statement {
+    ($(#[$doc:meta])* $name:ident = $type:literal { $($(#[$fdoc:meta])* $field:ident: $ty:ty = $key:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub struct $name {
+            /// The vault (log origin) the statement is for.
+            pub vault: String,
+            $($(#[$fdoc])* pub $field: $ty,)+
+            /// Who signs it first.
+            pub by: UserName,
+            /// When they signed it (RFC 3339).
+            pub at: String,
+        }
+
+        impl Statement for $name {
+            const TYPE: &'static str = $type;
+            fn lines(&self) -> Vec<(&'static str, String)> {
+                vec![
+                    ("vault", self.vault.clone()),
+                    $(($key, Field::write(&self.$field)),)+
+                    ("by", self.by.to_string()),
+                    ("at", self.at.clone()),
+                ]
+            }
+            fn from_lines(r: &mut Lines<'_>) -> Result<Self, TrustError> {
+                Ok(Self {
+                    vault: r.text("vault")?.to_owned(),
+                    $($field: r.field($key)?,)+
+                    by: r.field("by")?,
+                    at: r.time()?,
+                })
+            }
+            fn vault(&self) -> &str {
+                &self.vault
+            }
+            fn by(&self) -> &UserName {
+                &self.by
+            }
+        }
+    };
+}
+
+statement!(
+    /// An admin enrols a person: name, role and public id. An admin's enrolment also needs
+    /// the signature of a second admin.
+    Enrol = "enrol" { name: UserName = "name", role: Role = "role", id: PublicId = "id" }
+);
+
+statement!(
+    /// An admin disables a person: from then on nothing they sign is trusted.
+    Disable = "disable" { name: UserName = "name", id: PublicId = "id" }
+);
+
+statement!(
+    /// A custodian vouches for a case's recipient of one key version.
+    CaseKeyStatement = "case-key" {
+        case: CaseId = "case",
+        kind: CaseKind = "kind",
+        version: u32 = "version",
+        recipient: String = "recipient",
+    }
+);
+
+statement!(
+    /// An admin grants a person access to a case; on a covert case a second admin approves
+    /// by signing it too.
+    GrantStatement = "grant" {
+        case: CaseId = "case",
+        name: UserName = "name",
+        id: PublicId = "id",
+        /// Last day of the grant; `None` is written `none`.
+        until: Option<NaiveDate> = "until",
+    }
+);
+
+statement!(
+    /// A custodian makes another admin a custodian of a case.
+    CustodianStatement = "custodian" { case: CaseId = "case", name: UserName = "name", id: PublicId = "id" }
+);
+
+statement!(
+    /// A recorder vouches for a recording it uploaded.
+    RecordingStatement = "recording" {
+        case: CaseId = "case",
+        /// The id the server gave the upload, so a signed recording cannot be passed off
+        /// under another id.
+        recording: RecordingId = "recording",
+        version: u32 = "version",
+        /// Hex SHA-256 of the ciphertext, as the recorder computed it while sending.
+        sha256: String = "sha256",
+        /// Bytes of ciphertext.
+        size: u64 = "size",
+        recorded_at: String = "recorded-at",
+        announced: Announcement = "announced",
+    }
+);
+
+impl RecordingStatement {
+    /// Whether `sha256` is written as a SHA-256 must be: 64 lowercase hex digits.
+    pub fn sha256_well_formed(&self) -> bool {
+        self.sha256.len() == 64 && self.sha256.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
     }
 }
