@@ -377,7 +377,14 @@ fn disabled_users_are_refused_at_once_despite_a_valid_token() {
     v.cli(&w.alice, &["user", "disable", "bob"]).ok();
     let out = v.dir.path().join("o").to_str().unwrap().to_owned();
     v.cli(&w.bob, &["fetch", &rec, "--reason", "r", "--out", &out]).denied("disabled");
-    refused_logged(v, "bob", "fetch");
+    // (The CLI reads the trust material beside the fetch, refused too, in either order.)
+    let last_two: Vec<(String, String)> = {
+        let db = v.db();
+        let mut st =
+            db.prepare("SELECT action, outcome FROM access_log WHERE actor = 'bob' ORDER BY seq DESC LIMIT 2").unwrap();
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(Result::unwrap).collect()
+    };
+    assert!(last_two.contains(&("fetch".into(), "refused".into())), "{last_two:?}");
     // Logging in again does not help.
     v.cli(&w.bob, &["login"]).denied("login failed");
     refused_logged(v, "bob", "login");

@@ -149,6 +149,26 @@ impl Client {
         Ok(login)
     }
 
+    /// Runs `f` on its own thread with a copy of this client (same server, user, TLS
+    /// roots and a token valid now), so that a request the command needs anyway (the
+    /// trust material) overlaps with its main one instead of following it.
+    pub fn in_background<T: Send + 'static>(
+        &mut self,
+        f: impl FnOnce(&mut Client) -> anyhow::Result<T> + Send + 'static,
+    ) -> anyhow::Result<std::thread::JoinHandle<anyhow::Result<T>>> {
+        let token = self.token()?;
+        let mut copy = Client {
+            base: self.base.clone(),
+            user: self.user.clone(),
+            identity_path: self.identity_path.clone(),
+            http: self.http.clone(),
+            roots: self.roots.clone(),
+            token: Some(token),
+            trust_root: self.trust_root.clone(),
+        };
+        Ok(std::thread::spawn(move || f(&mut copy)))
+    }
+
     /// A token valid for at least a minute, logging in if needed.
     fn token(&mut self) -> anyhow::Result<Zeroizing<String>> {
         if self.token.is_none() {

@@ -93,3 +93,15 @@ pub fn sign_case_key(
     };
     Signed::sign(&stmt, key)
 }
+
+/// [`directory`], asked on its own thread while the command sends its main request.
+pub fn directory_in_background(
+    client: &mut Client,
+) -> anyhow::Result<std::thread::JoinHandle<anyhow::Result<Directory>>> {
+    client.in_background(directory)
+}
+
+/// Waits for [`directory_in_background`].
+pub fn joined(handle: std::thread::JoinHandle<anyhow::Result<Directory>>) -> anyhow::Result<Directory> {
+    handle.join().map_err(|_| anyhow::anyhow!("the thread checking the trust root panicked"))?
+}

@@ -46,9 +46,11 @@ impl Fetch {
         let mut client = Client::new(g)?;
         let identity = client.identity()?;
         let body = Reason { reason: self.reason.clone() };
-        let download = client.fetch_stream(&format!("/v1/recordings/{}/fetch", self.recording), &body)?;
-        // Asked after the fetch, so that a refused fetch is what the access log shows.
-        let trusted = crate::trust::directory(&mut client)?;
+        let trust = crate::trust::directory_in_background(&mut client)?;
+        let download = client.fetch_stream(&format!("/v1/recordings/{}/fetch", self.recording), &body);
+        let trusted = crate::trust::joined(trust);
+        // A refused fetch is the answer, whatever the trust material said.
+        let (download, trusted) = (download?, trusted?);
         let header = |name: &str| {
             download.header(name).map(str::to_owned).ok_or_else(|| anyhow!("the server's answer lacks {name}"))
         };

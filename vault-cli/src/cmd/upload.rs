@@ -50,8 +50,9 @@ impl Upload {
         let recorded_at = recorded_at(self.recorded_at.as_deref())?;
         let mut client = Client::new(g)?;
         let signer = crate::trust::signing_key(&client)?;
-        let dir = crate::trust::directory(&mut client)?;
+        let trust = crate::trust::directory_in_background(&mut client)?;
         let target: CaseRecipient = client.get_json(&format!("/v1/cases/{}/recipient", self.case))?;
+        let dir = crate::trust::joined(trust)?;
         dir.check_case_key(&target.statement, &self.case, target.key_version, &target.recipient).with_context(
             || format!("refusing to encrypt to {}: its recipient is not vouched for by a custodian", self.case),
         )?;
