@@ -100,6 +100,8 @@ fn an_identity_made_by_age_keygen_signs_in_and_fetches() {
     let again = run(v.cli_cmd(&erin).env_remove("VAULT_TRUST_ROOT").arg("login"));
     again.ok();
     assert!(!again.stderr.contains("trusting"), "{}", again.stderr);
+    // An empty fingerprint (a shell variable that was never set) is a mistake, not "any".
+    run(v.cli_cmd(&erin).env("VAULT_TRUST_ROOT", "").arg("login")).error("set but empty");
     let rec = upload(&w, &write(v, "e.wav", b"for erin"));
     v.cli(&w.alice, &["grant", &w.case, "erin", "--reason", "review"]).ok();
     let out = v.dir.path().join("erin.out");

@@ -35,6 +35,12 @@ pub fn directory_and_enrolments(client: &mut Client) -> anyhow::Result<(Director
 fn check_root(client: &Client, root: &Root) -> anyhow::Result<()> {
     let seen = root.fingerprint();
     let admins: Vec<String> = root.admins.iter().map(|(n, _)| n.to_string()).collect();
+    if client.trust_root.as_deref().is_some_and(|t| t.trim().is_empty()) {
+        bail!(
+            "VAULT_TRUST_ROOT (--trust-root) is set but empty: set it to the SHA256:... fingerprint `vault-server init` \
+             printed (`vault-server trust-root` prints it again), or unset it to pin the root on first use"
+        );
+    }
     if let Some(expected) = client.trust_root.as_deref() {
         if expected.trim() != seen {
             bail!(
