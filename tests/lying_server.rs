@@ -737,3 +737,37 @@ fn honest_fetch_after_rotation(v: &Vault, who: &Person, case: &str) -> Vec<u8> {
     let rec = v.cli(&pbx, &["upload", case, &file]).ok();
     honest_fetch(v, who, &rec)
 }
+
+/// A lying server shows a covert grant as approved when no second admin signed it: the
+/// custodian's `grant deliver` checks the approval's signature itself, sends nothing, and
+/// no envelope is made.
+#[test]
+fn fail_no_covert_key_is_delivered_on_an_approval_the_server_made_up() {
+    let mut v = Vault::start();
+    let alice = v.admin.clone();
+    v.enrol("bob", "investigator");
+    let liar = Liar::default();
+    let proxy = v.behind_proxy(liar.clone());
+    let case = v
+        .cli(&alice, &["case", "create", "--kind", "covert", "--title", "F", "--suspicion", "fraud", "--dpia-ref", "D"])
+        .ok();
+    v.cli(&alice, &["case", "approve", &case, "--ap-ref", "AP-1"]).ok();
+    v.cli(&alice, &["grant", &case, "bob", "--reason", "inv"]).ok();
+    let case_path = format!("/v1/cases/{case}");
+    liar.lie(move |req, resp| {
+        if is(req, "GET", &case_path) {
+            let mut j = resp.json();
+            for g in j["grants"].as_array_mut().unwrap() {
+                // root2 "approved", with a genuine signature of alice's over the same text.
+                let sig = g["statement"]["signatures"][0]["sig"].clone();
+                g["statement"]["signatures"].as_array_mut().unwrap().push(json!({ "by": "root2", "sig": sig }));
+                g["approved_by"] = json!("root2");
+            }
+            resp.set_json(&j);
+        }
+    });
+    let deliver = format!("/v1/cases/{case}/grants/bob/deliver");
+    v.cli(&alice, &["grant", "deliver", &case, "bob"]).error("has no second admin's approval");
+    assert_eq!(sent(&proxy, "POST", &deliver), 0, "a delivery went to the server");
+    assert_eq!(v.count(&format!("SELECT count(*) FROM envelopes WHERE case_id = '{case}' AND holder = 'bob'")), 0);
+}

@@ -8,17 +8,14 @@
 
 use anyhow::{Context, bail};
 use vault_core::api::{CaseKind, TrustInfo};
-use vault_core::ids::CaseId;
-use vault_core::trust::{CaseKeyStatement, Directory, Root, Signed, SigningKey, statement};
+use vault_core::ids::{CaseId, UserName};
+use vault_core::trust::{CaseKeyStatement, Directory, Enrol, Root, Signed, SigningKey, TrustError, statement};
 
 use crate::client::Client;
 
 /// The people this vault's certificates prove, from the pinned root.
 pub fn directory(client: &mut Client) -> anyhow::Result<Directory> {
-    let info: TrustInfo = client.get_json("/v1/trust")?;
-    let root = Root::parse(&info.root).context("the server's trust root is malformed")?;
-    check_root(client, &root)?;
-    Ok(Directory::build(&root, &info.enrolments, &info.disables))
+    Ok(directory_and_enrolments(client)?.0)
 }
 
 /// The enrolments the server holds, unchecked (for approving a pending one), with the
@@ -28,6 +25,25 @@ pub fn directory_and_enrolments(client: &mut Client) -> anyhow::Result<(Director
     let root = Root::parse(&info.root).context("the server's trust root is malformed")?;
     check_root(client, &root)?;
     Ok((Directory::build(&root, &info.enrolments, &info.disables), info))
+}
+
+/// An enrolment of `name` the server holds whose first signature (an admin's) verifies,
+/// whether or not a second admin approved it yet: what `user approve` signs and `user
+/// disable` names for an admin still pending. An enrolment the server made up is passed
+/// over, not taken. `None` if the server holds no enrolment of `name` at all.
+pub fn enrolment_of<'a>(
+    dir: &Directory,
+    info: &'a TrustInfo,
+    name: &UserName,
+) -> Result<Option<(&'a Signed, Enrol)>, TrustError> {
+    let mut why = None;
+    for s in info.enrolments.iter().filter(|s| s.parse::<Enrol>().is_ok_and(|e| e.name == *name)) {
+        match dir.check_enrolment(s, true) {
+            Ok(e) => return Ok(Some((s, e))),
+            Err(e) => why = Some(e),
+        }
+    }
+    why.map_or(Ok(None), Err)
 }
 
 /// Checks the server's root against `VAULT_TRUST_ROOT`, else against the pin kept for

@@ -77,8 +77,6 @@ pub trait Statement: Sized {
     /// The lines after `type:`, in order, `vault` first and `by`, `at` last.
     fn lines(&self) -> Vec<(&'static str, String)>;
     fn from_lines(r: &mut Lines<'_>) -> Result<Self, TrustError>;
-    /// The vault (log origin) the statement is for.
-    fn vault(&self) -> &str;
     /// Who signs it first.
     fn by(&self) -> &UserName;
 
@@ -242,9 +240,6 @@ macro_rules! statement {
                     by: r.field("by")?,
                     at: r.time()?,
                 })
-            }
-            fn vault(&self) -> &str {
-                &self.vault
             }
             fn by(&self) -> &UserName {
                 &self.by

@@ -8,7 +8,6 @@ use base64::engine::general_purpose::STANDARD as B64;
 use clap::Args;
 use vault_core::api::{Cosignature, Done, Role};
 use vault_core::ids::UserName;
-use vault_core::trust::Enrol;
 
 use crate::Global;
 use crate::client::Client;
@@ -23,12 +22,9 @@ impl Approve {
         let mut client = Client::new(g)?;
         let key = crate::trust::signing_key(&client)?;
         let (dir, info) = crate::trust::directory_and_enrolments(&mut client)?;
-        let statement = info
-            .enrolments
-            .iter()
-            .find(|s| s.parse::<Enrol>().is_ok_and(|e| e.name == self.name))
+        let (statement, e) = crate::trust::enrolment_of(&dir, &info, &self.name)
+            .context("the enrolment does not verify; do not approve it")?
             .with_context(|| format!("the server holds no enrolment of {}", self.name))?;
-        let e = dir.check_enrolment(statement, true).context("the enrolment does not verify; do not approve it")?;
         if e.role != Role::Admin {
             bail!("{} is enrolled as {}; only an admin's enrolment needs approval", e.name, e.role);
         }

@@ -6,7 +6,7 @@ use anyhow::Context;
 use clap::Args;
 use vault_core::api::{Disabling, Done};
 use vault_core::ids::UserName;
-use vault_core::trust::{Disable as DisableStatement, Enrol, Signed, statement};
+use vault_core::trust::{Disable as DisableStatement, Signed, statement};
 
 use crate::Global;
 use crate::client::Client;
@@ -26,12 +26,8 @@ impl Disable {
         let id = match dir.person(&self.name) {
             Ok(p) => p.id.clone(),
             Err(why) => {
-                let pending = info
-                    .enrolments
-                    .iter()
-                    .find(|s| s.parse::<Enrol>().is_ok_and(|e| e.name == self.name))
-                    .with_context(|| format!("{why}"))?;
-                dir.check_enrolment(pending, true).with_context(|| format!("{why}"))?.id
+                let found = crate::trust::enrolment_of(&dir, &info, &self.name).with_context(|| format!("{why}"))?;
+                found.with_context(|| format!("{why}"))?.1.id
             }
         };
         let stmt = DisableStatement {
