@@ -114,8 +114,9 @@ fn an_export_verifies_offline_and_tampering_with_it_is_caught() {
     let out = a.v.cli(&a.audrey, &["audit", "verify", "--file", bad.to_str().unwrap(), "--server-key", &a.key]);
     out.error("VERIFICATION FAILED");
     assert!(out.stderr.contains("stored hash does not match"), "{}", out.stderr);
-    // Entry 0 is init, 1 alice's login, 2 the first user-add.
-    assert!(out.stderr.contains("entry 2:"), "the first user-add is entry 2: {}", out.stderr);
+    // Entry 0 is init, 1 the challenge alice's login asked for, 2 her login, 3 the first
+    // user-add.
+    assert!(out.stderr.contains("entry 3:"), "the first user-add is entry 3: {}", out.stderr);
 
     // The wrong key refuses the checkpoint.
     let other = Vault::start();

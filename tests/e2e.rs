@@ -389,7 +389,7 @@ fn disabled_users_are_refused_at_once_despite_a_valid_token() {
     assert!(last_two.contains(&("fetch".into(), "refused".into())), "{last_two:?}");
     // Logging in again does not help.
     v.cli(&w.bob, &["login"]).denied("login failed");
-    refused_logged(v, "bob", "login");
+    refused_logged(v, "bob", "login-challenge");
     let show: serde_json::Value =
         serde_json::from_str(&v.cli(&w.alice, &["--json", "case", "show", &w.case]).ok()).unwrap();
     assert_eq!(show["grants"][0]["status"], "revoked");
@@ -406,7 +406,7 @@ fn login_refuses_wrong_identity_and_unknown_users() {
     v.cli(&mallory, &["login"]).denied("not the one enrolled");
     let ghost = v.keygen("ghost");
     v.cli(&ghost, &["login"]).denied("not the one enrolled");
-    refused_logged(v, "ghost", "login");
+    refused_logged(v, "ghost", "login-challenge");
     // A garbage identity file is a clear local error.
     let bad = Person { key: v.dir.path().join("junk.key"), ..w.bob.clone() };
     std::fs::write(&bad.key, "not a key\n").unwrap();

@@ -133,8 +133,21 @@ impl Vault {
     }
 
     /// Initialises a vault with initial admins `alice` and `root2` and starts the server.
+    ///
+    /// Its limits on callers without a session, and the log gate's budgets, are raised far
+    /// beyond what the tests do (every test's CLI runs from 127.0.0.1), so that every
+    /// refusal gets its own entry; [`Vault::start_with`] sets them.
     pub fn start() -> Self {
         Self::start_purging_every(0)
+    }
+
+    /// As [`Vault::start`], serving with `args` added to `vault-server serve` (flags win
+    /// over the raised limits, which the harness sets in the environment).
+    pub fn start_with(args: &[&str]) -> Self {
+        let mut v = Self::start();
+        v.serve_args = args.iter().map(|a| a.to_string()).collect();
+        v.restart();
+        v
     }
 
     /// As [`Vault::start`], with the server's retention purge running every `secs`.
@@ -195,6 +208,12 @@ impl Vault {
             .args(&self.serve_args)
             .env("VAULT_LOG", "debug")
             .env("VAULT_PURGE_INTERVAL_SECS", self.purge_interval_secs.to_string())
+            .env("VAULT_UNAUTH_PER_SEC", "100000")
+            .env("VAULT_UNAUTH_BURST", "100000")
+            .env("VAULT_CHALLENGE_EVERY_SECS", "1")
+            .env("VAULT_CHALLENGE_BURST", "100000")
+            .env("VAULT_LOG_ENTRIES_PER_ADDRESS", "100000")
+            .env("VAULT_LOG_ENTRIES_PER_WINDOW", "100000")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)

@@ -5,6 +5,7 @@
 //! and retries once, except for uploads, whose one-shot body cannot be sent twice.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
 use base64::Engine;
@@ -37,7 +38,12 @@ pub struct Client {
     token: Option<Zeroizing<String>>,
     /// The trust root's fingerprint the user was given (`VAULT_TRUST_ROOT`), if any.
     pub trust_root: Option<String>,
+    /// How long to wait for the server (`--timeout-secs`).
+    timeout: Duration,
 }
+
+/// How long to wait for a connection to the server.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Checks the server URL: https anywhere, plain http only to this machine (loopback),
 /// since session tokens and login answers must not cross a network in clear.
@@ -92,9 +98,10 @@ impl Client {
             None if base.starts_with("http://") => Some(Vec::new()),
             None => None,
         };
+        let timeout = Duration::from_secs(g.timeout_secs.max(1));
         let mut builder = Http::builder()
-            .connect_timeout(std::time::Duration::from_secs(10))
-            .timeout(None)
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(timeout)
             .redirect(reqwest::redirect::Policy::none());
         if let Some(r) = &roots {
             builder = builder.tls_certs_only(r.clone());
@@ -108,6 +115,7 @@ impl Client {
             roots,
             token: None,
             trust_root: g.trust_root.clone(),
+            timeout,
         })
     }
 
@@ -165,6 +173,7 @@ impl Client {
             roots: self.roots.clone(),
             token: Some(token),
             trust_root: self.trust_root.clone(),
+            timeout: self.timeout,
         };
         Ok(std::thread::spawn(move || f(&mut copy)))
     }
@@ -244,8 +253,9 @@ impl Client {
         let (rt, http) = self.streaming()?;
         let resp = self.with_relogin(
             |_, token| {
-                rt.block_on(http.post(&url).bearer_auth(token).json(body).send())
-                    .map_err(|e| anyhow!("fetch failed: {e}"))
+                // Built inside the runtime: the read timeout's timer needs it.
+                rt.block_on(async { http.post(&url).bearer_auth(token).json(body).send().await })
+                    .map_err(|e| transport(e).context("fetch failed"))
             },
             reqwest::Response::status,
         )?;
@@ -261,8 +271,10 @@ impl Client {
     /// transfer; see [`crate::transfer`].
     fn streaming(&self) -> anyhow::Result<(tokio::runtime::Runtime, reqwest::Client)> {
         let rt = transfer::runtime()?;
+        // No limit on the whole transfer (a recording may take hours); a limit on silence.
         let mut builder = reqwest::Client::builder()
-            .connect_timeout(std::time::Duration::from_secs(10))
+            .connect_timeout(CONNECT_TIMEOUT)
+            .read_timeout(self.timeout)
             .redirect(reqwest::redirect::Policy::none());
         if let Some(r) = &self.roots {
             builder = builder.tls_certs_only(r.clone());
@@ -305,7 +317,7 @@ impl Upload {
             let headers = std::mem::take(resp.headers_mut());
             Ok::<_, reqwest::Error>((status, headers, resp.bytes().await?))
         });
-        let (status, headers, body) = answer.map_err(|e| anyhow!("upload failed: {e}"))?;
+        let (status, headers, body) = answer.map_err(|e| transport(e).context("upload failed"))?;
         if !status.is_success() {
             return Err(error_from(status, &body));
         }
@@ -340,7 +352,11 @@ impl Download {
 
 fn transport(e: reqwest::Error) -> anyhow::Error {
     // The chain carries the cause (refused connection, unknown certificate issuer, ...).
-    if e.is_connect() {
+    if e.is_timeout() {
+        anyhow::Error::new(e).context(
+            "the server did not answer in time; is it overloaded or unreachable? (wait longer with --timeout-secs)",
+        )
+    } else if e.is_connect() {
         anyhow::Error::new(e)
             .context("cannot reach the server; is vault-server running, and are --server (and --ca-cert) right?")
     } else {
@@ -434,6 +450,7 @@ mod tests {
             ca_cert: None,
             trust_root: None,
             json: false,
+            timeout_secs: 60,
         };
         let mut client = Client::new(&g).unwrap();
         client.token = Some(Zeroizing::new("expired-token".into()));

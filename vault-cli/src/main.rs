@@ -53,6 +53,9 @@ pub struct Global {
     /// Machine-readable output on stdout.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Seconds to wait for the server's answer (while a recording streams: for progress).
+    #[arg(long, global = true, env = "VAULT_TIMEOUT_SECS", default_value_t = 60)]
+    pub timeout_secs: u64,
 }
 
 fn main() -> ExitCode {
@@ -62,7 +65,8 @@ fn main() -> ExitCode {
     match cli.command.run(&cli.global) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("vault-cli: error: {e:#}");
+            // The message may be the server's own words, or quote what someone typed.
+            eprintln!("vault-cli: error: {}", output::printable(&format!("{e:#}")));
             if e.downcast_ref::<client::Denied>().is_some() {
                 ExitCode::from(vault_core::api::EXIT_ACCESS_DENIED as u8)
             } else {

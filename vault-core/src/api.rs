@@ -23,6 +23,10 @@ pub const HEADER_META: &str = "x-vault-meta";
 /// Response header to an upload: the CRC-32 (8 hex digits) of the bytes the server
 /// received, which the uploader compares with what it sent.
 pub const HEADER_CRC32: &str = "x-vault-crc32";
+/// Request header of an upload: the length in bytes (decimal) of the whole ciphertext
+/// the uploader is about to send. The server requires it, and stores nothing unless the
+/// body is exactly that long and that long can be an age file anyone could decrypt.
+pub const HEADER_UPLOAD_LENGTH: &str = "x-vault-upload-length";
 /// Response header to a fetch: base64 of the recorder's signed statement (JSON of
 /// [`Signed`]) of the recording.
 pub const HEADER_STATEMENT: &str = "x-vault-statement";

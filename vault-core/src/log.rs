@@ -30,9 +30,10 @@ string_enum!(
 
 string_enum!(
     /// What an entry records: the `action` field. One value per API route, plus the
-    /// server's own acts (`init`, `destroy`, `purge`). `schema/LOG-FORMAT.md` lists them
-    /// with their meaning. Entries keep the action as text, so that a verifier reads logs
-    /// written by newer servers with actions it does not know.
+    /// server's own acts (`init`, `destroy`, `purge`, `remove-orphan`).
+    /// `schema/LOG-FORMAT.md` lists them with their meaning. Entries keep the action as
+    /// text, so that a verifier reads logs written by newer servers with actions it does
+    /// not know.
     Action {
         Init = "init",
         LoginChallenge = "login-challenge",
@@ -67,9 +68,12 @@ string_enum!(
         Fetch = "fetch",
         Destroy = "destroy",
         Purge = "purge",
+        RemoveOrphan = "remove-orphan",
         AuditCheckpoint = "audit-checkpoint",
         AuditExport = "audit-export",
         AuditLog = "audit-log",
+        Request = "request",
+        Aggregated = "aggregated",
     }
 );
 

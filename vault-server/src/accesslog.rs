@@ -12,6 +12,7 @@
 //! The encoding and chain rules are `vault_core::log`'s, shared with the auditors'
 //! verifier.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use ring::signature::Ed25519KeyPair;
@@ -19,6 +20,7 @@ use vault_core::ids::{CaseId, RecordingId, UserName};
 use vault_core::log::{Action, ChainVerifier, Entry, Outcome, genesis};
 use vault_core::note::Checkpoint;
 
+use crate::abuse::Source;
 use crate::db::Db;
 use crate::error::{ApiResult, Refusal};
 use crate::store::Store;
@@ -69,20 +71,50 @@ impl LogRecord {
     }
 }
 
+/// Longest actor, case or recording id an entry keeps (validated ids are far shorter).
+pub const ID_CAP: usize = 128;
+/// Longest reason an entry keeps (requests refuse reasons over 1000 bytes).
+pub const REASON_CAP: usize = 1024;
+/// Longest details an entry keeps: a signed statement with its signatures fits easily.
+pub const DETAILS_CAP: usize = 64 * 1024;
+
+/// `s`, cut to at most `max` bytes (at a character boundary) and marked as cut.
+pub fn cap(s: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    if s.len() <= max {
+        return s.into();
+    }
+    let marker = format!("…[cut: {} bytes]", s.len());
+    let mut end = max.saturating_sub(marker.len());
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{marker}", &s[..end]).into()
+}
+
+/// Details capped at [`DETAILS_CAP`]: over it, a JSON object saying how long they were,
+/// with their start, so the field stays JSON.
+fn cap_details(d: &str) -> String {
+    if d.len() <= DETAILS_CAP {
+        return d.to_owned();
+    }
+    serde_json::json!({ "cut": d.len(), "start": cap(d, 1024) }).to_string()
+}
+
 /// Appends one entry to the access log inside the caller's transaction; returns its
-/// sequence number.
+/// sequence number. Every text field is capped (see the `*_CAP` constants), so that no
+/// request can make an entry large.
 pub fn append(s: &Store<'_>, rec: &LogRecord, outcome: Outcome) -> rusqlite::Result<u64> {
     let (seq, prev) = s.log_head()?;
     let entry = Entry {
         seq,
         time_ms: chrono::Utc::now().timestamp_millis(),
-        actor: rec.actor.clone(),
+        actor: cap(&rec.actor, ID_CAP).into_owned(),
         action: rec.action.to_string(),
-        case_id: rec.case_id.clone(),
-        recording_id: rec.recording_id.clone(),
-        reason: rec.reason.clone(),
+        case_id: cap(&rec.case_id, ID_CAP).into_owned(),
+        recording_id: cap(&rec.recording_id, ID_CAP).into_owned(),
+        reason: cap(&rec.reason, REASON_CAP).into_owned(),
         outcome: outcome.to_string(),
-        details: rec.details.clone(),
+        details: cap_details(&rec.details),
     };
     let hash = entry.chain_hash(&prev, &mut Vec::with_capacity(256));
     s.insert_log_entry(&entry, &prev, &hash)?;
@@ -105,27 +137,51 @@ pub fn checkpoint(s: &Store<'_>, origin: &str, key: &Ed25519KeyPair) -> rusqlite
     Ok((cp, note))
 }
 
-/// The access-log entry of one request in flight. Cloning shares it.
+/// The access-log entry of one request in flight, with where the request came from and
+/// whether it carried a valid session token. Cloning shares it.
 #[derive(Clone, Debug)]
-pub struct RequestLog(Arc<Mutex<LogRecord>>);
+pub struct RequestLog {
+    rec: Arc<Mutex<LogRecord>>,
+    source: Source,
+    authenticated: Arc<AtomicBool>,
+}
 
 impl RequestLog {
     /// An entry for `action` by a caller not (yet) authenticated, `-`.
-    pub fn new(action: Action) -> Self {
-        Self(Arc::new(Mutex::new(LogRecord::new("-", action))))
+    pub fn new(action: Action, source: Source) -> Self {
+        Self {
+            rec: Arc::new(Mutex::new(LogRecord::new("-", action))),
+            source,
+            authenticated: Arc::new(AtomicBool::new(false)),
+        }
     }
 
     fn update(&self, f: impl FnOnce(&mut LogRecord)) {
-        f(&mut self.0.lock().unwrap_or_else(|e| e.into_inner()));
+        f(&mut self.rec.lock().unwrap_or_else(|e| e.into_inner()));
     }
 
     /// The entry as it stands.
     pub fn record(&self) -> LogRecord {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.rec.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     pub fn action(&self) -> Action {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).action
+        self.rec.lock().unwrap_or_else(|e| e.into_inner()).action
+    }
+
+    pub fn source(&self) -> Source {
+        self.source
+    }
+
+    /// Whether the request carried a valid session token (its caller is accountable).
+    pub fn authenticated(&self) -> bool {
+        self.authenticated.load(Ordering::Relaxed)
+    }
+
+    /// Names the actor proven by a valid session token.
+    pub fn set_authenticated(&self, name: &UserName) {
+        self.set_actor(name);
+        self.authenticated.store(true, Ordering::Relaxed);
     }
 
     /// Names the actor: the user a token or login names, even if they are refused.
@@ -190,9 +246,19 @@ impl RequestLog {
     pub async fn write_refusal(&self, db: &Db, refusal: &Refusal) -> ApiResult<()> {
         let mut rec = self.record();
         rec.details = refusal.details();
+        Self::write(db, rec, Outcome::Refused).await
+    }
+
+    /// Appends this request's entry as `allowed`, for a request that changed and read
+    /// nothing (a login challenge), which the route layer logs after it answered.
+    pub async fn write_allowed(&self, db: &Db) -> ApiResult<()> {
+        Self::write(db, self.record(), Outcome::Allowed).await
+    }
+
+    async fn write(db: &Db, rec: LogRecord, outcome: Outcome) -> ApiResult<()> {
         db.call(move |c| {
             let sp = c.savepoint()?;
-            append(&Store::new(&sp), &rec, Outcome::Refused)?;
+            append(&Store::new(&sp), &rec, outcome)?;
             sp.commit()?;
             Ok(())
         })
@@ -229,7 +295,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = Db::create(&dir.path().join("t.db")).unwrap();
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        let log = RequestLog::new(Action::Fetch);
+        let log = RequestLog::new(Action::Fetch, Source::Local);
         log.set_actor(&"bob".parse().unwrap());
         let case = CaseId::random();
         let c2 = case.clone();

@@ -8,11 +8,15 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use ring::signature::Ed25519KeyPair;
 use serde::{Deserialize, Serialize};
 use vault_core::api::Role;
+use vault_core::challenge::Challenge;
 use vault_core::ids::UserName;
+use zeroize::Zeroizing;
 
 use crate::error::ApiError;
 
@@ -22,8 +26,6 @@ pub const AUDIENCE: &str = "recording-vault-api";
 pub const TOKEN_LIFETIME_SECS: i64 = 15 * 60;
 /// How long a login challenge may be answered.
 pub const CHALLENGE_LIFETIME_SECS: i64 = 120;
-/// Bound on unanswered challenges, so unauthenticated callers cannot fill memory.
-const MAX_PENDING_CHALLENGES: usize = 10_000;
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Claims {
@@ -91,34 +93,116 @@ impl Tokens {
     }
 }
 
-/// A challenge waiting for its answer.
-pub struct PendingChallenge {
-    pub user: UserName,
-    pub expected_response: String,
-    pub expires: i64,
+/// Login challenges, without a table of pending ones: a challenge's id carries its
+/// expiry, 16 random bytes and the user name, and its nonce is an HMAC of the id under a
+/// key that exists only in this process. The server can therefore recompute what any id
+/// it issued expects, and nothing an unauthenticated caller does fills memory or locks
+/// anyone out. Only answered challenges are remembered, until they expire, so that each
+/// is answered once; a caller must decrypt a challenge to add one. A restart makes
+/// pending challenges unanswerable, which asks users to log in again.
+pub struct Challenges {
+    key: ring::hmac::Key,
+    /// Encrypted to for unknown and disabled users: its identity was dropped at start-up.
+    decoy: String,
+    answered: Mutex<HashMap<[u8; 16], i64>>,
 }
 
-/// Unanswered login challenges, in memory: a restart simply asks users to log in again.
-#[derive(Default)]
-pub struct Challenges {
-    pending: Mutex<HashMap<String, PendingChallenge>>,
+/// A challenge, ready to encrypt to its user.
+pub struct Issued {
+    pub id: String,
+    pub challenge: Challenge,
+}
+
+/// Why an answer was refused; `user` is the challenge's user if the id named one.
+pub struct Unanswered {
+    pub user: Option<UserName>,
+    pub why: &'static str,
+}
+
+impl Default for Challenges {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl Challenges {
-    pub fn insert(&self, id: String, c: PendingChallenge) -> Result<(), ApiError> {
-        let mut map = self.pending.lock().map_err(|_| ApiError::internal("challenge mutex poisoned"))?;
-        let now = chrono::Utc::now().timestamp();
-        map.retain(|_, p| p.expires > now);
-        if map.len() >= MAX_PENDING_CHALLENGES {
-            return Err(ApiError::busy("too many logins in progress; try again in a minute"));
+    pub fn new() -> Self {
+        let rng = ring::rand::SystemRandom::new();
+        Self {
+            key: ring::hmac::Key::generate(ring::hmac::HMAC_SHA256, &rng).expect("the system's random generator"),
+            decoy: age::x25519::Identity::generate().to_public().to_string(),
+            answered: Mutex::new(HashMap::new()),
         }
-        map.insert(id, c);
-        Ok(())
     }
 
-    /// Removes and returns a challenge: each can be answered once.
-    pub fn take(&self, id: &str) -> Option<PendingChallenge> {
-        self.pending.lock().ok()?.remove(id)
+    /// The recipient challenges to unknown and disabled users are encrypted to.
+    pub fn decoy(&self) -> &str {
+        &self.decoy
+    }
+
+    /// A new challenge for `user` at `origin`. Nothing is stored.
+    pub fn issue(&self, origin: &str, user: &UserName) -> Issued {
+        let expires = chrono::Utc::now().timestamp() + CHALLENGE_LIFETIME_SECS;
+        let random = vault_core::ids::random_bytes::<16>();
+        let mut id = Vec::with_capacity(24 + user.as_str().len());
+        id.extend_from_slice(&expires.to_be_bytes());
+        id.extend_from_slice(&random);
+        id.extend_from_slice(user.as_str().as_bytes());
+        let nonce = self.nonce(expires, &random, user);
+        Issued {
+            id: URL_SAFE_NO_PAD.encode(id),
+            challenge: Challenge { origin: origin.to_owned(), user: user.clone(), nonce, expires },
+        }
+    }
+
+    fn nonce(&self, expires: i64, random: &[u8; 16], user: &UserName) -> String {
+        let mut mac = ring::hmac::Context::with_key(&self.key);
+        mac.update(b"recording-vault login nonce v1\0");
+        mac.update(&expires.to_be_bytes());
+        mac.update(random);
+        mac.update(user.as_str().as_bytes());
+        hex::encode(mac.sign().as_ref())
+    }
+
+    /// Checks `response` to the challenge `id` issued for `origin`; returns its user if it
+    /// is right, unexpired and not answered before.
+    pub fn answer(&self, origin: &str, id: &str, response: &str) -> Result<UserName, Unanswered> {
+        let unknown = Unanswered { user: None, why: "unknown or malformed challenge" };
+        let raw = (id.len() <= 256).then(|| URL_SAFE_NO_PAD.decode(id).ok()).flatten().ok_or(unknown)?;
+        let parsed = (raw.len() > 24)
+            .then(|| {
+                let expires = i64::from_be_bytes(raw[..8].try_into().ok()?);
+                let random: [u8; 16] = raw[8..24].try_into().ok()?;
+                let user: UserName = std::str::from_utf8(&raw[24..]).ok()?.parse().ok()?;
+                Some((expires, random, user))
+            })
+            .flatten();
+        let Some((expires, random, user)) = parsed else {
+            return Err(Unanswered { user: None, why: "unknown or malformed challenge" });
+        };
+        let now = chrono::Utc::now().timestamp();
+        if expires <= now || expires > now + CHALLENGE_LIFETIME_SECS {
+            return Err(Unanswered { user: Some(user), why: "expired challenge" });
+        }
+        let text = Zeroizing::new(
+            Challenge {
+                origin: origin.to_owned(),
+                user: user.clone(),
+                nonce: self.nonce(expires, &random, &user),
+                expires,
+            }
+            .to_text(),
+        );
+        let expected = vault_core::challenge::response(text.as_bytes());
+        if !vault_core::ct_eq(expected.as_bytes(), response.trim().as_bytes()) {
+            return Err(Unanswered { user: Some(user), why: "wrong answer" });
+        }
+        let mut answered = self.answered.lock().unwrap_or_else(|e| e.into_inner());
+        answered.retain(|_, exp| *exp > now);
+        if answered.insert(random, expires).is_some() {
+            return Err(Unanswered { user: Some(user), why: "challenge answered before" });
+        }
+        Ok(user)
     }
 }
 

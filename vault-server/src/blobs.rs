@@ -4,6 +4,11 @@
 //! into `blobs/`. A cut-off or refused upload never reaches `blobs/`, and the database row
 //! that makes a recording visible is written only after the rename, so no partial
 //! recording is ever served.
+//!
+//! The server cannot decrypt, but it refuses what no one could: a body that is not as
+//! long as its sender announced, or whose length after the age header is not one an age
+//! payload can have (the length alone decides the chunk layout, so this costs no work per
+//! chunk).
 
 use std::path::{Path, PathBuf};
 
@@ -26,12 +31,43 @@ pub struct BlobStore {
 /// Why an upload was not stored.
 #[derive(Debug, thiserror::Error)]
 pub enum UploadError {
+    /// The body does not start with an age header.
     #[error("the upload is not age ciphertext; encrypt it to the case recipient (vault-cli upload does this)")]
     NotAge,
+    /// The announced length, or the body, is larger than the server's limit.
     #[error("the upload is larger than this server accepts ({0} bytes)")]
     TooLarge(u64),
+    /// The request has no usable `x-vault-upload-length` header.
+    #[error("the upload must announce its length in x-vault-upload-length; use vault-cli of the same version")]
+    LengthNotAnnounced,
+    /// `Content-Length` and `x-vault-upload-length` disagree.
+    #[error(
+        "the upload's Content-Length ({content_length}) differs from its x-vault-upload-length ({announced}); \
+         nothing was stored. Send both as the length of the whole ciphertext"
+    )]
+    LengthConflict { announced: u64, content_length: u64 },
+    /// The body went on past the length it announced.
+    #[error(
+        "the upload is longer than the {0} bytes it announced in x-vault-upload-length; nothing was stored. \
+         If the file was still being written, upload it again once it is complete"
+    )]
+    LongerThanAnnounced(u64),
+    /// The body ended cleanly before the length it announced.
+    #[error(
+        "the upload ended after {received} of the {announced} bytes it announced in x-vault-upload-length; \
+         nothing was stored. Upload it again"
+    )]
+    ShorterThanAnnounced { announced: u64, received: u64 },
+    /// The (announced) length cannot be that of a whole age file with this header.
+    #[error(
+        "no one could ever decrypt this upload: {0}; nothing was stored. \
+         Send the whole ciphertext as it was encrypted (vault-cli upload does this)"
+    )]
+    Undecryptable(&'static str),
+    /// The body broke off (the connection failed) before it ended.
     #[error("the upload was cut off before it was complete: {0}")]
     Incomplete(String),
+    /// Writing the upload to disk failed.
     #[error("storage failed: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -67,17 +103,19 @@ impl BlobStore {
     }
 
     /// Streams `body` into a temporary file, checksumming it, and syncs it to disk.
+    /// `announced` is the length the sender announced (`None`: it did not, which is
+    /// refused once the body is seen to be age, so that what is not age is told so).
     ///
     /// The request's task checks and checksums each chunk as it arrives and hands it,
     /// without copying, to a blocking thread that writes it; receiving and writing into
     /// the page cache overlap instead of taking turns.
-    pub async fn receive(&self, body: Body, max: u64) -> Result<Staged, UploadError> {
+    pub async fn receive(&self, body: Body, max: u64, announced: Option<u64>) -> Result<Staged, UploadError> {
         let path = self.tmp.join(format!("{}.part", vault_core::ids::random_hex16()));
         let file = tokio::fs::OpenOptions::new().write(true).create_new(true).open(&path).await?.into_std().await;
         let mut staged = Staged { path: Some(path), crc32: 0, size: 0 };
         // Flushed to disk as it arrives, so the final sync does not wait for all of it.
         let file = SyncingFile::new(file, FLUSH_EVERY);
-        stream_to(body, max, file, &mut staged).await?;
+        stream_to(body, max, announced, file, &mut staged).await?;
         Ok(staged)
     }
 
@@ -114,6 +152,17 @@ impl BlobStore {
         tokio::fs::remove_file(self.path(id)).await?;
         sync_dir(&self.dir).await
     }
+
+    /// The name of every entry in the blob directory, in no particular order. Blocking.
+    pub fn names_blocking(&self) -> std::io::Result<Vec<std::ffi::OsString>> {
+        std::fs::read_dir(&self.dir)?.map(|e| Ok(e?.file_name())).collect()
+    }
+
+    /// The recording whose blob an entry named `name` would be (the inverse of
+    /// [`BlobStore::path`]); `None` for a name no recording's blob has.
+    pub fn id_of(name: &std::ffi::OsStr) -> Option<RecordingId> {
+        name.to_str()?.strip_suffix(".age")?.parse().ok()
+    }
 }
 
 /// Where a received upload is written: the temporary file (or a stand-in in tests).
@@ -130,10 +179,16 @@ impl Sink for SyncingFile {
 
 /// Receives `body` into `sink` on a blocking thread and syncs it, filling in `staged`.
 /// Nothing is synced unless the whole body arrived and passed every check.
-async fn stream_to<S: Sink>(body: Body, max: u64, sink: S, staged: &mut Staged) -> Result<(), UploadError> {
+async fn stream_to<S: Sink>(
+    body: Body,
+    max: u64,
+    announced: Option<u64>,
+    sink: S,
+    staged: &mut Staged,
+) -> Result<(), UploadError> {
     let (to_disk, chunks) = tokio::sync::mpsc::channel::<ToDisk>(WRITE_QUEUE);
     let writer = tokio::task::spawn_blocking(move || write_chunks(sink, chunks));
-    let received = receive_into(body, max, &to_disk, staged).await;
+    let received = receive_into(body, max, announced, &to_disk, staged).await;
     let synced = received.is_ok() && to_disk.send(ToDisk::Sync).await.is_ok();
     drop(to_disk);
     let written = writer.await.map_err(std::io::Error::other)?;
@@ -148,12 +203,20 @@ async fn stream_to<S: Sink>(body: Body, max: u64, sink: S, staged: &mut Staged) 
 
 /// The receiving half of [`BlobStore::receive`]: checks, counts and checksums each chunk
 /// and queues it for the writer; fills in `staged`'s size and CRC-32.
+///
+/// Once the header is complete, the announced length is checked to be one a whole age
+/// file with that header can have; at the end, the body must have been exactly that long.
+/// Together they check the payload's length without keeping anything but counts.
 async fn receive_into(
     body: Body,
     max: u64,
+    announced: Option<u64>,
     to_disk: &tokio::sync::mpsc::Sender<ToDisk>,
     staged: &mut Staged,
 ) -> Result<(), UploadError> {
+    if announced.is_some_and(|n| n > max) {
+        return Err(UploadError::TooLarge(max));
+    }
     let mut crc = crc32fast::Hasher::new();
     let mut head: Vec<u8> = Vec::new();
     let mut header_ok = false;
@@ -170,6 +233,11 @@ async fn receive_into(
         if staged.size > max {
             return Err(UploadError::TooLarge(max));
         }
+        if let Some(n) = announced
+            && staged.size > n
+        {
+            return Err(UploadError::LongerThanAnnounced(n));
+        }
         if !header_ok {
             // Invariant: head.len() <= HEADER_WINDOW here, so room >= 1.
             let room = HEADER_WINDOW + 1 - head.len();
@@ -177,12 +245,17 @@ async fn receive_into(
             if !vault_core::crypto::looks_like_age(&head) {
                 return Err(UploadError::NotAge);
             }
-            header_ok = vault_core::crypto::has_complete_header(&head);
-            if !header_ok && head.len() > HEADER_WINDOW {
-                return Err(UploadError::NotAge);
-            }
-            if header_ok {
-                head = Vec::new();
+            let announced = announced.ok_or(UploadError::LengthNotAnnounced)?;
+            match vault_core::crypto::header_len(&head) {
+                Some(header) => {
+                    // The header was received, so it is no longer than the announced length.
+                    let payload = announced.saturating_sub(header as u64);
+                    vault_core::crypto::payload_len_is_possible(payload).map_err(UploadError::Undecryptable)?;
+                    header_ok = true;
+                    head = Vec::new();
+                }
+                None if head.len() > HEADER_WINDOW => return Err(UploadError::NotAge),
+                None => {}
             }
         }
         crc.update(&chunk);
@@ -193,6 +266,12 @@ async fn receive_into(
     }
     if !header_ok {
         return Err(UploadError::NotAge);
+    }
+    // `header_ok` means an announced length was checked; the body must be all of it.
+    if let Some(n) = announced
+        && staged.size != n
+    {
+        return Err(UploadError::ShorterThanAnnounced { announced: n, received: staged.size });
     }
     staged.crc32 = crc.finalize();
     Ok(())
@@ -288,7 +367,7 @@ mod tests {
         let sink = Recorder::default();
         let (ct, body) = body(1_000_000, None);
         let mut st = staged();
-        run(stream_to(body, u64::MAX, sink.clone(), &mut st)).unwrap();
+        run(stream_to(body, u64::MAX, Some(ct.len() as u64), sink.clone(), &mut st)).unwrap();
         let r = sink.0.lock().unwrap();
         assert!(r.bytes == ct, "the stored bytes differ from the upload");
         assert_eq!(r.syncs, 1);
@@ -300,8 +379,8 @@ mod tests {
     fn fail_a_full_disk_fails_the_upload_with_its_own_error_and_syncs_nothing() {
         let sink = Recorder::default();
         sink.0.lock().unwrap().room = Some(300_000);
-        let (_, body) = body(1_000_000, None);
-        let err = run(stream_to(body, u64::MAX, sink.clone(), &mut staged())).unwrap_err();
+        let (ct, body) = body(1_000_000, None);
+        let err = run(stream_to(body, u64::MAX, Some(ct.len() as u64), sink.clone(), &mut staged())).unwrap_err();
         match err {
             UploadError::Io(e) => assert_eq!(e.kind(), io::ErrorKind::StorageFull, "{e}"),
             other => panic!("expected the disk's error, got {other:?}"),
@@ -312,15 +391,131 @@ mod tests {
     #[test]
     fn fail_a_cut_off_or_oversized_upload_syncs_nothing() {
         let sink = Recorder::default();
-        let (_, cut) = body(1_000_000, Some(5));
-        let err = run(stream_to(cut, u64::MAX, sink.clone(), &mut staged())).unwrap_err();
+        let (ct, cut) = body(1_000_000, Some(5));
+        let err = run(stream_to(cut, u64::MAX, Some(ct.len() as u64), sink.clone(), &mut staged())).unwrap_err();
         assert!(matches!(err, UploadError::Incomplete(_)), "{err:?}");
-        let (_, big) = body(1_000_000, None);
-        let err = run(stream_to(big, 500_000, sink.clone(), &mut staged())).unwrap_err();
+        let (ct, big) = body(1_000_000, None);
+        let err = run(stream_to(big, 500_000, Some(ct.len() as u64), sink.clone(), &mut staged())).unwrap_err();
         assert!(matches!(err, UploadError::TooLarge(500_000)), "{err:?}");
         let garbage = Body::from(vec![0u8; 100_000]);
-        let err = run(stream_to(garbage, u64::MAX, sink.clone(), &mut staged())).unwrap_err();
+        let err = run(stream_to(garbage, u64::MAX, Some(100_000), sink.clone(), &mut staged())).unwrap_err();
         assert!(matches!(err, UploadError::NotAge), "{err:?}");
         assert_eq!(sink.0.lock().unwrap().syncs, 0);
+    }
+
+    /// Plaintext bytes per chunk of an age payload, and the tag each chunk ends with.
+    const CHUNK: usize = 64 * 1024;
+    const TAG: usize = 16;
+    const NONCE: usize = 16;
+
+    /// An age ciphertext of `n` bytes of plaintext, and the length of its header.
+    fn ciphertext(n: usize) -> (Vec<u8>, usize) {
+        let (ct, _) = body(n, None);
+        let header = vault_core::crypto::header_len(&ct).expect("a complete header");
+        (ct, header)
+    }
+
+    /// The outcome of receiving an upload, what the sink was given, and how often it was
+    /// synced.
+    type Received = (Result<Staged, UploadError>, Vec<u8>, usize);
+
+    /// Receives `bytes`, in pieces of `piece` bytes, announced as `announced`.
+    fn receive_bytes(bytes: &[u8], piece: usize, max: u64, announced: Option<u64>) -> Received {
+        let items: Vec<io::Result<Vec<u8>>> = bytes.chunks(piece).map(|c| Ok(c.to_vec())).collect();
+        let body = Body::from_stream(futures_util::stream::iter(items));
+        let sink = Recorder::default();
+        let mut st = staged();
+        let result = run(stream_to(body, max, announced, sink.clone(), &mut st)).map(|()| st);
+        let r = sink.0.lock().unwrap();
+        (result, r.bytes.clone(), r.syncs)
+    }
+
+    #[test]
+    fn uploads_of_every_edge_size_are_accepted_whole() {
+        for n in [0, 1, CHUNK, CHUNK + 1, 3 * CHUNK] {
+            let (ct, _) = ciphertext(n);
+            // Small pieces split the header across chunks of the body; large ones do not.
+            for piece in [7, CHUNK] {
+                let (result, stored, syncs) = receive_bytes(&ct, piece, u64::MAX, Some(ct.len() as u64));
+                let st = result.unwrap_or_else(|e| panic!("{n} bytes in pieces of {piece}: {e}"));
+                assert_eq!((st.size, st.crc32, syncs), (ct.len() as u64, crc32fast::hash(&ct), 1), "{n} bytes");
+                assert!(stored == ct, "{n} bytes: the stored bytes differ from the upload");
+            }
+        }
+    }
+
+    #[test]
+    fn fail_bodies_no_one_could_decrypt_are_refused_and_nothing_is_synced() {
+        // Two chunks: a full one and one of 5 bytes of plaintext.
+        let (ct, header) = ciphertext(CHUNK + 5);
+        let full_chunk = header + NONCE + CHUNK + TAG;
+        assert_eq!(ct.len(), full_chunk + 5 + TAG);
+        // Each cut short and announced as sent.
+        let cases = [
+            ("the header alone", header, "payload nonce"),
+            ("the header and the nonce", header + NONCE, "without the chunk"),
+            ("15 bytes after the nonce", header + NONCE + 15, "shorter than the 16-byte tag"),
+            ("a tag alone after a full chunk", full_chunk + TAG, "an empty last chunk"),
+            ("15 bytes after a full chunk", full_chunk + 15, "shorter than the 16-byte tag"),
+        ];
+        for (what, len, why) in cases {
+            for piece in [7, CHUNK] {
+                let (result, _, syncs) = receive_bytes(&ct[..len], piece, u64::MAX, Some(len as u64));
+                match result {
+                    Err(e @ UploadError::Undecryptable(_)) => {
+                        let msg = e.to_string();
+                        assert!(msg.contains(why) && msg.contains("nothing was stored"), "{what}: {msg}");
+                    }
+                    other => panic!("{what}: expected a refusal, got {:?}", other.map(|s| s.size)),
+                }
+                assert_eq!(syncs, 0, "{what}");
+            }
+        }
+    }
+
+    #[test]
+    fn fail_a_body_of_another_length_than_announced_is_refused() {
+        let (ct, header) = ciphertext(2 * CHUNK + 5);
+        let whole = Some(ct.len() as u64);
+        // Cut at a chunk boundary: a possible length, but not the one announced.
+        let boundary = header + NONCE + CHUNK + TAG;
+        let (result, _, syncs) = receive_bytes(&ct[..boundary], CHUNK, u64::MAX, whole);
+        match result {
+            Err(UploadError::ShorterThanAnnounced { announced, received }) => {
+                assert_eq!((announced, received), (ct.len() as u64, boundary as u64));
+            }
+            other => panic!("expected a refusal, got {:?}", other.map(|s| s.size)),
+        }
+        assert_eq!(syncs, 0);
+        // More than announced: refused as soon as it is, not at the end.
+        let (result, stored, syncs) = receive_bytes(&ct, CHUNK, u64::MAX, Some(boundary as u64));
+        assert!(matches!(result, Err(UploadError::LongerThanAnnounced(n)) if n == boundary as u64));
+        assert!(stored.len() < ct.len() && syncs == 0);
+        // Nothing announced: refused once the body is seen to be age; garbage is told it
+        // is not age.
+        let (result, stored, _) = receive_bytes(&ct, CHUNK, u64::MAX, None);
+        let err = result.err().expect("refused");
+        assert!(matches!(err, UploadError::LengthNotAnnounced), "{err:?}");
+        assert!(err.to_string().contains("x-vault-upload-length"), "{err}");
+        assert!(stored.is_empty());
+        let (result, _, _) = receive_bytes(b"RIFF....WAVEfmt ", 4, u64::MAX, None);
+        assert!(matches!(result, Err(UploadError::NotAge)));
+        // Announced larger than the server takes: refused before a byte is read.
+        let (result, stored, _) = receive_bytes(&ct, CHUNK, 1000, Some(1001));
+        assert!(matches!(result, Err(UploadError::TooLarge(1000))));
+        assert!(stored.is_empty());
+    }
+
+    #[test]
+    fn fail_an_impossible_announced_length_is_refused_before_the_rest_arrives() {
+        // A body that would break off after its first piece: the refusal comes first.
+        let (ct, header) = ciphertext(100);
+        let first = ct[..header + NONCE + 15].to_vec();
+        let items = vec![Ok(first.clone()), Err(io::Error::new(io::ErrorKind::ConnectionReset, "connection reset"))];
+        let body = Body::from_stream(futures_util::stream::iter(items));
+        let sink = Recorder::default();
+        let err = run(stream_to(body, u64::MAX, Some(first.len() as u64), sink.clone(), &mut staged())).unwrap_err();
+        assert!(matches!(err, UploadError::Undecryptable(_)), "{err:?}");
+        assert!(sink.0.lock().unwrap().bytes.is_empty());
     }
 }

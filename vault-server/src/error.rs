@@ -18,40 +18,95 @@ pub struct ApiError {
     pub message: String,
     /// For the server log only.
     pub detail: Option<String>,
+    /// Seconds the caller should wait before trying again (`Retry-After`).
+    pub retry_after: Option<u64>,
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
 impl ApiError {
     pub fn bad_request(message: impl Into<String>) -> Self {
-        Self { status: StatusCode::BAD_REQUEST, code: "bad_request", message: message.into(), detail: None }
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            code: "bad_request",
+            message: message.into(),
+            detail: None,
+            retry_after: None,
+        }
     }
 
     /// The caller is known but may not do this. Also used for "no such thing" where
     /// telling the two apart would reveal that an id exists.
     pub fn denied(message: impl Into<String>) -> Self {
-        Self { status: StatusCode::FORBIDDEN, code: "access_denied", message: message.into(), detail: None }
+        Self {
+            status: StatusCode::FORBIDDEN,
+            code: "access_denied",
+            message: message.into(),
+            detail: None,
+            retry_after: None,
+        }
     }
 
     pub fn unauthenticated(message: impl Into<String>) -> Self {
-        Self { status: StatusCode::UNAUTHORIZED, code: "unauthenticated", message: message.into(), detail: None }
+        Self {
+            status: StatusCode::UNAUTHORIZED,
+            code: "unauthenticated",
+            message: message.into(),
+            detail: None,
+            retry_after: None,
+        }
     }
 
     pub fn not_found(message: impl Into<String>) -> Self {
-        Self { status: StatusCode::NOT_FOUND, code: "not_found", message: message.into(), detail: None }
+        Self {
+            status: StatusCode::NOT_FOUND,
+            code: "not_found",
+            message: message.into(),
+            detail: None,
+            retry_after: None,
+        }
     }
 
     pub fn conflict(message: impl Into<String>) -> Self {
-        Self { status: StatusCode::CONFLICT, code: "conflict", message: message.into(), detail: None }
+        Self {
+            status: StatusCode::CONFLICT,
+            code: "conflict",
+            message: message.into(),
+            detail: None,
+            retry_after: None,
+        }
     }
 
     pub fn too_large(message: impl Into<String>) -> Self {
-        Self { status: StatusCode::PAYLOAD_TOO_LARGE, code: "too_large", message: message.into(), detail: None }
+        Self {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            code: "too_large",
+            message: message.into(),
+            detail: None,
+            retry_after: None,
+        }
+    }
+
+    /// Too many requests from this caller: try again after `secs` seconds (429).
+    pub fn too_fast(secs: u64) -> Self {
+        Self {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            code: "rate_limited",
+            message: format!("too many requests from your address; try again in {secs} s"),
+            detail: None,
+            retry_after: Some(secs),
+        }
     }
 
     /// Too many requests of a kind at once; the caller should try again shortly.
     pub fn busy(message: impl Into<String>) -> Self {
-        Self { status: StatusCode::SERVICE_UNAVAILABLE, code: "busy", message: message.into(), detail: None }
+        Self {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            code: "busy",
+            message: message.into(),
+            detail: None,
+            retry_after: None,
+        }
     }
 
     pub fn internal(detail: impl std::fmt::Display) -> Self {
@@ -60,6 +115,7 @@ impl ApiError {
             code: "internal",
             message: "internal server error; the server log has the details".into(),
             detail: Some(detail.to_string()),
+            retry_after: None,
         }
     }
 
@@ -71,6 +127,7 @@ impl ApiError {
             code: "damaged",
             message: message.into(),
             detail: Some(detail.to_string()),
+            retry_after: None,
         }
     }
 
@@ -101,23 +158,33 @@ pub struct Refusal {
 }
 
 impl Refusal {
-    /// The entry's `details`: `{"refusal": message, "why": detail or null}`.
+    /// The entry's `details`: `{"refusal": message, "why": detail or null}`, each capped
+    /// at [`REFUSAL_TEXT_CAP`] bytes (a detail can quote what the caller sent).
     pub fn details(&self) -> String {
-        serde_json::json!({ "refusal": self.message, "why": self.why }).to_string()
+        let cap = |s: &str| crate::accesslog::cap(s, REFUSAL_TEXT_CAP).into_owned();
+        serde_json::json!({ "refusal": cap(&self.message), "why": self.why.as_deref().map(cap) }).to_string()
     }
 }
+
+/// Longest message or detail a refused entry keeps.
+pub const REFUSAL_TEXT_CAP: usize = 500;
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         if self.status.is_server_error() {
             tracing::error!(code = self.code, detail = self.detail.as_deref().unwrap_or(""), "request failed");
         } else if let Some(d) = &self.detail {
-            tracing::info!(code = self.code, detail = d.as_str(), "request refused");
+            // The access log is the record of refusals; this line is for debugging, and
+            // capped, since a detail can quote what an unauthenticated caller sent.
+            tracing::debug!(code = self.code, detail = %crate::accesslog::cap(d, REFUSAL_TEXT_CAP), "request refused");
         }
         let refusal =
             self.status.is_client_error().then(|| Refusal { message: self.message.clone(), why: self.detail.clone() });
         let mut response =
             (self.status, Json(ErrorBody { error: self.code.into(), message: self.message })).into_response();
+        if let Some(secs) = self.retry_after {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
         if let Some(r) = refusal {
             response.extensions_mut().insert(r);
         }

@@ -10,13 +10,15 @@
 //!   commit, readers and migrations that run them.
 //! - `accesslog`: the hash chain, checkpoints, and how requests write to the log.
 //! - `auth`: session tokens and login challenges; `server_keys`: the server's own keys.
-//! - `blobs`: recording ciphertext on disk; `retention`: destruction and purges.
+//! - `blobs`: recording ciphertext on disk; `retention`: destruction and purges;
+//!   `orphans`: ciphertext no recording names, found and removed at start-up.
 //! - `datadir`: the data directory; `state`: opening it; `server`: serving it.
 //!
 //! [`open_state`] checks and opens a data directory, [`app`] builds the router (the
 //! in-process tests in `http` drive it without a socket), and [`serve`] runs it on a
 //! listener until a shutdown signal.
 
+mod abuse;
 mod accesslog;
 mod auth;
 mod blobs;
@@ -25,6 +27,7 @@ mod datadir;
 mod db;
 mod error;
 mod http;
+mod orphans;
 mod policy;
 mod retention;
 mod server;
@@ -34,11 +37,13 @@ mod store;
 mod trust;
 
 // The library's public face: what `main.rs`, the benchmarks and the examples use.
+pub use abuse::LimitSettings;
 pub use accesslog::{LogRecord, append as append_to_log, verify as verify_log};
 pub use blobs::BlobStore;
 pub use datadir::{DataDir, log_verifier_key, trust_root};
 pub use db::Db;
+pub use orphans::{Orphan, Orphans, find as find_orphans, sweep as sweep_orphans};
 pub use retention::purge_due;
-pub use server::{app, serve, serve_tls};
+pub use server::{ConnLimits, app, serve, tls_acceptor};
 pub use state::{AppState, Config, open_state};
 pub use store::Store;

@@ -54,6 +54,8 @@ enum Command {
         /// Seconds between retention purges (0: no background purge; use `purge`).
         #[arg(long, env = "VAULT_PURGE_INTERVAL_SECS", default_value_t = 3600)]
         purge_interval_secs: u64,
+        #[command(flatten)]
+        limits: LimitArgs,
     },
     /// Purge recordings past their retention period now (also while `serve` runs).
     Purge {
@@ -71,11 +73,74 @@ enum Command {
         #[arg(long, env = "VAULT_DATA_DIR")]
         data_dir: PathBuf,
     },
-    /// Check the whole access-log chain offline.
+    /// Check the whole access-log chain offline, and report blobs no recording names.
     Verify {
         #[arg(long, env = "VAULT_DATA_DIR")]
         data_dir: PathBuf,
     },
+}
+
+/// Limits on callers without a session and on connections (see the README's "Limits").
+#[derive(clap::Args)]
+struct LimitArgs {
+    /// Requests without a valid session token allowed per second from one address
+    /// (an IPv4 address or an IPv6 /64); more get 429 with Retry-After.
+    #[arg(long, env = "VAULT_UNAUTH_PER_SEC", default_value_t = 5)]
+    unauth_per_sec: u32,
+    /// How many such requests one address may send at once before the rate applies.
+    #[arg(long, env = "VAULT_UNAUTH_BURST", default_value_t = 50)]
+    unauth_burst: u32,
+    /// Login challenges for one user name from one address: one per this many seconds...
+    #[arg(long, env = "VAULT_CHALLENGE_EVERY_SECS", default_value_t = 10)]
+    challenge_every_secs: u32,
+    /// ...after a burst of this many.
+    #[arg(long, env = "VAULT_CHALLENGE_BURST", default_value_t = 5)]
+    challenge_burst: u32,
+    /// Seconds per access-log window: past the first entries per address and window,
+    /// unauthenticated requests are counted into one entry per address and window.
+    #[arg(long, env = "VAULT_LOG_WINDOW_SECS", default_value_t = 60)]
+    log_window_secs: u64,
+    /// Entries of their own per address and window for requests without a session.
+    #[arg(long, env = "VAULT_LOG_ENTRIES_PER_ADDRESS", default_value_t = 10)]
+    log_entries_per_address: u32,
+    /// Entries of their own per window for requests without a session, in all.
+    #[arg(long, env = "VAULT_LOG_ENTRIES_PER_WINDOW", default_value_t = 60)]
+    log_entries_per_window: u32,
+    /// Connections open at once, in all; more are closed at once.
+    #[arg(long, env = "VAULT_MAX_CONNECTIONS", default_value_t = 1024)]
+    max_connections: usize,
+    /// Connections open at once from one address (an IPv4 address or an IPv6 /64).
+    #[arg(long, env = "VAULT_MAX_CONNECTIONS_PER_ADDRESS", default_value_t = 64)]
+    max_connections_per_address: usize,
+    /// Seconds a client has for a TLS handshake and for a request's headers.
+    #[arg(long, env = "VAULT_HEADER_TIMEOUT_SECS", default_value_t = 10)]
+    header_timeout_secs: u64,
+    /// Seconds a connection may sit with nothing moving either way before it is closed.
+    #[arg(long, env = "VAULT_IDLE_TIMEOUT_SECS", default_value_t = 60)]
+    idle_timeout_secs: u64,
+}
+
+impl LimitArgs {
+    fn settings(&self) -> vault_server::LimitSettings {
+        vault_server::LimitSettings {
+            unauthenticated_per_sec: self.unauth_per_sec,
+            unauthenticated_burst: self.unauth_burst,
+            challenge_every_secs: self.challenge_every_secs,
+            challenge_burst: self.challenge_burst,
+            log_window: std::time::Duration::from_secs(self.log_window_secs.max(1)),
+            log_entries_per_source: self.log_entries_per_address,
+            log_entries_per_window: self.log_entries_per_window,
+        }
+    }
+
+    fn connections(&self) -> vault_server::ConnLimits {
+        vault_server::ConnLimits {
+            max_connections: self.max_connections.max(1),
+            per_source: self.max_connections_per_address.max(1),
+            header_timeout: std::time::Duration::from_secs(self.header_timeout_secs.max(1)),
+            idle_timeout: std::time::Duration::from_secs(self.idle_timeout_secs.max(1)),
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -141,6 +206,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let db = Db::open(&dir.db_path())?;
             let (n, head) = db.snapshot(vault_server::verify_log)??;
             println!("ok: {n} entries, head {}", hex::encode(head));
+            // Reported, not failed: the chain is sound, and `serve` removes orphan blobs
+            // (logging each) when it starts.
+            for line in vault_server::find_orphans(&db, &BlobStore::new(dir.blobs(), dir.tmp()))?.report() {
+                eprintln!("warning: {line}");
+            }
             Ok(())
         }
         Command::Purge { data_dir } => {
@@ -152,7 +222,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             eprintln!("purged {n} recordings past their retention period");
             Ok(())
         }
-        Command::Serve { data_dir, listen, public_url, max_upload_mib, tls_cert, tls_key, purge_interval_secs } => {
+        Command::Serve {
+            data_dir,
+            listen,
+            public_url,
+            max_upload_mib,
+            tls_cert,
+            tls_key,
+            purge_interval_secs,
+            limits,
+        } => {
             DataDir::new(&data_dir).check()?;
             let tls = tls_cert.zip(tls_key);
             // Session tokens and login answers must not cross a network in clear.
@@ -167,18 +246,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             rt.block_on(async move {
                 let tls = match tls {
                     None => None,
-                    Some((cert, key)) => {
-                        rustls::crypto::ring::default_provider()
-                            .install_default()
-                            .map_err(|_| anyhow::anyhow!("cannot install the TLS crypto provider"))?;
-                        Some(axum_server::tls_rustls::RustlsConfig::from_pem_file(&cert, &key).await.map_err(|e| {
-                            anyhow::anyhow!(
-                                "cannot load --tls-cert {} / --tls-key {}: {e}",
-                                cert.display(),
-                                key.display()
-                            )
-                        })?)
-                    }
+                    Some((cert, key)) => Some(vault_server::tls_acceptor(&cert, &key)?),
                 };
                 let listener = std::net::TcpListener::bind(listen)
                     .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
@@ -191,15 +259,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     max_upload: max_upload_mib.saturating_mul(1024 * 1024),
                     purge_interval: (purge_interval_secs > 0)
                         .then(|| std::time::Duration::from_secs(purge_interval_secs)),
+                    limits: limits.settings(),
                 };
                 let state = vault_server::open_state(&cfg)?;
                 tracing::info!(%addr, origin = %cfg.origin, tls = tls.is_some(), "serving");
                 // Tests and scripts read this line to learn the port when --listen has port 0.
                 eprintln!("listening on {scheme}://{addr}");
-                match tls {
-                    Some(tls) => vault_server::serve_tls(listener, tls, state, shutdown_signal()).await?,
-                    None => vault_server::serve(listener, state, shutdown_signal()).await?,
-                }
+                vault_server::serve(listener, tls, limits.connections(), state, shutdown_signal()).await?;
                 Ok(())
             })
         }

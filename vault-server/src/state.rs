@@ -6,11 +6,13 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
+use crate::abuse::{LimitSettings, Limits, LogGate};
 use crate::accesslog;
 use crate::auth::{Challenges, Tokens};
 use crate::blobs::BlobStore;
 use crate::datadir::{self, DataDir};
 use crate::db::Db;
+use crate::orphans;
 use crate::retention;
 use crate::server_keys;
 
@@ -24,6 +26,8 @@ pub struct Config {
     pub max_upload: u64,
     /// How often the retention purge runs (R7); `None` turns it off.
     pub purge_interval: Option<std::time::Duration>,
+    /// Rate limits on callers without a session.
+    pub limits: LimitSettings,
 }
 
 pub struct Inner {
@@ -38,6 +42,9 @@ pub struct Inner {
     /// The log's name in checkpoints and in its verifier key.
     pub log_origin: String,
     pub purge_interval: Option<std::time::Duration>,
+    /// Rate limits on callers without a session, and the gate on their log entries.
+    pub limits: Limits,
+    pub gate: LogGate,
 }
 
 /// Shared state of all handlers.
@@ -52,7 +59,8 @@ impl Deref for AppState {
 }
 
 /// Checks the data directory, verifies the access-log chain, loads the keys, clears
-/// uploads left over from a previous run and finishes interrupted destructions.
+/// uploads left over from a previous run, finishes interrupted destructions and removes
+/// (logging each) ciphertext no recording names.
 pub fn open_state(cfg: &Config) -> anyhow::Result<AppState> {
     let dir = DataDir::new(&cfg.data_dir);
     dir.check()?;
@@ -68,16 +76,27 @@ pub fn open_state(cfg: &Config) -> anyhow::Result<AppState> {
     let blobs = BlobStore::new(dir.blobs(), dir.tmp());
     // Finish destructions a crash interrupted: their rows are gone, their files may not be.
     let finished = retention::finish_destructions(&db, &blobs)?;
-    tracing::info!(entries, swept_partial_uploads = swept, finished_destructions = finished, "data dir checked");
+    // Then ciphertext no recording names (an upload cut off between its rename and its
+    // row): nothing is served yet, so no upload is in flight.
+    let orphans = orphans::sweep(&db, &blobs)?;
+    tracing::info!(
+        entries,
+        swept_partial_uploads = swept,
+        finished_destructions = finished,
+        removed_orphan_blobs = orphans,
+        "data dir checked"
+    );
     Ok(AppState(Arc::new(Inner {
         db,
         blobs,
         tokens,
-        challenges: Challenges::default(),
+        challenges: Challenges::new(),
         origin: vault_core::challenge::normalize_origin(&cfg.origin),
         max_upload: cfg.max_upload,
         log_key,
         log_origin,
         purge_interval: cfg.purge_interval,
+        limits: Limits::new(&cfg.limits),
+        gate: LogGate::new(&cfg.limits),
     })))
 }

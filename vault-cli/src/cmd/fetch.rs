@@ -140,10 +140,11 @@ impl Fetch {
             self.recording,
             self.out.display(),
             signed.by,
-            signed.recorded_at
+            crate::output::printable(&signed.recorded_at)
         );
         if let Some(name) = call.and_then(|c| c.file_name) {
-            eprintln!("uploaded as {name}");
+            // The recorder's file name: text from another machine.
+            eprintln!("uploaded as {}", crate::output::printable(&name));
         }
         Ok(())
     }

@@ -5,6 +5,7 @@ use vault_core::api::Report as ReportData;
 
 use crate::Global;
 use crate::client::Client;
+use crate::output::printable;
 
 #[derive(Args)]
 pub struct Report {}
@@ -15,11 +16,11 @@ impl Report {
         if g.json {
             return crate::output::json(&r);
         }
-        println!("Compliance report, {}", r.generated_at);
+        println!("Compliance report, {}", printable(&r.generated_at));
         println!();
         println!("Covert cases waiting for the AP's prior-check approval (R3): {}", r.pending_approvals.len());
         for c in &r.pending_approvals {
-            println!("  {}  {}  since {}", c.id, c.title, c.since);
+            println!("  {}  {}  since {}", c.id, printable(&c.title), printable(&c.since));
         }
         println!("Employees still to be told about covert recording (R6): {}", r.notifications.len());
         for n in &r.notifications {
@@ -27,18 +28,18 @@ impl Report {
                 Some(u) => format!("deferred until {u}"),
                 None => format!("due by {}", n.notification.due),
             };
-            println!("  {}  {}  {}  {when}", n.case.id, n.notification.status, n.case.title);
+            println!("  {}  {}  {}  {when}", n.case.id, n.notification.status, printable(&n.case.title));
         }
         println!(
             "Recordings past their retention period, awaiting purge (R7): {}",
             r.purges_due.iter().map(|p| p.recordings).sum::<u64>()
         );
         for p in &r.purges_due {
-            println!("  {}  {} recordings  oldest recorded {}", p.case.id, p.recordings, p.case.since);
+            println!("  {}  {} recordings  oldest recorded {}", p.case.id, p.recordings, printable(&p.case.since));
         }
         println!("Cases on legal hold (R7): {}", r.holds.len());
         for c in &r.holds {
-            println!("  {}  {}  closed {}", c.id, c.title, c.since);
+            println!("  {}  {}  closed {}", c.id, printable(&c.title), printable(&c.since));
         }
         println!();
         let rows: Vec<Vec<String>> = r

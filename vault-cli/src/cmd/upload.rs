@@ -10,7 +10,9 @@
 //! Encryption runs on its own thread and hands chunks to the HTTP request body (see
 //! [`crate::transfer`]), so neither side holds more than a few chunks of the recording.
 //! If encryption fails half way, the body ends in an error rather than a clean end, so
-//! the server never mistakes a truncated ciphertext for a complete one.
+//! the server never mistakes a truncated ciphertext for a complete one. The header is
+//! made before the upload starts, so the client announces the ciphertext's exact length
+//! (`x-vault-upload-length`) and the server stores nothing of any other length.
 
 use std::io;
 use std::path::PathBuf;
@@ -18,7 +20,8 @@ use std::path::PathBuf;
 use anyhow::{Context, anyhow, bail};
 use clap::Args;
 use vault_core::api::{
-    Announcement, CallMeta, CaseRecipient, Done, HEADER_CRC32, HEADER_META, RecordingInfo, RecordingSignature,
+    Announcement, CallMeta, CaseRecipient, Done, HEADER_CRC32, HEADER_META, HEADER_UPLOAD_LENGTH, RecordingInfo,
+    RecordingSignature,
 };
 use vault_core::ids::{CaseId, RecordingId};
 use vault_core::trust::{RecordingStatement, Signed, statement};
@@ -63,20 +66,37 @@ impl Upload {
         };
         let meta_ct = vault_core::crypto::seal_call_meta(&recipient, &call);
 
+        let encryption = vault_core::crypto::Encryption::new(&recipient)?;
+        let ciphertext_len = encryption.ciphertext_len(len);
         let upload = client.upload(&format!("/v1/cases/{}/recordings", self.case))?;
         let (writer, body, sent) = transfer::chunk_channel();
         let pb = crate::output::progress(Some(len), "encrypting and uploading");
         let mut input = pb.wrap_read(file);
-        let encryptor = std::thread::spawn(move || -> io::Result<()> {
+        let encryptor = std::thread::spawn(move || -> io::Result<u64> {
             let mut writer = writer;
-            vault_core::crypto::encrypt_stream(&recipient, &mut input, &mut writer)?;
-            writer.finish()
+            let read = encryption.encrypt(&mut input, &mut writer)?;
+            // A file that changed size since it was measured does not have the announced
+            // length: the body then ends in an error, never cleanly.
+            if read == len {
+                writer.finish()?;
+            }
+            Ok(read)
         });
 
         let query = vec![("announced", self.announced.as_str().to_owned()), ("recorded_at", recorded_at.clone())];
-        let answer = upload.send(&query, vec![(HEADER_META, meta_ct)], body);
+        let headers = vec![(HEADER_META, meta_ct), (HEADER_UPLOAD_LENGTH, ciphertext_len.to_string())];
+        let answer = upload.send(&query, headers, body);
         let encrypted = encryptor.join().map_err(|_| anyhow!("the encryption thread panicked"))?;
         pb.finish_and_clear();
+        if let Ok(read) = encrypted
+            && read != len
+        {
+            bail!(
+                "{} changed size while it was uploaded ({len} bytes, then {read}); nothing was stored. \
+                 Upload it again once it is no longer being written",
+                self.file.display()
+            );
+        }
         let answer = answer?;
         let crc = answer.headers.get(HEADER_CRC32).and_then(|v| v.to_str().ok());
         let info: RecordingInfo = serde_json::from_slice(&answer.body).context("unexpected answer from the server")?;

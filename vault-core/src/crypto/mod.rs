@@ -19,6 +19,7 @@ mod error;
 pub mod payload;
 
 pub use error::CryptoError;
+pub use payload::Encryption;
 
 /// The largest envelope or challenge this module will decrypt into memory.
 const SMALL_CIPHERTEXT_MAX: u64 = 64 * 1024;
@@ -205,7 +206,21 @@ pub fn looks_like_age(prefix: &[u8]) -> bool {
 /// Returns true when `buf` holds a complete age header (the `---` MAC line), by the same
 /// reading [`decrypt_stream`] does.
 pub fn has_complete_header(buf: &[u8]) -> bool {
-    payload::read_header(&mut &buf[..], &mut Vec::new()).is_ok()
+    header_len(buf).is_some()
+}
+
+/// The length of the age header at the start of `buf`, through its `---` MAC line, by
+/// the same reading [`decrypt_stream`] does; `None` unless `buf` holds a complete one.
+/// What follows it is the payload.
+pub fn header_len(buf: &[u8]) -> Option<usize> {
+    payload::header_len(buf)
+}
+
+/// Checks, without the key, that `len` bytes after an age header can be a payload anyone
+/// could decrypt (see [`payload::check_payload_len`]); on refusal, says what is wrong.
+/// The server checks uploads with it, so it stores nothing that no one could ever decrypt.
+pub fn payload_len_is_possible(len: u64) -> Result<(), &'static str> {
+    payload::check_payload_len(len)
 }
 
 #[cfg(test)]

@@ -48,41 +48,103 @@ const HEADER_MAX: u64 = 64 * 1024;
 pub fn encrypt<R: Read + ?Sized, W: Write>(
     recipient: &age::x25519::Recipient,
     input: &mut R,
-    mut output: W,
+    output: W,
 ) -> io::Result<u64> {
-    let capture = CaptureKey { inner: recipient, file_key: RefCell::new(None) };
-    let encryptor =
-        age::Encryptor::with_recipients(std::iter::once(&capture as &dyn age::Recipient)).map_err(io::Error::other)?;
-    // The age crate writes the header and the payload nonce; its stream writer is dropped
-    // before it writes anything else.
-    let mut head = Vec::with_capacity(512);
-    drop(encryptor.wrap_output(&mut head)?);
-    let file_key = capture.file_key.into_inner().ok_or_else(|| io::Error::other("age did not wrap a file key"))?;
-    let nonce = &head[head.len() - NONCE..];
-    let mut stream = Stream::new(&file_key, nonce);
-    output.write_all(&head)?;
+    Encryption::new(recipient)?.encrypt(input, output)
+}
 
-    // One chunk and one byte of look-ahead, read straight into the buffer that is sealed in
-    // place: a chunk is the last one when nothing follows it.
-    let mut buf = Zeroizing::new(vec![0u8; CHUNK + TAG]);
-    let mut filled = 0;
-    let mut total = 0u64;
-    loop {
-        filled += read_full(input, &mut buf[filled..CHUNK + 1])?;
-        if filled <= CHUNK {
-            total += filled as u64;
-            let tag = stream.seal(&mut buf[..filled], true);
-            buf[filled..filled + TAG].copy_from_slice(tag.as_ref());
-            output.write_all(&buf[..filled + TAG])?;
-            return Ok(total);
+/// An encryption to one recipient whose header is already made: the length of the
+/// ciphertext is known before any plaintext is read, so an uploader can announce it.
+pub struct Encryption {
+    /// The header and the payload nonce after it.
+    head: Vec<u8>,
+    stream: Stream,
+}
+
+impl Encryption {
+    /// Makes the file key, the header that wraps it to `recipient`, and the payload nonce.
+    pub fn new(recipient: &age::x25519::Recipient) -> io::Result<Self> {
+        let capture = CaptureKey { inner: recipient, file_key: RefCell::new(None) };
+        let encryptor = age::Encryptor::with_recipients(std::iter::once(&capture as &dyn age::Recipient))
+            .map_err(io::Error::other)?;
+        // The age crate writes the header and the payload nonce; its stream writer is
+        // dropped before it writes anything else.
+        let mut head = Vec::with_capacity(512);
+        drop(encryptor.wrap_output(&mut head)?);
+        let file_key = capture.file_key.into_inner().ok_or_else(|| io::Error::other("age did not wrap a file key"))?;
+        let stream = Stream::new(&file_key, &head[head.len() - NONCE..]);
+        Ok(Self { head, stream })
+    }
+
+    /// The length of the whole age file for `plaintext_len` bytes of plaintext.
+    pub fn ciphertext_len(&self, plaintext_len: u64) -> u64 {
+        (self.head.len() - NONCE) as u64 + payload_len(plaintext_len)
+    }
+
+    /// Encrypts everything `input` yields, writing the age file to `output` as it goes;
+    /// returns the number of plaintext bytes.
+    pub fn encrypt<R: Read + ?Sized, W: Write>(self, input: &mut R, mut output: W) -> io::Result<u64> {
+        let Self { head, mut stream } = self;
+        output.write_all(&head)?;
+
+        // One chunk and one byte of look-ahead, read straight into the buffer that is sealed
+        // in place: a chunk is the last one when nothing follows it.
+        let mut buf = Zeroizing::new(vec![0u8; CHUNK + TAG]);
+        let mut filled = 0;
+        let mut total = 0u64;
+        loop {
+            filled += read_full(input, &mut buf[filled..CHUNK + 1])?;
+            if filled <= CHUNK {
+                total += filled as u64;
+                let tag = stream.seal(&mut buf[..filled], true);
+                buf[filled..filled + TAG].copy_from_slice(tag.as_ref());
+                output.write_all(&buf[..filled + TAG])?;
+                return Ok(total);
+            }
+            let next = buf[CHUNK];
+            let tag = stream.seal(&mut buf[..CHUNK], false);
+            buf[CHUNK..].copy_from_slice(tag.as_ref());
+            output.write_all(&buf[..])?;
+            total += CHUNK as u64;
+            buf[0] = next;
+            filled = 1;
         }
-        let next = buf[CHUNK];
-        let tag = stream.seal(&mut buf[..CHUNK], false);
-        buf[CHUNK..].copy_from_slice(tag.as_ref());
-        output.write_all(&buf[..])?;
-        total += CHUNK as u64;
-        buf[0] = next;
-        filled = 1;
+    }
+}
+
+/// The length of the payload (the nonce and the chunks after the header) that holds
+/// `plaintext_len` bytes: every chunk adds a tag, and even an empty plaintext has one
+/// (empty) chunk.
+pub fn payload_len(plaintext_len: u64) -> u64 {
+    let chunks = plaintext_len.div_ceil(CHUNK as u64).max(1);
+    (NONCE as u64).saturating_add(plaintext_len).saturating_add(chunks.saturating_mul(TAG as u64))
+}
+
+/// Checks that `len` bytes after the header can be an age payload at all, whatever the
+/// key: the 16-byte nonce, then chunks of 64 KiB of plaintext and a 16-byte tag, all full
+/// but the last, which holds at least its tag and, after full chunks, some plaintext
+/// (an empty last chunk is allowed only as the whole of an empty file). [`decrypt`]
+/// refuses every other length. On refusal, says what is wrong.
+///
+/// The length decides the chunk layout, so a payload of a possible length may still be
+/// cut at a chunk boundary: only the sender's announced length, or the key, tells that.
+pub fn check_payload_len(len: u64) -> Result<(), &'static str> {
+    let sealed = (CHUNK + TAG) as u64;
+    let Some(chunks) = len.checked_sub(NONCE as u64) else {
+        return Err("it ends before the 16-byte payload nonce that follows the age header");
+    };
+    if chunks == 0 {
+        return Err("it ends right after the payload nonce, without the chunk every age file has");
+    }
+    match chunks % sealed {
+        0 => Ok(()),
+        last if last < TAG as u64 => {
+            Err("its last chunk is shorter than the 16-byte tag that ends every chunk (it was cut short)")
+        }
+        last if last == TAG as u64 && chunks > sealed => {
+            Err("its last chunk is only a tag after full chunks: an empty last chunk, which age refuses")
+        }
+        _ => Ok(()),
     }
 }
 
@@ -204,6 +266,13 @@ pub(crate) fn read_header<R: BufRead>(input: &mut R, head: &mut Vec<u8>) -> Resu
     }
 }
 
+/// The length of the header at the start of `buf`, through its `---` MAC line, as
+/// [`decrypt`] reads it; `None` unless `buf` holds a complete one.
+pub(crate) fn header_len(buf: &[u8]) -> Option<usize> {
+    let mut head = Vec::new();
+    read_header(&mut &buf[..], &mut head).ok().map(|()| head.len())
+}
+
 /// Reads the header (through its `---` MAC line) and the payload nonce after it.
 fn read_header_and_nonce<R: BufRead>(input: &mut R) -> Result<Vec<u8>, CryptoError> {
     let mut head = Vec::with_capacity(512);
@@ -303,7 +372,7 @@ mod tests {
 
     /// The length of what follows the header (headers vary: the age crate adds a random
     /// "grease" stanza).
-    fn payload_len(ct: &[u8]) -> usize {
+    fn payload_of(ct: &[u8]) -> usize {
         let mac = ct.windows(4).position(|w| w == b"--- ").unwrap();
         ct.len() - (mac + ct[mac..].iter().position(|&b| b == b'\n').unwrap() + 1)
     }
@@ -339,8 +408,12 @@ mod tests {
             assert_eq!(age_decrypt(&id, &ours).as_deref(), Some(&plain[..]), "age decrypts ours, {n} bytes");
             // The same payload layout as the age crate's: nonce, then 16 bytes per chunk.
             let theirs = age_encrypt(&id, &plain);
-            assert_eq!(payload_len(&ours), payload_len(&theirs), "{n} bytes");
-            assert_eq!(payload_len(&ours), NONCE + n + TAG * n.div_ceil(CHUNK).max(1), "{n} bytes");
+            assert_eq!(payload_of(&ours), payload_of(&theirs), "{n} bytes");
+            assert_eq!(payload_of(&ours), NONCE + n + TAG * n.div_ceil(CHUNK).max(1), "{n} bytes");
+            // The length rule the server checks uploads with accepts the age crate's output.
+            assert_eq!(theirs.len() - header_len(&theirs).unwrap(), payload_of(&theirs), "{n} bytes");
+            assert_eq!(payload_len(n as u64), payload_of(&theirs) as u64, "{n} bytes");
+            assert_eq!(check_payload_len(payload_of(&theirs) as u64), Ok(()), "{n} bytes");
             assert_eq!(ours_decrypt(&id, &theirs).unwrap(), plain, "we decrypt age's, {n} bytes");
         }
     }
@@ -408,6 +481,83 @@ mod tests {
         let header_end = ct.windows(4).position(|w| w == b"--- ").unwrap();
         let nl = header_end + ct[header_end..].iter().position(|&b| b == b'\n').unwrap() + 1;
         assert!(matches!(ours_decrypt(&id, &ct[..nl + 8]), Err(CryptoError::Malformed(_))));
+    }
+
+    /// Whether some plaintext has a payload of `len` bytes, by search: `payload_len`
+    /// grows with the plaintext, so this is independent of the rule under test.
+    fn some_plaintext_has_payload_len(len: u64) -> bool {
+        let (mut lo, mut hi) = (0u64, len);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if payload_len(mid) < len { lo = mid + 1 } else { hi = mid }
+        }
+        payload_len(lo) == len
+    }
+
+    #[test]
+    fn payload_lengths_around_the_first_chunks() {
+        let sealed = (CHUNK + TAG) as u64;
+        let (nonce, tag) = (NONCE as u64, TAG as u64);
+        let refused = |len: u64, why: &str| {
+            let err = check_payload_len(len).expect_err(&format!("{len} bytes accepted"));
+            assert!(err.contains(why), "{len} bytes: {err}");
+        };
+        for len in 0..nonce {
+            refused(len, "before the 16-byte payload nonce");
+        }
+        refused(nonce, "without the chunk");
+        for len in nonce + 1..nonce + tag {
+            refused(len, "shorter than the 16-byte tag");
+        }
+        // An empty file: one chunk that is only a tag.
+        check_payload_len(nonce + tag).unwrap();
+        check_payload_len(nonce + tag + 1).unwrap();
+        for k in 1..4 {
+            check_payload_len(nonce + k * sealed).unwrap();
+            for d in 1..tag {
+                refused(nonce + k * sealed + d, "shorter than the 16-byte tag");
+            }
+            refused(nonce + k * sealed + tag, "an empty last chunk");
+            check_payload_len(nonce + k * sealed + tag + 1).unwrap();
+        }
+        for n in EDGES {
+            assert_eq!(check_payload_len(payload_len(n as u64)), Ok(()), "{n} bytes of plaintext");
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+        #[test]
+        fn every_real_payload_length_is_possible(n in 0usize..300_000) {
+            let id = age::x25519::Identity::generate();
+            let encryption = Encryption::new(&id.to_public()).unwrap();
+            let announced = encryption.ciphertext_len(n as u64);
+            let mut ct = Vec::new();
+            encryption.encrypt(&mut &data(n)[..], &mut ct).unwrap();
+            prop_assert_eq!(announced, ct.len() as u64);
+            let header = header_len(&ct).unwrap();
+            prop_assert_eq!(payload_len(n as u64), (ct.len() - header) as u64);
+            prop_assert_eq!(check_payload_len((ct.len() - header) as u64), Ok(()));
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+        #[test]
+        fn lengths_near_chunk_boundaries_are_judged_correctly(k in 0u64..1 << 30, d in -16i64..=16) {
+            let boundary = NONCE as u64 + k * (CHUNK + TAG) as u64;
+            let Some(len) = boundary.checked_add_signed(d) else { return Ok(()) };
+            // After k full chunks: exactly at the boundary (k > 0), or a last chunk of
+            // more than a tag after it, or (below it) a last chunk of nearly full size.
+            let expected = match d {
+                0 => k > 0,
+                1..=15 => false,
+                16 => k == 0,
+                _ => k > 0,
+            };
+            prop_assert_eq!(check_payload_len(len).is_ok(), expected, "{} bytes", len);
+            prop_assert_eq!(some_plaintext_has_payload_len(len), expected, "{} bytes", len);
+        }
     }
 
     proptest! {

@@ -44,21 +44,19 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, st: &AppState) -> Result<Self, ApiError> {
-        let log = request_log(parts)?;
-        let token = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        let Some(token) = token else {
-            return Err(
-                ApiError::unauthenticated("not logged in: run `vault-cli login`").with_detail("no bearer token")
-            );
+        let token = parts.extensions.get::<super::Token>().cloned().unwrap_or(super::Token::Missing);
+        let name = match token {
+            super::Token::Valid(name) => name,
+            super::Token::Missing => {
+                return Err(
+                    ApiError::unauthenticated("not logged in: run `vault-cli login`").with_detail("no bearer token")
+                );
+            }
+            super::Token::Invalid(why) => {
+                return Err(ApiError::unauthenticated("session token is invalid or expired: run `vault-cli login`")
+                    .with_detail(why));
+            }
         };
-        let name = st.tokens.verify(token).map_err(|why| {
-            ApiError::unauthenticated("session token is invalid or expired: run `vault-cli login`").with_detail(why)
-        })?;
-        log.set_actor(&name);
         let lookup = name.clone();
         let role = st.db.read(move |s| policy::may_use_token(s, &lookup)).await?;
         Ok(Caller { name, role })

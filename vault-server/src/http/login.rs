@@ -3,7 +3,7 @@
 //!
 //! An unknown or disabled user gets a challenge like anyone else, encrypted to a key
 //! nobody holds, so the answer does not reveal who is enrolled; the attempt is logged as
-//! a refused login.
+//! a refused `login-challenge`, a challenge to an enrolled user as an allowed one.
 
 use axum::Json;
 use axum::extract::State;
@@ -11,13 +11,11 @@ use axum::response::IntoResponse;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use vault_core::api::{ChallengeRequest, ChallengeResponse, LoginRequest, LoginResponse};
-use vault_core::challenge::Challenge;
-use vault_core::log::Action;
 use zeroize::Zeroizing;
 
+use super::LogAllowed;
 use super::extract::ApiJson;
 use crate::accesslog::RequestLog;
-use crate::auth::{CHALLENGE_LIFETIME_SECS, PendingChallenge};
 use crate::error::{ApiError, ApiResult, Refusal};
 use crate::policy;
 use crate::state::AppState;
@@ -27,41 +25,29 @@ pub async fn challenge(
     log: RequestLog,
     ApiJson(req): ApiJson<ChallengeRequest>,
 ) -> ApiResult<impl IntoResponse> {
+    log.set_actor(&req.user);
+    // Per source and name, so that one source cannot cycle through a name; a source
+    // that is not the attacker's still gets its challenges (no lock-out).
+    st.limits.challenge(log.source(), &req.user).map_err(|w| ApiError::too_fast(w.retry_after_secs()))?;
     let lookup = req.user.clone();
     let user = st.db.read(move |s| Ok(s.user(&lookup)?)).await?;
-    let challenge = Challenge {
-        origin: st.origin.clone(),
-        user: req.user.clone(),
-        nonce: hex::encode(vault_core::ids::random_bytes::<32>()),
-        expires: chrono::Utc::now().timestamp() + CHALLENGE_LIFETIME_SECS,
+    let issued = st.challenges.issue(&st.origin, &req.user);
+    let text = Zeroizing::new(issued.challenge.to_text());
+    // Known and unknown names take the same steps (parse a recipient, encrypt to it, log
+    // through the same gate) and get the same answer; only the log tells them apart.
+    let (recipient, refusal) = match &user {
+        Some(u) if u.enabled => (u.recipient.as_str(), None),
+        _ => (st.challenges.decoy(), Some(Refusal { message: "unknown or disabled user".into(), why: None })),
     };
-    let text = Zeroizing::new(challenge.to_text());
-    let challenge_id = vault_core::ids::random_hex16();
-    let (ciphertext, refusal) = match user {
-        Some(u) if u.enabled => {
-            let recipient = vault_core::crypto::parse_recipient(&u.recipient).map_err(ApiError::internal)?;
-            st.challenges.insert(
-                challenge_id.clone(),
-                PendingChallenge {
-                    user: req.user.clone(),
-                    expected_response: vault_core::challenge::response(text.as_bytes()),
-                    expires: challenge.expires,
-                },
-            )?;
-            (vault_core::crypto::encrypt_small(&recipient, text.as_bytes()), None)
-        }
-        _ => {
-            // Answer exactly as for a real user; the decoy can never be answered.
-            log.set_actor(&req.user);
-            log.set_action(Action::Login);
-            let decoy = age::x25519::Identity::generate().to_public();
-            let refusal = Refusal { message: "unknown or disabled user".into(), why: None };
-            (vault_core::crypto::encrypt_small(&decoy, text.as_bytes()), Some(refusal))
-        }
-    };
-    let body = Json(ChallengeResponse { challenge_id, ciphertext: B64.encode(ciphertext) });
-    // A refusal that answers 200: the route's layer logs it all the same.
-    Ok((refusal.map(axum::Extension), body))
+    let recipient = vault_core::crypto::parse_recipient(recipient).map_err(ApiError::internal)?;
+    let ciphertext = vault_core::crypto::encrypt_small(&recipient, text.as_bytes());
+    let body = Json(ChallengeResponse { challenge_id: issued.id, ciphertext: B64.encode(ciphertext) });
+    // Either way the route's layer logs it: a refusal that answers 200, or an allowed
+    // challenge.
+    Ok(match refusal {
+        Some(r) => (axum::Extension(r), body).into_response(),
+        None => (axum::Extension(LogAllowed), body).into_response(),
+    })
 }
 
 pub async fn login(
@@ -72,22 +58,18 @@ pub async fn login(
     let failed = ApiError::unauthenticated(
         "login failed: the challenge is unknown, expired or was answered wrongly; run `vault-cli login` again",
     );
-    let Some(pending) = st.challenges.take(&req.challenge_id) else {
-        return Err(failed.with_detail("unknown, used or expired challenge"));
-    };
-    let user = pending.user.clone();
-    log.set_actor(&user);
-    let ok = pending.expires > chrono::Utc::now().timestamp()
-        && vault_core::ct_eq(pending.expected_response.as_bytes(), req.response.trim().as_bytes());
-    let tokens_user = user.clone();
-    let role = log
-        .logged(&st.db, move |s, _| {
-            if !ok {
-                return Err(failed);
+    let user = match st.challenges.answer(&st.origin, &req.challenge_id, &req.response) {
+        Ok(user) => user,
+        Err(e) => {
+            if let Some(u) = &e.user {
+                log.set_actor(u);
             }
-            policy::may_log_in(s, &user)
-        })
-        .await?;
+            return Err(failed.with_detail(e.why));
+        }
+    };
+    log.set_actor(&user);
+    let tokens_user = user.clone();
+    let role = log.logged(&st.db, move |s, _| policy::may_log_in(s, &user)).await?;
     let (token, expires_at) = st.tokens.issue(&tokens_user)?;
     Ok(Json(LoginResponse { token, expires_at, role }))
 }

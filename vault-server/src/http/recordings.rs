@@ -16,7 +16,8 @@ use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::json;
 use vault_core::api::{
     Done, HEADER_CASE_RECIPIENT, HEADER_CRC32, HEADER_ENVELOPE, HEADER_KEY_STATEMENT, HEADER_META, HEADER_SHA256,
-    HEADER_STATEMENT, PAGE_MAX, PageParams, Reason, RecordingInfo, RecordingPage, RecordingSignature, UploadParams,
+    HEADER_STATEMENT, HEADER_UPLOAD_LENGTH, PAGE_MAX, PageParams, Reason, RecordingInfo, RecordingPage,
+    RecordingSignature, UploadParams,
 };
 use vault_core::ids::{CaseId, RecordingId};
 
@@ -82,6 +83,45 @@ fn call_meta(headers: &HeaderMap) -> ApiResult<Option<Vec<u8>>> {
     }
 }
 
+/// The length of the upload's ciphertext as its sender announced it; `None` if it did
+/// not (refused once the body is seen to be age: see [`crate::blobs::BlobStore::receive`]).
+/// A `Content-Length` must say the same.
+fn announced_length(headers: &HeaderMap) -> Result<Option<u64>, UploadError> {
+    let mut values = headers.get_all(HEADER_UPLOAD_LENGTH).iter();
+    let announced = match (values.next(), values.next()) {
+        (None, _) => return Ok(None),
+        (Some(v), None) => decimal(v).ok_or(UploadError::LengthNotAnnounced)?,
+        (Some(_), Some(_)) => return Err(UploadError::LengthNotAnnounced),
+    };
+    // hyper has already refused a malformed or repeated Content-Length.
+    if let Some(content_length) = headers.get(header::CONTENT_LENGTH).and_then(decimal)
+        && content_length != announced
+    {
+        return Err(UploadError::LengthConflict { announced, content_length });
+    }
+    Ok(Some(announced))
+}
+
+/// A header value that is a plain decimal number (no sign, no spaces).
+fn decimal(v: &HeaderValue) -> Option<u64> {
+    let s = v.to_str().ok()?;
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+/// The answer to an upload that was not stored.
+fn refused_upload(e: UploadError) -> ApiError {
+    match e {
+        UploadError::Io(e) => ApiError::internal(e),
+        e @ UploadError::TooLarge(_) => ApiError::too_large(e.to_string()),
+        e => ApiError::bad_request(e.to_string()),
+    }
+}
+
+/// Stores an upload. The case and the announced length are checked before the body is
+/// read; the blob store refuses a body of another length, or one no one could decrypt.
 pub async fn upload(
     State(st): State<AppState>,
     Recorder(caller): Recorder,
@@ -99,12 +139,8 @@ pub async fn upload(
     let precheck = id.clone();
     let case = st.db.read(move |s| Ok(s.case(&precheck)?)).await?;
     policy::check_upload(case.as_ref(), &id, announced)?;
-    let staged = match st.blobs.receive(body, st.max_upload).await {
-        Ok(s) => s,
-        Err(UploadError::Io(e)) => return Err(ApiError::internal(e)),
-        Err(e @ UploadError::TooLarge(_)) => return Err(ApiError::too_large(e.to_string())),
-        Err(e) => return Err(ApiError::bad_request(e.to_string())),
-    };
+    let length = announced_length(&headers).map_err(refused_upload)?;
+    let staged = st.blobs.receive(body, st.max_upload, length).await.map_err(refused_upload)?;
     let rid = RecordingId::random();
     let crc32 = staged.crc32;
     let mut info = RecordingInfo {

@@ -174,8 +174,13 @@ impl World {
             people.insert(name.to_owned(), id);
         }
         let vault = DataDir::new(&data).init(root).unwrap().vault;
-        let cfg =
-            Config { data_dir: data, origin: "http://127.0.0.1:1".into(), max_upload: 1 << 30, purge_interval: None };
+        let cfg = Config {
+            data_dir: data,
+            origin: "http://127.0.0.1:1".into(),
+            max_upload: 1 << 30,
+            purge_interval: None,
+            limits: Default::default(),
+        };
         let st = open_state(&cfg).unwrap();
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         let mut w = World {
@@ -383,7 +388,16 @@ impl World {
         let mut ct = Vec::new();
         vault_core::crypto::encrypt_stream(&recipient, &mut &b"a call"[..], &mut ct).unwrap();
         let path = format!("/v1/cases/{id}/recordings?announced=signal-tone");
-        let (status, answer) = self.call("pbx", "POST", &path, Body::from(ct), false);
+        let token = self.st.tokens.issue(&"pbx".parse().unwrap()).unwrap().0;
+        let req = Request::post(&path)
+            .header("authorization", format!("Bearer {token}"))
+            .header(vault_core::api::HEADER_UPLOAD_LENGTH, ct.len())
+            .body(Body::from(ct))
+            .unwrap();
+        let (status, answer) = self.rt.block_on(async {
+            let resp = self.app.clone().oneshot(req).await.unwrap();
+            (resp.status(), axum::body::to_bytes(resp.into_body(), usize::MAX).await.unwrap())
+        });
         assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&answer));
         serde_json::from_slice::<serde_json::Value>(&answer).unwrap()["id"].as_str().unwrap().parse().unwrap()
     }

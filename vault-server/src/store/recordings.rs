@@ -135,4 +135,19 @@ impl Store<'_> {
             .collect::<rusqlite::Result<Vec<_>>>()
             .map(Some)
     }
+
+    /// Whether a row names recording `id`, signed or not: whether a file in `blobs/` is
+    /// some recording's ciphertext.
+    pub fn recording_exists(&self, id: &RecordingId) -> rusqlite::Result<bool> {
+        self.c.prepare_cached("SELECT 1 FROM recordings WHERE id = ?1")?.exists([id.as_str()])
+    }
+
+    /// The case of recording `id` if it was destroyed (its destruction certificate names
+    /// it), whether or not its file has been deleted yet.
+    pub fn destroyed_case(&self, id: &RecordingId) -> rusqlite::Result<Option<CaseId>> {
+        self.c
+            .prepare_cached("SELECT case_id FROM destroyed_recordings WHERE recording_id = ?1")?
+            .query_row([id.as_str()], |r| parsed(r, 0))
+            .optional()
+    }
 }

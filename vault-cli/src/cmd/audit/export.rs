@@ -22,7 +22,9 @@ impl Export {
         let dir = crate::output::new_output(&self.out)?;
         let mut client = Client::new(g)?;
         let url = client.url("/v1/audit/export?from=0");
-        let mut resp = client.send(|h, _| h.get(&url))?;
+        // An export streams the whole log (gigabytes, for a busy year): it gets hours, not
+        // --timeout-secs; a server that stops sending is closed by its own idle timeout.
+        let mut resp = client.send(|h, _| h.get(&url).timeout(std::time::Duration::from_secs(24 * 3600)))?;
         let mut tmp = tempfile::NamedTempFile::new_in(&dir)?;
         let n = std::io::copy(&mut resp, &mut tmp).context("the export stream broke off; nothing was written")?;
         tmp.flush()?;

@@ -74,7 +74,7 @@ impl Verify {
             "verified {} entries{} of log {}; it extends {}",
             result.checked,
             if self.full || self.file.is_some() || pinned.is_none() { "" } else { " added since your last checkpoint" },
-            cp.origin,
+            crate::output::printable(&cp.origin),
             match pinned {
                 Some(p) => format!("the checkpoint you verified last ({} entries)", p.size),
                 None => "nothing yet: this checkpoint is now pinned".into(),

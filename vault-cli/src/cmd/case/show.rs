@@ -8,6 +8,7 @@ use vault_core::ids::CaseId;
 
 use crate::Global;
 use crate::client::Client;
+use crate::output::printable;
 
 #[derive(Args)]
 pub struct Show {
@@ -36,30 +37,32 @@ impl Show {
             return crate::output::json(&c);
         }
         println!("case        {}", c.id);
-        println!("title       {}", c.title);
+        println!("title       {}", printable(&c.title));
         println!("kind        {}", c.kind);
         println!("status      {}", c.status);
         println!("retention   {} days", c.retention_days);
-        println!("basis       {}", serde_json::to_string(&c.basis)?);
-        println!("created     {} by {}", c.created_at, c.created_by);
-        println!("key         version {} ({})", c.key_version, c.recipient);
+        println!("basis       {}", printable(&serde_json::to_string(&c.basis)?));
+        println!("created     {} by {}", printable(&c.created_at), c.created_by);
+        println!("key         version {} ({})", c.key_version, printable(&c.recipient));
         println!("custodians  {}", c.custodians.iter().map(|u| u.as_str()).collect::<Vec<_>>().join(", "));
         println!("recordings  {}", c.recordings);
         if let (Some(r), Some(d)) = (&c.ap_ref, &c.ap_date) {
-            println!("AP approval {r} of {d}");
+            println!("AP approval {} of {}", printable(r), printable(d));
         }
         if let Some(o) = c.outcome {
             println!(
                 "closed      {} by {} with outcome {o}{}",
-                c.closed_at.as_deref().unwrap_or("?"),
-                c.closed_by.as_deref().unwrap_or("?"),
+                printable(c.closed_at.as_deref().unwrap_or("?")),
+                printable(c.closed_by.as_deref().unwrap_or("?")),
                 if c.legal_hold { ", on legal hold" } else { "" }
             );
         }
         if let Some(n) = &c.notification {
             let detail = match (&n.told_on, &n.deferred_until) {
-                (Some(d), _) => format!("employee told on {d}: {}", n.how.as_deref().unwrap_or("")),
-                (None, Some(u)) => format!("deferred until {u}: {}", n.defer_reason.as_deref().unwrap_or("")),
+                (Some(d), _) => format!("employee told on {d}: {}", printable(n.how.as_deref().unwrap_or(""))),
+                (None, Some(u)) => {
+                    format!("deferred until {u}: {}", printable(n.defer_reason.as_deref().unwrap_or("")))
+                }
                 _ => format!("due by {}", n.due),
             };
             println!("notice      {} ({detail})", n.status);
