@@ -226,16 +226,24 @@ fn writer(mut conn: Connection, jobs: mpsc::Receiver<Job>) {
             Job::Grouped(f) => f,
         };
         if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+            // Not run at all: outside a transaction its work would commit on its own
+            // while its caller is told it failed. Its caller sees "writer stopped".
             tracing::error!(detail = %e, "cannot begin a transaction");
-            if let Some(deliver) = run_grouped(first, &mut conn) {
-                deliver(false);
-            }
+            drop(first);
             continue;
         }
         let mut group: Vec<Deliver> = run_grouped(first, &mut conn).into_iter().collect();
-        while group.len() < MAX_GROUP {
+        // SQLite may roll back the whole transaction when a statement fails, for one with
+        // a full disk (SQLITE_FULL while it spills pages). Every job so far is then undone,
+        // and a further job's savepoint would start and commit a transaction of its own:
+        // so the group ends there, and fails.
+        let mut lost = conn.is_autocommit();
+        while !lost && group.len() < MAX_GROUP {
             match jobs.try_recv() {
-                Ok(Job::Grouped(f)) => group.extend(run_grouped(f, &mut conn)),
+                Ok(Job::Grouped(f)) => {
+                    group.extend(run_grouped(f, &mut conn));
+                    lost = conn.is_autocommit();
+                }
                 Ok(alone) => {
                     next = Some(alone);
                     break;
@@ -243,12 +251,17 @@ fn writer(mut conn: Connection, jobs: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        let committed = match conn.execute_batch("COMMIT") {
-            Ok(()) => true,
-            Err(e) => {
-                tracing::error!(detail = %e, "group commit failed; every request in it fails");
-                let _ = conn.execute_batch("ROLLBACK");
-                false
+        let committed = if lost {
+            tracing::error!("the database rolled the group's transaction back (disk full?); every request in it fails");
+            false
+        } else {
+            match conn.execute_batch("COMMIT") {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::error!(detail = %e, "group commit failed; every request in it fails");
+                    let _ = conn.execute_batch("ROLLBACK");
+                    false
+                }
             }
         };
         for deliver in group {
@@ -315,5 +328,50 @@ mod tests {
                 .collect()
         });
         assert_eq!(keys, ["after"], "the panicking job's write must have rolled back");
+    }
+
+    #[test]
+    fn fail_a_group_whose_transaction_the_database_rolled_back_fails_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::create(&dir.path().join("t.db")).unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        // Hold the writer so that the three jobs below queue up and run as one group.
+        let (hold, release) = std::sync::mpsc::channel::<()>();
+        let held = db.clone();
+        let holder = std::thread::spawn(move || held.with(move |_| release.recv().unwrap()));
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let job = |key: &'static str, rollback: bool| {
+            let db = db.clone();
+            rt.spawn(async move {
+                db.call(move |c| -> ApiResult<()> {
+                    let sp = c.savepoint()?;
+                    sp.execute("INSERT INTO meta (key, value) VALUES (?1, 'x')", [key])?;
+                    sp.commit()?;
+                    if rollback {
+                        // What SQLite does to the transaction when a statement finds the
+                        // disk full while spilling pages.
+                        c.execute_batch("ROLLBACK")?;
+                    }
+                    Ok(())
+                })
+                .await
+            })
+        };
+        let jobs = [job("one", false), job("two", true), job("three", false)];
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        hold.send(()).unwrap();
+        holder.join().unwrap();
+        let results: Vec<bool> = jobs.into_iter().map(|j| rt.block_on(j).unwrap().is_ok()).collect();
+        let keys: Vec<String> = db.with(|c| {
+            c.prepare("SELECT key FROM meta WHERE value = 'x'")
+                .unwrap()
+                .query_map([], |r| r.get(0))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect()
+        });
+        // "three" runs after the loss, alone and in a transaction of its own.
+        assert_eq!(results, [false, false, true], "{keys:?}");
+        assert_eq!(keys, ["three"], "nothing of the lost group may remain, and nothing may commit unreported");
     }
 }

@@ -119,6 +119,20 @@ impl ApiError {
         }
     }
 
+    /// The server's disk is full: nothing was stored, and the request can be tried again
+    /// once its operator has freed space (507).
+    pub fn storage_full(detail: impl std::fmt::Display) -> Self {
+        Self {
+            status: StatusCode::INSUFFICIENT_STORAGE,
+            code: "storage_full",
+            message:
+                "the server's storage is full, so nothing was stored; try again later and tell the vault's operator"
+                    .into(),
+            detail: Some(detail.to_string()),
+            retry_after: None,
+        }
+    }
+
     /// Stored data does not match what the database recorded for it: a fault of the
     /// server's storage, reported as such (without paths) so that someone restores it.
     pub fn damaged(message: impl Into<String>, detail: impl std::fmt::Display) -> Self {
@@ -139,12 +153,18 @@ impl ApiError {
 
 impl From<rusqlite::Error> for ApiError {
     fn from(e: rusqlite::Error) -> Self {
+        if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) {
+            return Self::storage_full(format!("database: {e}"));
+        }
         Self::internal(format!("database: {e}"))
     }
 }
 
 impl From<std::io::Error> for ApiError {
     fn from(e: std::io::Error) -> Self {
+        if e.kind() == std::io::ErrorKind::StorageFull || e.kind() == std::io::ErrorKind::QuotaExceeded {
+            return Self::storage_full(format!("i/o: {e}"));
+        }
         Self::internal(format!("i/o: {e}"))
     }
 }

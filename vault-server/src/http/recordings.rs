@@ -114,7 +114,7 @@ fn decimal(v: &HeaderValue) -> Option<u64> {
 /// The answer to an upload that was not stored.
 fn refused_upload(e: UploadError) -> ApiError {
     match e {
-        UploadError::Io(e) => ApiError::internal(e),
+        UploadError::Io(e) => ApiError::from(e),
         e @ UploadError::TooLarge(_) => ApiError::too_large(e.to_string()),
         e => ApiError::bad_request(e.to_string()),
     }
