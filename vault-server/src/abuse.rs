@@ -102,8 +102,8 @@ impl Default for LimitSettings {
         Self {
             unauthenticated_per_sec: 5,
             unauthenticated_burst: 50,
-            challenge_every_secs: 10,
-            challenge_burst: 5,
+            challenge_every_secs: 3,
+            challenge_burst: 10,
             log_window: Duration::from_secs(60),
             log_entries_per_source: PER_SOURCE_ENTRIES,
             log_entries_per_window: GLOBAL_ENTRIES,

@@ -50,6 +50,29 @@ impl DataDir {
         self.root.join("tmp")
     }
 
+    /// Takes the data directory for one serving process: an exclusive lock on
+    /// `serve.lock`, held while the returned file lives. A second `serve` on the same
+    /// directory would sweep the first one's uploads in flight (from `tmp/`, and from
+    /// `blobs/` before their rows commit) as leftovers of a crash.
+    pub fn lock_for_serving(&self) -> anyhow::Result<std::fs::File> {
+        let path = self.root.join("serve.lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", path.display()))?;
+        match file.try_lock() {
+            Ok(()) => Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+                "another vault-server serve is running on {}; stop it first (two servers on one data dir would \
+                 take each other's uploads in progress for crash leftovers)",
+                self.root.display()
+            ),
+            Err(std::fs::TryLockError::Error(e)) => anyhow::bail!("cannot lock {}: {e}", path.display()),
+        }
+    }
+
     /// Creates a new vault: directories, keys, database, and its initial admins, who are
     /// the trust root.
     pub fn init(&self, admins: Vec<(UserName, PublicId)>) -> anyhow::Result<Root> {

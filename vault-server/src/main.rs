@@ -91,10 +91,10 @@ struct LimitArgs {
     #[arg(long, env = "VAULT_UNAUTH_BURST", default_value_t = 50)]
     unauth_burst: u32,
     /// Login challenges for one user name from one address: one per this many seconds...
-    #[arg(long, env = "VAULT_CHALLENGE_EVERY_SECS", default_value_t = 10)]
+    #[arg(long, env = "VAULT_CHALLENGE_EVERY_SECS", default_value_t = 3)]
     challenge_every_secs: u32,
     /// ...after a burst of this many.
-    #[arg(long, env = "VAULT_CHALLENGE_BURST", default_value_t = 5)]
+    #[arg(long, env = "VAULT_CHALLENGE_BURST", default_value_t = 10)]
     challenge_burst: u32,
     /// Seconds per access-log window: past the first entries per address and window,
     /// unauthenticated requests are counted into one entry per address and window.

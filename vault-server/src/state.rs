@@ -45,6 +45,8 @@ pub struct Inner {
     /// Rate limits on callers without a session, and the gate on their log entries.
     pub limits: Limits,
     pub gate: LogGate,
+    /// Held while the server runs: no second `serve` on this data directory.
+    _lock: std::fs::File,
 }
 
 /// Shared state of all handlers.
@@ -64,6 +66,7 @@ impl Deref for AppState {
 pub fn open_state(cfg: &Config) -> anyhow::Result<AppState> {
     let dir = DataDir::new(&cfg.data_dir);
     dir.check()?;
+    let lock = dir.lock_for_serving()?;
     let db = Db::open(&dir.db_path())?;
     let (entries, _) = db
         .snapshot(accesslog::verify)?
@@ -98,5 +101,6 @@ pub fn open_state(cfg: &Config) -> anyhow::Result<AppState> {
         purge_interval: cfg.purge_interval,
         limits: Limits::new(&cfg.limits),
         gate: LogGate::new(&cfg.limits),
+        _lock: lock,
     })))
 }
