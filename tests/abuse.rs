@@ -404,3 +404,56 @@ fn fail_every_framework_refusal_leaves_an_entry() {
         }
     });
 }
+
+#[test]
+fn fail_slow_connections_from_many_addresses_do_not_keep_users_out() {
+    let v = Vault::start_with(&[
+        "--max-connections",
+        "40",
+        "--max-connections-per-address",
+        "30",
+        "--header-timeout-secs",
+        "60",
+        "--idle-timeout-secs",
+        "60",
+    ]);
+    rt().block_on(async {
+        // A request in progress: a login whose body is still arriving.
+        let mut busy = connect(&v, "127.0.0.5").await.unwrap();
+        busy.write_all(b"POST /v1/login HTTP/1.1\r\nhost: v\r\ncontent-type: application/json\r\ncontent-length: 18\r\n\r\n{\"chal")
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        // 60 half-sent requests from four addresses, more than the server's 40 places.
+        let mut slow = Vec::new();
+        for i in 0..60 {
+            let mut s = connect(&v, &format!("127.0.2.{}", 1 + i % 4)).await.unwrap();
+            s.write_all(b"GET /v1/cases HTTP/1.1\r\nhost: v\r\nx-slow: ").await.unwrap();
+            slow.push(s);
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // Users still get in: each new connection takes the place of the one that waited
+        // longest without a request.
+        for _ in 0..3 {
+            let mut cmd = v.cli_cmd(&v.admin);
+            tokio::task::spawn_blocking(move || vault_tests::run(cmd.args(["case", "list"]))).await.unwrap().ok();
+        }
+        // The oldest slow connections were closed for them; the newest are still held.
+        let mut closed = 0;
+        for s in &mut slow {
+            let mut b = [0u8; 64];
+            if let Ok(Ok(0)) | Ok(Err(_)) = tokio::time::timeout(Duration::from_millis(20), s.read(&mut b)).await {
+                closed += 1;
+            }
+        }
+        assert!(closed >= 20, "only {closed} of 60 slow connections were closed to make room");
+        // The request in progress was not cut: it finishes and is answered.
+        busy.write_all(b"lenge_id\":1}").await.unwrap();
+        let mut answer = Vec::new();
+        let mut b = [0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(10), busy.read(&mut b)).await.unwrap().unwrap();
+        answer.extend_from_slice(&b[..n]);
+        let head = String::from_utf8_lossy(&answer);
+        assert!(head.starts_with("HTTP/1.1 400"), "the request in progress was cut: {head:?}");
+    });
+}

@@ -121,9 +121,8 @@ fn orphan_blobs_are_reported_by_verify_and_removed_with_a_log_entry_at_start_up(
 fn fail_a_second_server_on_a_served_data_dir_is_refused() {
     // It would sweep the first one's uploads in progress as crash leftovers.
     let v = Vault::start();
-    let second = run(Command::new(bin("vault-server"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(v.data()));
+    let second =
+        run(Command::new(bin("vault-server")).args(["serve", "--listen", "127.0.0.1:0", "--data-dir"]).arg(v.data()));
     second.error("another vault-server serve is running");
     // The first one still serves.
     v.cli(&v.admin, &["case", "list"]).ok();

@@ -2,16 +2,23 @@
 //! retention purge and the access-log gate's windows running beside it until shutdown.
 //!
 //! Connections are accepted here rather than by `axum::serve`, so that what a client
-//! that never finishes can hold is bounded: at most [`ConnLimits::max_connections`]
-//! connections at once and [`ConnLimits::per_source`] from one address (more are closed
-//! as soon as they are accepted); a TLS handshake and a request's headers must arrive
-//! within [`ConnLimits::header_timeout`]; and a connection on which nothing moves in
-//! either direction for [`ConnLimits::idle_timeout`] is closed, whether it idles between
-//! requests, trickles nothing of a body, or does not read its answer.
+//! that never finishes can hold is bounded: at most [`ConnLimits::per_source`]
+//! connections from one address (more are closed as soon as they are accepted) and
+//! [`ConnLimits::max_connections`] in all; a TLS handshake and a request's headers must
+//! arrive within [`ConnLimits::header_timeout`]; and a connection on which nothing moves
+//! in either direction for [`ConnLimits::idle_timeout`] is closed, whether it idles
+//! between requests, trickles nothing of a body, or does not read its answer.
+//!
+//! When all places are taken, a new connection is not refused: the connection that has
+//! waited longest without a request in progress (half-sent headers, or idle between
+//! requests) is closed to make room. Slow connections from many addresses therefore
+//! cannot keep users out, and a request in progress (an upload, a fetch streaming its
+//! answer) is never cut for a newcomer.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -20,6 +27,7 @@ use axum::extract::ConnectInfo;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio_util::sync::CancellationToken;
 use tower::Service;
 
 use crate::abuse::Source;
@@ -72,7 +80,7 @@ pub async fn serve(
     listener.set_nonblocking(true)?;
     let listener = tokio::net::TcpListener::from_std(listener)?;
     let app = app(state.clone());
-    let open = Arc::new(Open::default());
+    let open = Arc::new(Open::new());
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut http = auto::Builder::new(TokioExecutor::new());
     // Headers (and the read buffer) at most MAX_HEADERS bytes: a 300 KB token is refused
@@ -103,23 +111,39 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let (app, http, tls, watcher) = (app.clone(), http.clone(), tls.clone(), graceful.watcher());
-        let (header_timeout, idle) = (limits.header_timeout, limits.idle_timeout);
+        let (header_timeout, idle, open) = (limits.header_timeout, limits.idle_timeout, open.clone());
         tokio::spawn(async move {
-            let _slot = slot;
+            let close = slot.conn.close.clone();
+            let conn = slot.conn.clone();
             let io = Idle::new(stream, idle);
             let service = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
                 req.extensions_mut().insert(ConnectInfo(peer));
-                app.clone().call(req)
+                let busy = Busy::new(&open, &conn);
+                let answer = app.clone().call(req);
+                async move {
+                    let response = answer.await?;
+                    Ok::<_, std::convert::Infallible>(
+                        response.map(|inner| axum::body::Body::new(BusyBody { inner, _busy: busy })),
+                    )
+                }
             });
-            match tls {
-                None => {
-                    let _ = watcher.watch(http.serve_connection_with_upgrades(TokioIo::new(io), service)).await;
+            let served = async {
+                match tls {
+                    None => {
+                        let _ = watcher.watch(http.serve_connection_with_upgrades(TokioIo::new(io), service)).await;
+                    }
+                    Some(tls) => {
+                        let Ok(Ok(io)) = tokio::time::timeout(header_timeout, tls.accept(io)).await else { return };
+                        let _ = watcher.watch(http.serve_connection_with_upgrades(TokioIo::new(io), service)).await;
+                    }
                 }
-                Some(tls) => {
-                    let Ok(Ok(io)) = tokio::time::timeout(header_timeout, tls.accept(io)).await else { return };
-                    let _ = watcher.watch(http.serve_connection_with_upgrades(TokioIo::new(io), service)).await;
-                }
+            };
+            // Closed for a newcomer when the server is full: the connection is dropped.
+            tokio::select! {
+                () = served => {}
+                () = close.cancelled() => {}
             }
+            drop(slot);
         });
     }
     drop(listener);
@@ -153,40 +177,142 @@ pub fn tls_acceptor(cert: &std::path::Path, key: &std::path::Path) -> anyhow::Re
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
 
-/// Open connections, in all and per source.
-#[derive(Default)]
+/// Open connections, by id and per source.
 struct Open {
-    per_source: Mutex<HashMap<Source, usize>>,
+    started: std::time::Instant,
+    next_id: std::sync::atomic::AtomicU64,
+    places: Mutex<Places>,
+}
+
+#[derive(Default)]
+struct Places {
+    conns: HashMap<u64, Arc<Conn>>,
+    per_source: HashMap<Source, usize>,
+}
+
+/// One open connection, as eviction sees it.
+struct Conn {
+    source: Source,
+    /// Requests in progress on it (their answers included, until sent).
+    busy: AtomicUsize,
+    /// Milliseconds since the server started when it last had no request in progress.
+    idle_since: AtomicU64,
+    /// Closes it.
+    close: CancellationToken,
 }
 
 /// One open connection's place; given back when dropped.
 struct Slot {
     open: Arc<Open>,
-    source: Source,
+    id: u64,
+    conn: Arc<Conn>,
 }
 
 impl Open {
+    fn new() -> Self {
+        Self { started: std::time::Instant::now(), next_id: AtomicU64::new(0), places: Mutex::default() }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    /// A place for a new connection from `source`, closing the connection that has been
+    /// without a request longest if all are taken; `None` if `source` has its share, or
+    /// every connection has a request in progress.
     fn take(open: &Arc<Open>, source: Source, limits: &ConnLimits) -> Option<Slot> {
-        let mut map = open.per_source.lock().unwrap_or_else(|e| e.into_inner());
-        let total: usize = map.values().sum();
-        let mine = map.get(&source).copied().unwrap_or(0);
-        if total >= limits.max_connections || mine >= limits.per_source {
+        let mut p = open.places.lock().unwrap_or_else(|e| e.into_inner());
+        if p.per_source.get(&source).copied().unwrap_or(0) >= limits.per_source {
             return None;
         }
-        *map.entry(source).or_default() += 1;
-        Some(Slot { open: open.clone(), source })
+        if p.conns.len() >= limits.max_connections {
+            let victim = p
+                .conns
+                .iter()
+                .filter(|(_, c)| c.busy.load(Ordering::Relaxed) == 0)
+                .min_by_key(|(_, c)| c.idle_since.load(Ordering::Relaxed))
+                .map(|(id, _)| *id)?;
+            if let Some(c) = p.release(victim) {
+                c.close.cancel();
+            }
+        }
+        let id = open.next_id.fetch_add(1, Ordering::Relaxed);
+        let conn = Arc::new(Conn {
+            source,
+            busy: AtomicUsize::new(0),
+            idle_since: AtomicU64::new(open.now_ms()),
+            close: CancellationToken::new(),
+        });
+        p.conns.insert(id, conn.clone());
+        *p.per_source.entry(source).or_default() += 1;
+        Some(Slot { open: open.clone(), id, conn })
+    }
+}
+
+impl Places {
+    /// Forgets connection `id` (closed, or chosen to close); returns it if it was here.
+    fn release(&mut self, id: u64) -> Option<Arc<Conn>> {
+        let c = self.conns.remove(&id)?;
+        if let Some(n) = self.per_source.get_mut(&c.source) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_source.remove(&c.source);
+            }
+        }
+        Some(c)
     }
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        let mut map = self.open.per_source.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = map.get_mut(&self.source) {
-            *n -= 1;
-            if *n == 0 {
-                map.remove(&self.source);
-            }
-        }
+        self.open.places.lock().unwrap_or_else(|e| e.into_inner()).release(self.id);
+    }
+}
+
+/// Marks a connection busy from a request's start until its answer was sent (or
+/// dropped): the answer's body carries it.
+struct Busy {
+    open: Arc<Open>,
+    conn: Arc<Conn>,
+}
+
+impl Busy {
+    fn new(open: &Arc<Open>, conn: &Arc<Conn>) -> Self {
+        conn.busy.fetch_add(1, Ordering::Relaxed);
+        Self { open: open.clone(), conn: conn.clone() }
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.conn.idle_since.store(self.open.now_ms(), Ordering::Relaxed);
+        self.conn.busy.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// An answer's body that keeps its connection marked busy until it is done.
+struct BusyBody {
+    inner: axum::body::Body,
+    _busy: Busy,
+}
+
+impl http_body::Body for BusyBody {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }
 
