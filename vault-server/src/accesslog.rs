@@ -7,7 +7,7 @@
 //! [`RequestLog::logged`], which writes the `allowed` entry in the same transaction as the
 //! work, so neither exists without the other. A request that is refused, wherever that
 //! happens (an extractor, policy, a check of the body), answers with a client error; the
-//! route's layer then writes the `refused` entry with [`RequestLog::write_refusal`] before
+//! router's layer (`http::guard`) then writes the `refused` entry with [`RequestLog::write_refusal`] before
 //! the answer leaves, and answers with a server error instead if it cannot (fail closed).
 //! The encoding and chain rules are `vault_core::log`'s, shared with the auditors'
 //! verifier.
@@ -212,7 +212,7 @@ impl RequestLog {
     /// appends this request's entry in the same savepoint: as `allowed` if `f` succeeds.
     /// If `f` fails, its changes roll back and nothing is appended; a client error is then
     /// a refusal, whose entry (with whatever `f` filled in, such as the case a recording
-    /// belongs to) the route's layer writes. The caller is answered only once the group
+    /// belongs to) the router's layer writes. The caller is answered only once the group
     /// is durable.
     pub async fn logged<R: Send + 'static>(
         &self,
@@ -242,7 +242,7 @@ impl RequestLog {
     }
 
     /// Appends this request's entry as `refused`, with `refusal` as its details. Only the
-    /// route layer calls this, once per refused request.
+    /// router's layer calls this, once per refused request that it does not count.
     pub async fn write_refusal(&self, db: &Db, refusal: &Refusal) -> ApiResult<()> {
         let mut rec = self.record();
         rec.details = refusal.details();
@@ -250,7 +250,7 @@ impl RequestLog {
     }
 
     /// Appends this request's entry as `allowed`, for a request that changed and read
-    /// nothing (a login challenge), which the route layer logs after it answered.
+    /// nothing (a login challenge), which the router's layer logs after it answered.
     pub async fn write_allowed(&self, db: &Db) -> ApiResult<()> {
         Self::write(db, self.record(), Outcome::Allowed).await
     }

@@ -18,7 +18,7 @@ use vault_core::durable::{FLUSH_EVERY, SyncingFile};
 use vault_core::ids::RecordingId;
 
 /// Chunks received but not yet written: a few MiB at most, whatever the upload's size.
-const WRITE_QUEUE: usize = 4;
+const WRITE_QUEUE: usize = 16;
 /// Bytes of an upload inspected for the age header before anything else is accepted.
 const HEADER_WINDOW: usize = 64 * 1024;
 

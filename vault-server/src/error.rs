@@ -3,7 +3,7 @@
 //! Each error keeps the message for the caller apart from the detail for the server's
 //! log: the response carries only the first, so internal errors never leak paths, SQL or
 //! key material to a client. A client error (4xx) is a refusal: its response carries a
-//! [`Refusal`], which the route's access-log layer (`http::log_refusals`) writes to the
+//! [`Refusal`], which the router's access-log layer (`http::guard`) writes to the
 //! access log before the answer leaves.
 
 use axum::Json;

@@ -2,7 +2,7 @@
 //! the path ids, query and JSON body, each parsed into its type.
 //!
 //! A failure is a client error that says what is wrong, and so a refusal that the
-//! route's layer logs; the extractors fill in the entry as they learn (the actor once a
+//! router's layer logs; the extractors fill in the entry as they learn (the actor once a
 //! token names one, the case or recording a path names), so that a refusal further on
 //! says who asked about what. Handlers therefore receive only authenticated callers of the
 //! right role and well-formed ids, and never see a rejection.

@@ -42,7 +42,7 @@ pub async fn challenge(
     let recipient = vault_core::crypto::parse_recipient(recipient).map_err(ApiError::internal)?;
     let ciphertext = vault_core::crypto::encrypt_small(&recipient, text.as_bytes());
     let body = Json(ChallengeResponse { challenge_id: issued.id, ciphertext: B64.encode(ciphertext) });
-    // Either way the route's layer logs it: a refusal that answers 200, or an allowed
+    // Either way the router's layer logs it: a refusal that answers 200, or an allowed
     // challenge.
     Ok(match refusal {
         Some(r) => (axum::Extension(r), body).into_response(),
