@@ -191,16 +191,7 @@ impl NsVault {
     }
 
     fn cli_cmd(&self, who: &Person) -> Command {
-        let mut c = Command::new(bin("vault-cli"));
-        c.current_dir(self.dir.path())
-            .env("VAULT_SERVER", &self.url)
-            .env("VAULT_USER", &who.name)
-            .env("VAULT_IDENTITY", &who.key)
-            .env("VAULT_CONFIG_DIR", self.dir.path().join(format!("cfg-{}", who.name)))
-            .env("VAULT_TRUST_ROOT", &self.trust_root)
-            .env_remove("XDG_CONFIG_HOME")
-            .env_remove("VAULT_CA_CERT");
-        c
+        vault_tests::cli_command(self.dir.path(), &self.url, &self.trust_root, who)
     }
 
     fn cli(&self, who: &Person, args: &[&str]) -> Out {

@@ -5,7 +5,7 @@
 //! what is wrong, logged as a refusal, and leaves nothing on disk or in the database;
 //! `vault-cli upload` still round-trips at the chunk edges.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpStream;
 use std::time::Duration;
 
@@ -95,12 +95,7 @@ impl World {
         let mut s = TcpStream::connect(addr).expect("connect");
         s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
         let _ = s.write_all(req.as_bytes()).and_then(|()| s.write_all(&payload));
-        let mut resp = Vec::new();
-        let _ = s.read_to_end(&mut resp);
-        let text = String::from_utf8_lossy(&resp).into_owned();
-        let status = text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-        let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
-        (status, body)
+        vault_tests::read_answer(&mut s)
     }
 
     /// Asserts that an upload was refused with `status` and a message with `needle`, that

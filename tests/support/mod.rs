@@ -12,6 +12,21 @@ use std::time::{Duration, Instant};
 
 pub mod proxy;
 
+/// `vault-cli` as `who` against `url`, run in `dir` with a token cache of their own there
+/// (`cfg-NAME`), trusting `trust_root`, and nothing from the environment it runs in.
+pub fn cli_command(dir: &Path, url: &str, trust_root: &str, who: &Person) -> Command {
+    let mut c = Command::new(bin("vault-cli"));
+    c.current_dir(dir)
+        .env("VAULT_SERVER", url)
+        .env("VAULT_USER", &who.name)
+        .env("VAULT_IDENTITY", &who.key)
+        .env("VAULT_CONFIG_DIR", dir.join(format!("cfg-{}", who.name)))
+        .env("VAULT_TRUST_ROOT", trust_root)
+        .env_remove("XDG_CONFIG_HOME")
+        .env_remove("VAULT_CA_CERT");
+    c
+}
+
 /// Where Cargo put the workspace's binaries.
 pub fn bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
@@ -257,15 +272,7 @@ impl Vault {
     }
 
     pub fn cli_cmd(&self, who: &Person) -> Command {
-        let mut c = Command::new(bin("vault-cli"));
-        c.current_dir(self.dir.path())
-            .env("VAULT_SERVER", &self.url)
-            .env("VAULT_USER", &who.name)
-            .env("VAULT_IDENTITY", &who.key)
-            .env("VAULT_CONFIG_DIR", self.dir.path().join(format!("cfg-{}", who.name)))
-            .env("VAULT_TRUST_ROOT", &self.trust_root)
-            .env_remove("XDG_CONFIG_HOME")
-            .env_remove("VAULT_CA_CERT");
+        let mut c = cli_command(self.dir.path(), &self.url, &self.trust_root, who);
         if let Some(ca) = &self.ca_cert {
             c.env("VAULT_CA_CERT", ca);
         }
@@ -370,13 +377,19 @@ impl Vault {
             return (0, String::new());
         }
         sent.expect("send request");
-        let mut resp = Vec::new();
-        let _ = s.read_to_end(&mut resp);
-        let text = String::from_utf8_lossy(&resp).into_owned();
-        let status = text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-        let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
-        (status, body)
+        read_answer(&mut s)
     }
+}
+
+/// Reads an HTTP/1.1 answer to the end of the connection: (status, body as text); status
+/// 0 if there was none.
+pub fn read_answer(s: &mut TcpStream) -> (u16, String) {
+    let mut resp = Vec::new();
+    let _ = s.read_to_end(&mut resp);
+    let text = String::from_utf8_lossy(&resp).into_owned();
+    let status = text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    (status, body)
 }
 
 impl Drop for Vault {
