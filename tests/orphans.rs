@@ -127,3 +127,58 @@ fn fail_a_second_server_on_a_served_data_dir_is_refused() {
     // The first one still serves.
     v.cli(&v.admin, &["case", "list"]).ok();
 }
+
+#[test]
+fn uploads_never_signed_are_removed_after_an_hour_with_a_log_entry() {
+    let mut v = Vault::start();
+    let alice = v.admin.clone();
+    let pbx = v.enrol("pbx", "recorder");
+    let case = v.cli(&alice, &["case", "create", "--kind", "customer", "--title", "Q3", "--purpose", "sales"]).ok();
+    let signed = upload(&v, &pbx, &case, "signed.wav", &b"a signed call".repeat(500), "signal-tone");
+    // Two uploads whose recorder never signed them (it crashed between the upload and
+    // its signature): the same ciphertext sent again, as an upload of its own.
+    let ciphertext = std::fs::read(v.data().join("blobs").join(format!("{signed}.age"))).unwrap();
+    let token = v.token(&pbx);
+    let length = ciphertext.len().to_string();
+    let mut unsigned = Vec::new();
+    for _ in 0..2 {
+        let (status, body) = v.raw(
+            "POST",
+            &format!("/v1/cases/{case}/recordings?announced=signal-tone"),
+            Some(&token),
+            &[("x-vault-upload-length", &length)],
+            &ciphertext,
+        );
+        assert_eq!(status, 200, "{body}");
+        let id = serde_json::from_str::<serde_json::Value>(&body).unwrap()["id"].as_str().unwrap().to_owned();
+        unsigned.push(id);
+    }
+    // One of them, and the signed one, were uploaded two hours ago.
+    v.kill();
+    let two_hours_ago = "2000-01-01T00:00:00.000Z";
+    let db = v.db_rw();
+    for id in [&unsigned[0], &signed] {
+        db.execute("UPDATE recordings SET uploaded_at = ?1 WHERE id = ?2", [two_hours_ago, id.as_str()]).unwrap();
+    }
+    drop(db);
+    let before = v.log_len();
+    v.restart();
+
+    // The old unsigned one is gone, row and file, under an entry; the others stay.
+    let exists = |id: &str| v.count(&format!("SELECT count(*) FROM recordings WHERE id = '{id}'")) == 1;
+    assert!(!exists(&unsigned[0]), "an upload never signed outlived its grace");
+    assert!(!v.data().join("blobs").join(format!("{}.age", unsigned[0])).exists());
+    assert!(exists(&unsigned[1]), "a fresh unsigned upload must get its time to be signed");
+    assert!(exists(&signed), "a signed recording is not an orphan, however old");
+    let (actor, action, details): (String, String, String) = v
+        .db()
+        .query_row(
+            "SELECT actor, action, details FROM access_log WHERE seq >= ?1 AND recording_id = ?2",
+            rusqlite::params![before, unsigned[0]],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .expect("an entry for the removal");
+    assert_eq!((actor.as_str(), action.as_str()), ("system", "remove-orphan"));
+    assert!(details.contains("never-signed"), "{details}");
+    verify(&v).ok();
+}

@@ -24,6 +24,45 @@ use crate::db::Db;
 /// The actor of the log entries the server writes on its own behalf.
 const SYSTEM: &str = "system";
 
+/// How long an upload may stay unsigned: its recorder signs it a moment after the upload
+/// (`vault-cli upload` does both), so one still unsigned after this never will be.
+pub const UNSIGNED_GRACE: chrono::Duration = chrono::Duration::hours(1);
+/// Unsigned uploads removed per transaction.
+const UNSIGNED_BATCH: usize = 500;
+
+/// Removes uploads their recorder never signed within [`UNSIGNED_GRACE`] (a recorder that
+/// crashed between its upload and its signature, or one that never signs): rows nobody
+/// lists or fetches, and their ciphertext. Each gets a `remove-orphan` entry (cause
+/// `never-signed`) in the transaction that removes its row; the files go after it
+/// commits (a crash in between leaves orphan blobs, which [`sweep`] removes). Returns how
+/// many. Blocking.
+pub fn sweep_unsigned(db: &Db, blobs: &BlobStore) -> anyhow::Result<usize> {
+    let cutoff = (chrono::Utc::now() - UNSIGNED_GRACE).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let mut total = 0;
+    loop {
+        let cutoff = cutoff.clone();
+        let ids = db
+            .transaction(move |s| {
+                let found = s.unsigned_before(&cutoff, UNSIGNED_BATCH)?;
+                for (id, case, size) in &found {
+                    let rec = LogRecord::new(SYSTEM, Action::RemoveOrphan)
+                        .case(case)
+                        .recording(id)
+                        .details(json!({ "cause": "never-signed", "size": size }));
+                    append(s, &rec, Outcome::Allowed)?;
+                    s.remove_unsigned(id)?;
+                }
+                Ok(found.into_iter().map(|(id, _, _)| id).collect::<Vec<_>>())
+            })
+            .context("cannot remove uploads that were never signed")?;
+        blobs.delete_blocking(&ids).context("cannot remove the ciphertext of uploads that were never signed")?;
+        total += ids.len();
+        if ids.len() < UNSIGNED_BATCH {
+            return Ok(total);
+        }
+    }
+}
+
 /// What `blobs/` holds besides the ciphertext of recordings.
 #[derive(Debug, Default)]
 pub struct Orphans {

@@ -426,17 +426,26 @@ fn start_purge(state: &AppState) {
     }
 }
 
-/// Runs the retention purge now and then every `every` (R7).
+/// Runs the retention purge now and then every `every` (R7), and removes uploads never
+/// signed.
 async fn purge_loop(state: AppState, every: std::time::Duration) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
         let (db, blobs) = (state.db.clone(), state.blobs.clone());
-        let result = tokio::task::spawn_blocking(move || retention::purge_due(&db, &blobs, "system")).await;
+        let result = tokio::task::spawn_blocking(move || {
+            Ok::<_, anyhow::Error>((
+                retention::purge_due(&db, &blobs, "system")?,
+                crate::orphans::sweep_unsigned(&db, &blobs)?,
+            ))
+        })
+        .await;
         match result {
-            Ok(Ok(0)) => {}
-            Ok(Ok(n)) => tracing::info!(purged = n, "retention purge"),
+            Ok(Ok((0, 0))) => {}
+            Ok(Ok((purged, unsigned))) => {
+                tracing::info!(purged, removed_unsigned_uploads = unsigned, "retention purge")
+            }
             Ok(Err(e)) => tracing::error!(detail = %e, "retention purge failed"),
             Err(e) => tracing::error!(detail = %e, "retention purge task failed"),
         }

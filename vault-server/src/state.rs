@@ -62,7 +62,7 @@ impl Deref for AppState {
 
 /// Checks the data directory, verifies the access-log chain, loads the keys, clears
 /// uploads left over from a previous run, finishes interrupted destructions and removes
-/// (logging each) ciphertext no recording names.
+/// (logging each) uploads never signed and ciphertext no recording names.
 pub fn open_state(cfg: &Config) -> anyhow::Result<AppState> {
     let dir = DataDir::new(&cfg.data_dir);
     dir.check()?;
@@ -81,12 +81,14 @@ pub fn open_state(cfg: &Config) -> anyhow::Result<AppState> {
     let finished = retention::finish_destructions(&db, &blobs)?;
     // Then ciphertext no recording names (an upload cut off between its rename and its
     // row): nothing is served yet, so no upload is in flight.
+    let unsigned = orphans::sweep_unsigned(&db, &blobs)?;
     let orphans = orphans::sweep(&db, &blobs)?;
     tracing::info!(
         entries,
         swept_partial_uploads = swept,
         finished_destructions = finished,
         removed_orphan_blobs = orphans,
+        removed_unsigned_uploads = unsigned,
         "data dir checked"
     );
     Ok(AppState(Arc::new(Inner {

@@ -150,4 +150,23 @@ impl Store<'_> {
             .query_row([id.as_str()], |r| parsed(r, 0))
             .optional()
     }
+
+    /// Up to `limit` recordings uploaded before `cutoff` (RFC 3339, as `uploaded_at` is
+    /// written) that their recorder never signed: (id, case, size).
+    pub fn unsigned_before(&self, cutoff: &str, limit: usize) -> rusqlite::Result<Vec<(RecordingId, CaseId, u64)>> {
+        self.c
+            .prepare_cached(
+                "SELECT id, case_id, size FROM recordings WHERE statement IS NULL AND uploaded_at < ?1 LIMIT ?2",
+            )?
+            .query_map(rusqlite::params![cutoff, limit as i64], |r| {
+                Ok((parsed(r, 0)?, parsed(r, 1)?, r.get::<_, i64>(2)? as u64))
+            })?
+            .collect()
+    }
+
+    /// Removes the row of a recording that was never signed (never listed or served).
+    pub fn remove_unsigned(&self, id: &RecordingId) -> rusqlite::Result<()> {
+        self.c.prepare_cached("DELETE FROM recordings WHERE id = ?1 AND statement IS NULL")?.execute([id.as_str()])?;
+        Ok(())
+    }
 }
