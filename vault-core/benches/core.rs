@@ -138,5 +138,25 @@ fn trust(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, envelopes, streaming, log, trust);
+/// Checking an inclusion proof (one entry of a log of about a million) and a consistency
+/// proof between two sizes of it: what an auditor pays per entry it reads, and per pin.
+fn merkle(c: &mut Criterion) {
+    use vault_core::merkle;
+    let leaves: Vec<merkle::Hash> = (0u64..1_000_003).map(|i| merkle::leaf_hash(&i.to_be_bytes())).collect();
+    let (size, index, first) = (leaves.len() as u64, 123_457, 900_001);
+    let head = merkle::root(&leaves);
+    let first_head = merkle::root(&leaves[..first as usize]);
+    let inclusion = merkle::inclusion_proof(&leaves[..], index, size).unwrap();
+    let consistency = merkle::consistency_proof(&leaves[..], first, size).unwrap();
+    let mut g = c.benchmark_group("merkle");
+    g.bench_function("verify inclusion, 1M leaves", |b| {
+        b.iter(|| merkle::verify_inclusion(index, size, &leaves[index as usize], &inclusion, &head).unwrap())
+    });
+    g.bench_function("verify consistency, 900k to 1M leaves", |b| {
+        b.iter(|| merkle::verify_consistency(first, size, &first_head, &head, &consistency).unwrap())
+    });
+    g.finish();
+}
+
+criterion_group!(benches, envelopes, streaming, log, trust, merkle);
 criterion_main!(benches);

@@ -15,6 +15,7 @@ pub mod durable;
 pub mod export;
 pub mod ids;
 pub mod log;
+pub mod merkle;
 pub mod note;
 /// Synthetic logs with a fixed signing key, for benchmarks and tests only: behind the
 /// `testlog` feature so that no shipped binary carries a known key.
