@@ -81,7 +81,7 @@ impl<P: PerfectNodes + ?Sized> Subtrees for Stored<'_, P> {
         let mut at = start;
         while at < end {
             let level = 63 - (end - at).leading_zeros();
-            debug_assert!(at % (1 << level) == 0, "[{start}, {end}) is not made of perfect nodes");
+            debug_assert!(at.is_multiple_of(1 << level), "[{start}, {end}) is not made of perfect nodes");
             nodes.push(self.0.node(level, at >> level));
             at += 1 << level;
         }
