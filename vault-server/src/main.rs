@@ -106,7 +106,8 @@ struct LimitArgs {
     /// Entries of their own per window for requests without a session, in all.
     #[arg(long, env = "VAULT_LOG_ENTRIES_PER_WINDOW", default_value_t = 60)]
     log_entries_per_window: u32,
-    /// Connections open at once, in all; more are closed at once.
+    /// Connections open at once, in all; when all are taken, the one that has waited
+    /// longest without a request in progress is closed to make room.
     #[arg(long, env = "VAULT_MAX_CONNECTIONS", default_value_t = 1024)]
     max_connections: usize,
     /// Connections open at once from one address (an IPv4 address or an IPv6 /64).
