@@ -94,18 +94,56 @@ impl<P: PerfectNodes + ?Sized> Subtrees for Stored<'_, P> {
 }
 
 /// The perfect nodes that leaf `index` (its hash `leaf`) completes, bottom-up, as
-/// `(level, index, hash)`, given the nodes already stored: what a log stores when it
-/// appends that leaf.
-pub fn completed_by<P: PerfectNodes + ?Sized>(stored: &P, index: u64, leaf: Hash) -> Vec<(u32, u64, Hash)> {
+/// `(level, index, hash)`: what a log stores when it appends that leaf. `left(level, i)`
+/// reads a stored node (the left siblings on the way up, all complete already).
+pub fn completed_by<E>(
+    index: u64,
+    leaf: Hash,
+    mut left: impl FnMut(u32, u64) -> Result<Hash, E>,
+) -> Result<Vec<(u32, u64, Hash)>, E> {
     let mut out = vec![(0, index, leaf)];
     let (mut level, mut i, mut h) = (0u32, index, leaf);
     while i & 1 == 1 {
-        h = node_hash(&stored.node(level, i - 1), &h);
+        h = node_hash(&left(level, i - 1)?, &h);
         level += 1;
         i >>= 1;
         out.push((level, i, h));
     }
-    out
+    Ok(out)
+}
+
+/// The tree head of leaves given one by one, in O(log n) memory: the roots of the
+/// perfect subtrees so far (a compact range from 0). For checking a whole stored tree
+/// against the entries it was made of.
+#[derive(Debug, Default, Clone)]
+pub struct Frontier {
+    size: u64,
+    /// Roots of the perfect subtrees, largest (leftmost) first.
+    peaks: Vec<Hash>,
+}
+
+impl Frontier {
+    pub fn push(&mut self, leaf: Hash) {
+        let mut h = leaf;
+        let mut n = self.size;
+        while n & 1 == 1 {
+            let left = self.peaks.pop().expect("a peak per set bit");
+            h = node_hash(&left, &h);
+            n >>= 1;
+        }
+        self.peaks.push(h);
+        self.size += 1;
+    }
+
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    pub fn root(&self) -> Hash {
+        let mut it = self.peaks.iter().rev();
+        let Some(last) = it.next() else { return empty_root() };
+        it.fold(*last, |acc, left| node_hash(left, &acc))
+    }
 }
 
 /// The tree head of the first `size` leaves of a stored tree.
@@ -333,11 +371,16 @@ mod tests {
         fn a_tree_stored_as_perfect_nodes_gives_the_same_heads_and_proofs(size in 1u64..300, seed in any::<u64>()) {
             let l = leaves(size);
             let mut nodes = Nodes::default();
+            let mut frontier = Frontier::default();
             for (i, leaf) in l.iter().enumerate() {
-                for (level, index, h) in completed_by(&nodes, i as u64, *leaf) {
+                let done = completed_by(i as u64, *leaf, |level, i| Ok::<_, ()>(nodes.node(level, i))).unwrap();
+                for (level, index, h) in done {
                     prop_assert!(nodes.0.insert((level, index), h).is_none(), "a node written twice");
                 }
+                frontier.push(*leaf);
+                prop_assert_eq!(frontier.root(), root(&l[..=i]));
             }
+            prop_assert_eq!(Frontier::default().root(), empty_root());
             prop_assert!(nodes.0.len() < 2 * size as usize);
             for n in [1, size / 2 + 1, size] {
                 prop_assert_eq!(stored_root(&nodes, n), root(&l[..n as usize]));
