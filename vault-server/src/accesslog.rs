@@ -116,8 +116,11 @@ pub fn append(s: &Store<'_>, rec: &LogRecord, outcome: Outcome) -> rusqlite::Res
         outcome: outcome.to_string(),
         details: cap_details(&rec.details),
     };
-    let hash = entry.chain_hash(&prev, &mut Vec::with_capacity(256));
+    let mut encoded = Vec::with_capacity(256);
+    let hash = entry.chain_hash(&prev, &mut encoded);
     s.insert_log_entry(&entry, &prev, &hash)?;
+    // `encoded` holds the entry's canonical encoding: the leaf of the Merkle tree.
+    s.append_merkle_leaf(seq, &encoded)?;
     Ok(seq)
 }
 
@@ -126,7 +129,71 @@ pub fn append(s: &Store<'_>, rec: &LogRecord, outcome: Outcome) -> rusqlite::Res
 pub fn verify(s: &Store<'_>) -> anyhow::Result<(u64, [u8; 32])> {
     let mut v = ChainVerifier::new(0, genesis());
     s.for_each_encoded(0, i64::MAX as u64, |enc, prev, hash| Ok(v.push(enc, prev, hash)?))?;
+    verify_tree(s, v.next_seq())?;
     Ok((v.next_seq(), v.head()))
+}
+
+/// Checks that the stored Merkle tree is exactly the tree of the log's `n` entries:
+/// every leaf the hash of its entry, every inner node the hash of its two children, and
+/// every level as long as `n` makes it. Sequential reads only (two passes).
+fn verify_tree(s: &Store<'_>, n: u64) -> anyhow::Result<()> {
+    let broken =
+        |what: String| anyhow::anyhow!("the stored Merkle tree is not the tree of the log's {n} entries: {what}");
+    let mut seq = 0u64;
+    s.for_each_encoded_with_leaf(|enc, stored| {
+        if stored != Some(&vault_core::merkle::leaf_hash(enc)[..]) {
+            return Err(broken(format!("leaf {seq} is missing or is not its entry's hash")));
+        }
+        seq += 1;
+        Ok(())
+    })?;
+    let (mut level, mut next) = (1u32, 0u64);
+    let check_level_done = |level: u32, count: u64| {
+        if count != n >> level {
+            return Err(broken(format!("level {level} has {count} nodes, not {}", n >> level)));
+        }
+        Ok(())
+    };
+    s.for_each_merkle_parent(|l, idx, hash, left, right| {
+        while l > level {
+            check_level_done(level, next)?;
+            (level, next) = (level + 1, 0);
+        }
+        if idx != next {
+            return Err(broken(format!("node ({l}, {next}) is missing")));
+        }
+        let (Some(left), Some(right)) = (left, right) else {
+            return Err(broken(format!("node ({l}, {idx}) lacks a child")));
+        };
+        let (left, right): (vault_core::merkle::Hash, vault_core::merkle::Hash) = (
+            left.try_into().map_err(|_| broken("a short hash".into()))?,
+            right.try_into().map_err(|_| broken("a short hash".into()))?,
+        );
+        if hash != vault_core::merkle::node_hash(&left, &right) {
+            return Err(broken(format!("node ({l}, {idx}) is not the hash of its children")));
+        }
+        next += 1;
+        Ok(())
+    })?;
+    // The last level read, and every level above it up to the tree's height.
+    while level < 64 && (n >> level > 0 || next > 0) {
+        check_level_done(level, next)?;
+        (level, next) = (level + 1, 0);
+    }
+    Ok(())
+}
+
+/// Adds to the stored Merkle tree the leaves of entries written before it existed (a
+/// log older than migration 0006). Returns how many.
+pub fn backfill_merkle(s: &Store<'_>) -> anyhow::Result<u64> {
+    let from = s.merkle_leaves()?;
+    let mut n = 0;
+    s.for_each_encoded(from, i64::MAX as u64, |enc, _, _| {
+        s.append_merkle_leaf(from + n, enc)?;
+        n += 1;
+        Ok(())
+    })?;
+    Ok(n)
 }
 
 /// The checkpoint of the log's current head, and its signed note.
@@ -288,6 +355,75 @@ mod tests {
             let err = verify(&s).unwrap_err().to_string();
             assert!(err.starts_with("entry 2:"), "{err}");
         });
+    }
+
+    #[test]
+    fn the_log_is_a_merkle_tree_kept_with_it_and_older_logs_get_theirs_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let db = Db::create(&path).unwrap();
+        let leaves: Vec<vault_core::merkle::Hash> = db.with(|c| {
+            let s = Store::new(c);
+            for i in 0..37 {
+                append(&s, &LogRecord::new("alice", Action::Fetch).reason(format!("r{i}")), Outcome::Allowed).unwrap();
+            }
+            assert_eq!(verify(&s).unwrap().0, 37);
+            let mut leaves = Vec::new();
+            s.for_each_encoded(0, 37, |enc, _, _| {
+                leaves.push(vault_core::merkle::leaf_hash(enc));
+                Ok(())
+            })
+            .unwrap();
+            for n in [1, 16, 20, 37] {
+                assert_eq!(s.merkle_root(n).unwrap(), vault_core::merkle::root(&leaves[..n as usize]));
+            }
+            assert!(c.execute("DELETE FROM merkle_nodes WHERE level = 0 AND idx = 3", []).is_err());
+            // A log from before the tree: its nodes are made when it is opened.
+            c.execute_batch("DROP TRIGGER merkle_nodes_no_delete; DELETE FROM merkle_nodes WHERE idx >= 0;").unwrap();
+            leaves
+        });
+        drop(db);
+        let db = Db::open(&path).unwrap();
+        db.with(move |c| {
+            let s = Store::new(c);
+            assert_eq!(s.merkle_leaves().unwrap(), 37);
+            assert_eq!(s.merkle_root(37).unwrap(), vault_core::merkle::root(&leaves));
+            assert_eq!(verify(&s).unwrap().0, 37);
+            // A node altered below the triggers: verification names the tree.
+            c.execute_batch(
+                "DROP TRIGGER merkle_nodes_no_update; UPDATE merkle_nodes SET hash = zeroblob(32) WHERE level = 2 AND idx = 1;",
+            )
+            .unwrap();
+            let err = verify(&s).unwrap_err().to_string();
+            assert!(err.contains("Merkle tree"), "{err}");
+        });
+    }
+
+    #[test]
+    fn fail_a_missing_extra_or_altered_node_of_the_tree_is_found() {
+        for (tamper, needle) in [
+            ("DELETE FROM merkle_nodes WHERE level = 0 AND idx = 5", "leaf 5"),
+            ("UPDATE merkle_nodes SET hash = zeroblob(32) WHERE level = 0 AND idx = 19", "leaf 19"),
+            ("INSERT INTO merkle_nodes VALUES (3, 9, zeroblob(32))", "node (3, 2) is missing"),
+            ("INSERT INTO merkle_nodes VALUES (5, 0, zeroblob(32))", "node (5, 0) lacks a child"),
+            ("DELETE FROM merkle_nodes WHERE level = 2 AND idx = 4", "level 2 has 4 nodes, not 5"),
+            ("DELETE FROM merkle_nodes WHERE level = 1 AND idx = 3", "node (1, 3) is missing"),
+            ("UPDATE merkle_nodes SET hash = zeroblob(32) WHERE level = 1 AND idx = 2", "node (1, 2)"),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let db = Db::create(&dir.path().join("t.db")).unwrap();
+            db.with(move |c| {
+                let s = Store::new(c);
+                for i in 0..20 {
+                    append(&s, &LogRecord::new("a", Action::Fetch).reason(format!("{i}")), Outcome::Allowed).unwrap();
+                }
+                verify(&s).unwrap();
+                c.execute_batch("DROP TRIGGER merkle_nodes_no_update; DROP TRIGGER merkle_nodes_no_delete;").unwrap();
+                c.execute_batch(tamper).unwrap();
+                let err = verify(&s).unwrap_err().to_string();
+                assert!(err.contains(needle), "{tamper}: {err}");
+            });
+        }
     }
 
     #[test]

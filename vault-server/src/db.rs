@@ -26,6 +26,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../schema/migrations/0003_scale.sql"),
     include_str!("../../schema/migrations/0004_counts.sql"),
     include_str!("../../schema/migrations/0005_trust.sql"),
+    include_str!("../../schema/migrations/0006_merkle.sql"),
 ];
 
 /// The first schema version with people's signatures (migration 0005); older data dirs
@@ -80,6 +81,13 @@ impl Db {
             );
         }
         migrate(&conn)?;
+        // A log from before the Merkle tree (migration 0006) gets its tree now.
+        let tx = conn.unchecked_transaction()?;
+        let added = crate::accesslog::backfill_merkle(&crate::store::Store::new(&tx))?;
+        tx.commit()?;
+        if added > 0 {
+            tracing::info!(entries = added, "added the log's older entries to its Merkle tree");
+        }
         Ok(Self::start(conn, path))
     }
 

@@ -25,6 +25,77 @@ impl Store<'_> {
         })
     }
 
+    /// A stored node of the log's Merkle tree (see migration 0006).
+    pub fn merkle_node(&self, level: u32, idx: u64) -> rusqlite::Result<vault_core::merkle::Hash> {
+        let h: Vec<u8> = self
+            .c
+            .prepare_cached("SELECT hash FROM merkle_nodes WHERE level = ?1 AND idx = ?2")?
+            .query_row(params![level, idx as i64], |r| r.get(0))?;
+        h.try_into().map_err(|_| rusqlite::Error::InvalidQuery)
+    }
+
+    pub fn insert_merkle_node(&self, level: u32, idx: u64, hash: &vault_core::merkle::Hash) -> rusqlite::Result<()> {
+        self.c.prepare_cached("INSERT INTO merkle_nodes (level, idx, hash) VALUES (?1, ?2, ?3)")?.execute(params![
+            level,
+            idx as i64,
+            &hash[..]
+        ])?;
+        Ok(())
+    }
+
+    /// Every stored inner node of the Merkle tree, in order of level and index, with its
+    /// two children's stored hashes (`None` where a child is missing).
+    pub fn for_each_merkle_parent(
+        &self,
+        mut f: impl FnMut(u32, u64, &[u8], Option<&[u8]>, Option<&[u8]>) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        let mut stmt = self.c.prepare(
+            "SELECT p.level, p.idx, p.hash, l.hash, r.hash FROM merkle_nodes p
+             LEFT JOIN merkle_nodes l ON l.level = p.level - 1 AND l.idx = 2 * p.idx
+             LEFT JOIN merkle_nodes r ON r.level = p.level - 1 AND r.idx = 2 * p.idx + 1
+             WHERE p.level >= 1 ORDER BY p.level, p.idx",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let blob = |i| r.get_ref(i).and_then(|v| v.as_blob_or_null().map_err(Into::into));
+            f(r.get(0)?, r.get::<_, i64>(1)? as u64, blob(2)?.unwrap_or_default(), blob(3)?, blob(4)?)?;
+        }
+        Ok(())
+    }
+
+    /// How many leaves the stored tree has.
+    pub fn merkle_leaves(&self) -> rusqlite::Result<u64> {
+        let max: Option<i64> =
+            self.c.prepare_cached("SELECT max(idx) FROM merkle_nodes WHERE level = 0")?.query_row([], |r| r.get(0))?;
+        Ok(max.map_or(0, |m| m as u64 + 1))
+    }
+
+    /// Adds the leaf of entry `seq` (`encoded` its canonical encoding) to the stored
+    /// tree, with every perfect node it completes.
+    pub fn append_merkle_leaf(&self, seq: u64, encoded: &[u8]) -> rusqlite::Result<()> {
+        let leaf = vault_core::merkle::leaf_hash(encoded);
+        for (level, idx, h) in vault_core::merkle::completed_by(seq, leaf, |l, i| self.merkle_node(l, i))? {
+            self.insert_merkle_node(level, idx, &h)?;
+        }
+        Ok(())
+    }
+
+    /// The head of the stored tree of the first `size` leaves.
+    pub fn merkle_root(&self, size: u64) -> rusqlite::Result<vault_core::merkle::Hash> {
+        let mut peaks = Vec::new();
+        let mut at = 0u64;
+        while at < size {
+            let level = 63 - (size - at).leading_zeros();
+            peaks.push(self.merkle_node(level, at >> level)?);
+            at += 1 << level;
+        }
+        let Some(mut head) = peaks.pop() else { return Ok(vault_core::merkle::empty_root()) };
+        while let Some(left) = peaks.pop() {
+            head = vault_core::merkle::node_hash(&left, &head);
+        }
+        Ok(head)
+    }
+
     pub fn insert_log_entry(&self, e: &Entry, prev: &[u8; 32], hash: &[u8; 32]) -> rusqlite::Result<()> {
         self.c
             .prepare_cached(&format!(
@@ -54,16 +125,41 @@ impl Store<'_> {
         to: u64,
         mut f: impl FnMut(&[u8], &[u8; 32], &[u8; 32]) -> anyhow::Result<()>,
     ) -> anyhow::Result<()> {
-        let mut stmt = self
-            .c
-            .prepare(&format!("SELECT {LOG_COLUMNS} FROM access_log WHERE seq >= ?1 AND seq < ?2 ORDER BY seq"))?;
-        let mut rows = stmt.query([from as i64, to as i64])?;
-        let mut buf = Vec::with_capacity(1024);
-        while let Some(r) = rows.next()? {
-            let text = |i| r.get_ref(i).and_then(|v| v.as_bytes().map_err(Into::into));
+        let sql = format!("SELECT {LOG_COLUMNS} FROM access_log WHERE seq >= ?1 AND seq < ?2 ORDER BY seq");
+        self.scan_encoded(&sql, [from as i64, to as i64], |enc, r| {
             let link = |i| -> anyhow::Result<[u8; 32]> {
                 r.get_ref(i)?.as_blob()?.try_into().map_err(|_| anyhow::anyhow!("a stored hash is not 32 bytes"))
             };
+            f(enc, &link(9)?, &link(10)?)
+        })
+    }
+
+    /// Calls `f` with the canonical encoding of every entry, in order, and the leaf the
+    /// stored Merkle tree holds for it (`None` if it holds none).
+    pub fn for_each_encoded_with_leaf(
+        &self,
+        mut f: impl FnMut(&[u8], Option<&[u8]>) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        let sql = format!(
+            "SELECT {LOG_COLUMNS}, (SELECT m.hash FROM merkle_nodes m WHERE m.level = 0 AND m.idx = access_log.seq)
+             FROM access_log ORDER BY seq"
+        );
+        self.scan_encoded(&sql, [], |enc, r| f(enc, r.get_ref(11)?.as_blob_or_null()?))
+    }
+
+    /// Runs `sql` (selecting LOG_COLUMNS first) and calls `f` with each row's canonical
+    /// encoding and the row, reusing one buffer.
+    fn scan_encoded<P: rusqlite::Params>(
+        &self,
+        sql: &str,
+        params: P,
+        mut f: impl FnMut(&[u8], &rusqlite::Row<'_>) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        let mut stmt = self.c.prepare(sql)?;
+        let mut rows = stmt.query(params)?;
+        let mut buf = Vec::with_capacity(1024);
+        while let Some(r) = rows.next()? {
+            let text = |i| r.get_ref(i).and_then(|v| v.as_bytes().map_err(Into::into));
             buf.clear();
             vault_core::log::encode_parts(
                 &mut buf,
@@ -71,7 +167,7 @@ impl Store<'_> {
                 r.get(1)?,
                 [text(2)?, text(3)?, text(4)?, text(5)?, text(6)?, text(7)?, text(8)?],
             );
-            f(&buf, &link(9)?, &link(10)?)?;
+            f(&buf, r)?;
         }
         Ok(())
     }
