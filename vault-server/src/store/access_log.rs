@@ -82,18 +82,7 @@ impl Store<'_> {
 
     /// The head of the stored tree of the first `size` leaves.
     pub fn merkle_root(&self, size: u64) -> rusqlite::Result<vault_core::merkle::Hash> {
-        let mut peaks = Vec::new();
-        let mut at = 0u64;
-        while at < size {
-            let level = 63 - (size - at).leading_zeros();
-            peaks.push(self.merkle_node(level, at >> level)?);
-            at += 1 << level;
-        }
-        let Some(mut head) = peaks.pop() else { return Ok(vault_core::merkle::empty_root()) };
-        while let Some(left) = peaks.pop() {
-            head = vault_core::merkle::node_hash(&left, &head);
-        }
-        Ok(head)
+        vault_core::merkle::stored_root(size, |level, idx| self.merkle_node(level, idx))
     }
 
     pub fn insert_log_entry(&self, e: &Entry, prev: &[u8; 32], hash: &[u8; 32]) -> rusqlite::Result<()> {
