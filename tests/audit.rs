@@ -283,3 +283,22 @@ mod vault_core_entry {
         }
     }
 }
+
+#[test]
+fn fail_a_tree_node_altered_on_disk_is_refused_by_verify() {
+    // The Merkle tree is checked node by node, as the chain is entry by entry: an inner
+    // node altered below the triggers (one no tree head of this size folds in) is found.
+    let mut a = setup();
+    a.activity(2);
+    a.v.kill();
+    {
+        let db = a.v.db_rw();
+        db.execute_batch(
+            "DROP TRIGGER merkle_nodes_no_update; UPDATE merkle_nodes SET hash = zeroblob(32) WHERE level = 1 AND idx = 1;",
+        )
+        .unwrap();
+    }
+    let out =
+        vault_tests::run(Command::new(vault_tests::bin("vault-server")).args(["verify", "--data-dir"]).arg(a.v.data()));
+    out.error("node (1, 1) is not the hash of its children");
+}
