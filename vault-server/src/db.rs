@@ -343,33 +343,40 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = Db::create(&dir.path().join("t.db")).unwrap();
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-        // Hold the writer so that the three jobs below queue up and run as one group.
+        // Hold the writer (it runs the job below, which waits), so that the three jobs
+        // below queue up behind it and then run as one group.
         let (hold, release) = std::sync::mpsc::channel::<()>();
+        let (running, started) = std::sync::mpsc::channel::<()>();
         let held = db.clone();
-        let holder = std::thread::spawn(move || held.with(move |_| release.recv().unwrap()));
-        std::thread::sleep(std::time::Duration::from_millis(100));
-        let job = |key: &'static str, rollback: bool| {
-            let db = db.clone();
-            rt.spawn(async move {
-                db.call(move |c| -> ApiResult<()> {
-                    let sp = c.savepoint()?;
-                    sp.execute("INSERT INTO meta (key, value) VALUES (?1, 'x')", [key])?;
-                    sp.commit()?;
-                    if rollback {
-                        // What SQLite does to the transaction when a statement finds the
-                        // disk full while spilling pages.
-                        c.execute_batch("ROLLBACK")?;
-                    }
-                    Ok(())
-                })
-                .await
+        let holder = std::thread::spawn(move || {
+            held.with(move |_| {
+                running.send(()).unwrap();
+                release.recv().unwrap()
             })
+        });
+        started.recv().unwrap();
+        let job = |key: &'static str, rollback: bool| {
+            Box::pin(db.call(move |c| -> ApiResult<()> {
+                let sp = c.savepoint()?;
+                sp.execute("INSERT INTO meta (key, value) VALUES (?1, 'x')", [key])?;
+                sp.commit()?;
+                if rollback {
+                    // What SQLite does to the transaction when a statement finds the
+                    // disk full while spilling pages.
+                    c.execute_batch("ROLLBACK")?;
+                }
+                Ok(())
+            }))
         };
-        let jobs = [job("one", false), job("two", true), job("three", false)];
-        std::thread::sleep(std::time::Duration::from_millis(200));
+        let mut jobs = [job("one", false), job("two", true), job("three", false)];
+        // Polled once each, in order: that queues them (the answer is still to come).
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        for j in &mut jobs {
+            assert!(std::future::Future::poll(j.as_mut(), &mut cx).is_pending());
+        }
         hold.send(()).unwrap();
         holder.join().unwrap();
-        let results: Vec<bool> = jobs.into_iter().map(|j| rt.block_on(j).unwrap().is_ok()).collect();
+        let results: Vec<bool> = jobs.into_iter().map(|j| rt.block_on(j).is_ok()).collect();
         let keys: Vec<String> = db.with(|c| {
             c.prepare("SELECT key FROM meta WHERE value = 'x'")
                 .unwrap()
