@@ -7,7 +7,8 @@
 //! ```text
 //! tokens/<id>.json        {"token":"...","expires_at":UNIX}   id of "SERVER\nUSER"
 //! roots/<id>              SHA256:...                           id of "SERVER"
-//! checkpoints/<id>.note   the signed checkpoint                id of the verifier key
+//! checkpoints/<id>.tree.note   the signed checkpoint (tree)    id of the verifier key
+//! checkpoints/<id>.note   a checkpoint from before the tree     id of the verifier key
 //! ```
 
 use std::fs;
@@ -132,23 +133,44 @@ fn checkpoint_file(dir: &Path, key: &VerifierKey) -> PathBuf {
     dir.join("checkpoints").join(format!("{}.note", file_id(&key.to_text())))
 }
 
-/// The checkpoint this auditor verified last of the log `key` signs, if any.
-pub fn pinned_checkpoint(key: &VerifierKey) -> anyhow::Result<Option<Pin>> {
-    let p = checkpoint_file(&config_dir()?, key);
-    let note = match fs::read_to_string(&p) {
-        Ok(n) => n,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(anyhow!("cannot read pinned checkpoint {}: {e}", p.display())),
-    };
-    let cp = Checkpoint::open(&note, key)
-        .with_context(|| format!("the pinned checkpoint {} is damaged; refusing to trust it", p.display()))?;
-    Ok(Some(Pin { size: cp.size, head: cp.head }))
+/// Where a pin of the Merkle tree is kept. Pins from before the tree (in
+/// [`checkpoint_file`]) signed the hash chain's head; they are read until a full
+/// verification replaces them.
+fn tree_checkpoint_file(dir: &Path, key: &VerifierKey) -> PathBuf {
+    dir.join("checkpoints").join(format!("{}.tree.note", file_id(&key.to_text())))
 }
 
-/// Keeps `note`, a checkpoint signed by `key`, as the new pin.
+/// The checkpoint this auditor verified last of the log `key` signs, if any, with its
+/// signed note.
+pub fn pinned_checkpoint(key: &VerifierKey) -> anyhow::Result<Option<(Pin, String)>> {
+    let dir = config_dir()?;
+    for (path, tree) in [(tree_checkpoint_file(&dir, key), true), (checkpoint_file(&dir, key), false)] {
+        let note = match fs::read_to_string(&path) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(anyhow!("cannot read pinned checkpoint {}: {e}", path.display())),
+        };
+        let cp = Checkpoint::open(&note, key)
+            .with_context(|| format!("the pinned checkpoint {} is damaged; refusing to trust it", path.display()))?;
+        let pin =
+            if tree { Pin::Tree { size: cp.size, root: cp.root } } else { Pin::Chain { size: cp.size, head: cp.root } };
+        return Ok(Some((pin, note)));
+    }
+    Ok(None)
+}
+
+/// Keeps `note`, a checkpoint of the tree signed by `key`, as the new pin (replacing a
+/// pin from before the tree).
 pub fn pin_checkpoint(key: &VerifierKey, note: &str) -> anyhow::Result<()> {
-    let p = checkpoint_file(&config_dir()?, key);
-    write_private(&p, note.as_bytes()).map_err(|e| anyhow!("cannot write {}: {e}", p.display()))
+    let dir = config_dir()?;
+    let p = tree_checkpoint_file(&dir, key);
+    write_private(&p, note.as_bytes()).map_err(|e| anyhow!("cannot write {}: {e}", p.display()))?;
+    let old = checkpoint_file(&dir, key);
+    match fs::remove_file(&old) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(anyhow!("cannot remove the old pin {}: {e}", old.display())),
+    }
 }
 
 #[cfg(test)]
@@ -170,6 +192,7 @@ mod tests {
         assert_eq!(root_file(dir, "http://127.0.0.1:9"), Path::new("cfg/roots/").join(file_id("http://127.0.0.1:9")));
         let key = VerifierKey::parse("vault-test+ebccb924+AQABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4f").unwrap();
         assert_eq!(checkpoint_file(dir, &key), Path::new("cfg/checkpoints/3524a21964b9b71716ae713f.note"));
+        assert_eq!(tree_checkpoint_file(dir, &key), Path::new("cfg/checkpoints/3524a21964b9b71716ae713f.tree.note"));
     }
 
     #[test]

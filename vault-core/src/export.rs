@@ -6,17 +6,22 @@
 //! record = u32be(len(encoding)) || encoding || prev(32) || hash(32)
 //! ```
 //!
-//! `note` is the signed checkpoint (a C2SP signed note) for the log's first `size`
-//! entries; the records are entries `from..size` in order, each in the canonical
-//! encoding of [`crate::log`]. `schema/LOG-FORMAT.md` states the same in prose.
+//! `note` is the signed checkpoint (a C2SP signed note) of the Merkle tree of the log's
+//! first `size` entries; the records are entries `0..size` in order, each in the
+//! canonical encoding of [`crate::log`], with the hash chain's links (kept for one
+//! release, see `schema/LOG-FORMAT.md`, which states the same in prose).
 
 use std::io::{self, Read, Write};
 
 use crate::log::{ChainError, ChainVerifier, genesis};
+use crate::merkle::{Frontier, Hash, ProofError, leaf_hash};
 use crate::note::{Checkpoint, NoteError, VerifierKey};
 
 /// First bytes of every export.
-pub const MAGIC: &[u8] = b"recording-vault log export v1\n";
+pub const MAGIC: &[u8; 30] = b"recording-vault log export v2\n";
+/// First bytes of exports of the format before the Merkle tree, whose checkpoint signed
+/// the chain's head.
+const MAGIC_V1: &[u8; 30] = b"recording-vault log export v1\n";
 /// Bound on one record and on the note, so a damaged length cannot exhaust memory.
 const MAX_RECORD: usize = 1 << 20;
 
@@ -50,11 +55,22 @@ impl<W: Write> ExportWriter<W> {
     }
 }
 
-/// What the auditor verified last: the size and head of a checkpoint.
+/// What the auditor verified last.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Pin {
-    pub size: u64,
-    pub head: [u8; 32],
+pub enum Pin {
+    /// A checkpoint of the Merkle tree: its size and root.
+    Tree { size: u64, root: [u8; 32] },
+    /// A checkpoint from before the tree, which signed the hash chain's head (the hash of
+    /// entry `size - 1`). A full verification carries it over to a tree pin.
+    Chain { size: u64, head: [u8; 32] },
+}
+
+impl Pin {
+    pub fn size(&self) -> u64 {
+        match *self {
+            Pin::Tree { size, .. } | Pin::Chain { size, .. } => size,
+        }
+    }
 }
 
 /// Why an export or log stream was refused.
@@ -71,15 +87,21 @@ pub enum VerifyError {
     )]
     RolledBack { pinned: u64, now: u64 },
     #[error(
-        "entry {seq}: differs from the checkpoint you verified last (its hash is not the pinned head): the log was rewritten at or before this entry"
+        "entry {seq}: differs from the checkpoint you verified last (the first {} entries do not have its tree head or chain head): the log was rewritten at or before this entry", seq + 1
     )]
     Rewritten { seq: u64 },
+    #[error(
+        "the checkpoint of {now} entries does not extend the one of {pinned} entries you verified last ({why}): the log was rewritten, or you are shown a different log than others"
+    )]
+    Inconsistent { pinned: u64, now: u64, why: ProofError },
     #[error("entry {seq}: missing; the export ends before the {size} entries its checkpoint covers (truncated)")]
     Truncated { seq: u64, size: u64 },
     #[error("entry {seq}: beyond the {size} entries the signed checkpoint covers")]
     Extra { seq: u64, size: u64 },
-    #[error("entry {seq}: the chain's head differs from the signed checkpoint's head (entries altered and re-hashed)")]
-    HeadMismatch { seq: u64 },
+    #[error(
+        "the Merkle tree head of the {size} entries differs from the signed checkpoint's root (entries altered and re-hashed)"
+    )]
+    RootMismatch { size: u64 },
     #[error("reading the export failed: {0}")]
     Io(#[from] io::Error),
 }
@@ -98,7 +120,12 @@ pub struct Verified {
 fn read_header<R: Read>(r: &mut R) -> Result<String, VerifyError> {
     let mut magic = [0u8; MAGIC.len()];
     r.read_exact(&mut magic).map_err(|_| VerifyError::Format("too short".into()))?;
-    if magic != MAGIC {
+    if magic == *MAGIC_V1 {
+        return Err(VerifyError::Format(
+            "this export is of the older format (v1, before the Merkle tree); verify it with the vault-cli version that wrote it".into(),
+        ));
+    }
+    if magic != *MAGIC {
         return Err(VerifyError::Format("wrong magic; is this a file from `vault-cli audit export`?".into()));
     }
     let len = read_u32(r)?.ok_or_else(|| VerifyError::Format("no checkpoint".into()))? as usize;
@@ -125,30 +152,29 @@ fn read_u32<R: Read>(r: &mut R) -> Result<Option<u32>, VerifyError> {
     Ok(Some(u32::from_be_bytes(b)))
 }
 
-/// Verifies an export (or the server's export stream) against the server's verifier
-/// key.
+/// Verifies an export (or the server's export stream) of the whole log against the
+/// server's verifier key, reading every entry.
 ///
-/// The records must start at entry `pin.size` (or 0 without a pin) and chain from the
-/// pinned head; with `full`, they start at 0 and the pinned head must reappear at entry
-/// `pin.size - 1`. Either way, a log that does not extend the pin fails. Every record is
-/// checked (sequence, link, hash), then the last hash against the signed head.
-pub fn verify<R: Read>(mut r: R, key: &VerifierKey, pin: Option<Pin>, full: bool) -> Result<Verified, VerifyError> {
+/// Every record is checked (canonical encoding, sequence, chain link and hash), every
+/// entry becomes a leaf of the Merkle tree, and the tree head of all of them must be the
+/// signed checkpoint's root. With a pin, the first `pin.size` entries must have the
+/// pinned tree head (or, for a pin from before the tree, entry `pin.size - 1` the pinned
+/// chain head): a log that does not extend the pin fails.
+pub fn verify<R: Read>(mut r: R, key: &VerifierKey, pin: Option<Pin>) -> Result<Verified, VerifyError> {
     let note = read_header(&mut r)?;
     let cp = Checkpoint::open(&note, key)?;
     if let Some(p) = pin
-        && cp.size < p.size
+        && cp.size < p.size()
     {
-        return Err(VerifyError::RolledBack { pinned: p.size, now: cp.size });
+        return Err(VerifyError::RolledBack { pinned: p.size(), now: cp.size });
     }
-    let (start, prev) = match pin {
-        Some(p) if !full && p.size > 0 => (p.size, p.head),
-        _ => (0, genesis()),
-    };
-    let mut v = ChainVerifier::new(start, prev);
+    let mut chain = ChainVerifier::new(0, genesis());
+    let mut tree = Frontier::default();
     let mut buf = Vec::with_capacity(1024);
     let mut links = [0u8; 64];
+    check_pin(pin, &tree, None)?;
     while let Some(len) = read_u32(&mut r)? {
-        let seq = v.next_seq();
+        let seq = chain.next_seq();
         let len = len as usize;
         if len > MAX_RECORD {
             return Err(ChainError::Malformed { seq }.into());
@@ -161,24 +187,50 @@ pub fn verify<R: Read>(mut r: R, key: &VerifierKey, pin: Option<Pin>, full: bool
         }
         let (p, h) = links.split_at(32);
         let (p, h): (&[u8; 32], &[u8; 32]) = (p.try_into().expect("32"), h.try_into().expect("32"));
-        if seq == start && start > 0 && *p != prev {
-            return Err(VerifyError::Rewritten { seq: seq - 1 });
-        }
-        v.push(&buf, p, h)?;
-        if let Some(pin) = pin
-            && full
-            && pin.size > 0
-            && seq == pin.size - 1
-            && *h != pin.head
-        {
-            return Err(VerifyError::Rewritten { seq });
-        }
+        chain.push(&buf, p, h)?;
+        tree.push(leaf_hash(&buf));
+        check_pin(pin, &tree, Some(h))?;
     }
-    if v.next_seq() < cp.size {
-        return Err(VerifyError::Truncated { seq: v.next_seq(), size: cp.size });
+    if chain.next_seq() < cp.size {
+        return Err(VerifyError::Truncated { seq: chain.next_seq(), size: cp.size });
     }
-    if v.head() != cp.head {
-        return Err(VerifyError::HeadMismatch { seq: cp.size.saturating_sub(1) });
+    if !crate::ct_eq(&tree.root(), &cp.root) {
+        return Err(VerifyError::RootMismatch { size: cp.size });
     }
-    Ok(Verified { checked: v.next_seq() - start, checkpoint: cp, note })
+    Ok(Verified { checked: chain.next_seq(), checkpoint: cp, note })
+}
+
+/// Once `tree` holds the pin's number of entries, checks they are the pinned ones.
+fn check_pin(pin: Option<Pin>, tree: &Frontier, last_hash: Option<&[u8; 32]>) -> Result<(), VerifyError> {
+    let Some(pin) = pin else { return Ok(()) };
+    if tree.size() != pin.size() || pin.size() == 0 {
+        return Ok(());
+    }
+    let same = match pin {
+        Pin::Tree { root, .. } => crate::ct_eq(&tree.root(), &root),
+        Pin::Chain { head, .. } => last_hash.is_some_and(|h| crate::ct_eq(h, &head)),
+    };
+    if !same {
+        return Err(VerifyError::Rewritten { seq: pin.size() - 1 });
+    }
+    Ok(())
+}
+
+/// Checks that checkpoint `now` extends the pinned tree checkpoint by the consistency
+/// `proof` between them (RFC 9162): a logarithmic number of hashes instead of every new
+/// entry.
+pub fn verify_extends(
+    pinned_size: u64,
+    pinned_root: &[u8; 32],
+    now: &Checkpoint,
+    proof: &[Hash],
+) -> Result<(), VerifyError> {
+    if now.size < pinned_size {
+        return Err(VerifyError::RolledBack { pinned: pinned_size, now: now.size });
+    }
+    if pinned_size == 0 {
+        return Ok(());
+    }
+    crate::merkle::verify_consistency(pinned_size, now.size, pinned_root, &now.root, proof)
+        .map_err(|why| VerifyError::Inconsistent { pinned: pinned_size, now: now.size, why })
 }

@@ -72,6 +72,7 @@ string_enum!(
         AuditCheckpoint = "audit-checkpoint",
         AuditExport = "audit-export",
         AuditLog = "audit-log",
+        AuditProof = "audit-proof",
         Request = "request",
         Aggregated = "aggregated",
     }

@@ -138,6 +138,41 @@ pub fn root(leaves: &[Hash]) -> Hash {
     }
 }
 
+/// A tree head computed from leaves arriving one by one, in O(log n) memory: how a
+/// verifier reading a log from the start checks the heads a checkpoint signs.
+#[derive(Debug, Clone, Default)]
+pub struct Frontier {
+    size: u64,
+    /// Heads of the perfect subtrees the leaves so far make, largest (leftmost) first.
+    peaks: Vec<Hash>,
+}
+
+impl Frontier {
+    pub fn push(&mut self, leaf: Hash) {
+        let mut h = leaf;
+        let mut n = self.size;
+        while n & 1 == 1 {
+            let left = self.peaks.pop().expect("a peak per set bit of the size");
+            h = node_hash(&left, &h);
+            n >>= 1;
+        }
+        self.peaks.push(h);
+        self.size += 1;
+    }
+
+    /// Leaves pushed so far.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// The head of the tree of the leaves pushed so far.
+    pub fn root(&self) -> Hash {
+        let mut it = self.peaks.iter().rev();
+        let Some(last) = it.next() else { return empty_root() };
+        it.fold(*last, |acc, left| node_hash(left, &acc))
+    }
+}
+
 /// Why a proof does not hold.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProofError {
@@ -149,6 +184,8 @@ pub enum ProofError {
     Length { got: usize, want: usize },
     #[error("the proof does not lead to the tree head it should")]
     Mismatch,
+    #[error("the proof is for a tree of {proof} leaves, but the checkpoint signs one of {checkpoint}")]
+    WrongSize { proof: u64, checkpoint: u64 },
 }
 
 /// The inclusion proof of leaf `index` in the tree of the first `size` leaves of `tree`:
@@ -346,12 +383,16 @@ mod tests {
         fn a_tree_stored_as_perfect_nodes_gives_the_same_heads_and_proofs(size in 1u64..300, seed in any::<u64>()) {
             let l = leaves(size);
             let mut nodes = Nodes::default();
+            let mut frontier = Frontier::default();
             for (i, leaf) in l.iter().enumerate() {
                 let done = completed_by(i as u64, *leaf, |level, i| Ok::<_, ()>(nodes.node(level, i))).unwrap();
                 for (level, index, h) in done {
                     prop_assert!(nodes.0.insert((level, index), h).is_none(), "a node written twice");
                 }
+                frontier.push(*leaf);
+                prop_assert_eq!(frontier.root(), root(&l[..=i]));
             }
+            prop_assert_eq!(Frontier::default().root(), empty_root());
             prop_assert!(nodes.0.len() < 2 * size as usize);
             for n in [1, size / 2 + 1, size] {
                 prop_assert_eq!(stored_root(n, |level, i| Ok::<_, ()>(nodes.node(level, i))), Ok(root(&l[..n as usize])));

@@ -2,7 +2,7 @@
 //! <https://c2sp.org/tlog-checkpoint>), with Ed25519 signatures.
 //!
 //! A checkpoint commits the server to the first `size` entries of its access log by
-//! signing their head hash. Auditors keep the last checkpoint they verified and check
+//! signing the head of their Merkle tree. Auditors keep the last checkpoint they verified and check
 //! that every later log extends it. The text format is the standard one, so note
 //! verifiers outside this project can check the signature.
 
@@ -109,6 +109,9 @@ pub fn open<'a>(note: &'a str, key: &VerifierKey) -> Result<&'a str, NoteError> 
         return Err(NoteError::Malformed("signature lines must end with a newline"));
     }
     let want = key.key_hash();
+    if sigs.lines().count() > MAX_SIGNATURES {
+        return Err(NoteError::Malformed("more than 100 signature lines"));
+    }
     for line in sigs.lines() {
         let rest =
             line.strip_prefix("\u{2014} ").ok_or(NoteError::Malformed("signature line must start with an em dash"))?;
@@ -125,33 +128,50 @@ pub fn open<'a>(note: &'a str, key: &VerifierKey) -> Result<&'a str, NoteError> 
     Err(NoteError::NoSignature(key.to_text()))
 }
 
-/// A log checkpoint: the log's origin, its size, and the hash of its last entry.
+/// Most signature lines a note may carry (the log's own and witnesses' cosignatures): the
+/// C2SP signed-note limit, so a note with thousands of lines is refused unread.
+const MAX_SIGNATURES: usize = 100;
+
+/// A log checkpoint: the log's origin, its size, and the RFC 6962 Merkle tree head of its
+/// first `size` entries (C2SP tlog-checkpoint).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Checkpoint {
     pub origin: String,
     pub size: u64,
-    pub head: [u8; 32],
+    pub root: [u8; 32],
 }
 
 impl Checkpoint {
     /// The checkpoint body in tlog-checkpoint form.
     pub fn to_text(&self) -> String {
-        format!("{}\n{}\n{}\n", self.origin, self.size, B64.encode(self.head))
+        format!("{}\n{}\n{}\n", self.origin, self.size, B64.encode(self.root))
     }
 
+    /// Parses a checkpoint body strictly: exactly three lines, each ending in a newline;
+    /// the origin a valid key name; the size in decimal without a sign or leading zeros;
+    /// the root 44 characters of padded standard base64 of 32 bytes. The vault's log
+    /// never writes extension lines, so a body with one is refused rather than ignored:
+    /// what the log key signed must mean exactly what the vault reads.
     pub fn parse(text: &str) -> Result<Self, NoteError> {
-        let mut lines = text.lines();
-        let origin = lines.next().filter(|o| !o.is_empty()).ok_or(NoteError::BadCheckpoint("no origin line"))?;
-        let size = lines
+        let body = text.strip_suffix('\n').ok_or(NoteError::BadCheckpoint("the text must end with a newline"))?;
+        let mut lines = body.split('\n');
+        let origin = lines
             .next()
-            .and_then(|s| s.parse::<u64>().ok())
-            .ok_or(NoteError::BadCheckpoint("second line must be the log size"))?;
-        let head = lines
+            .filter(|o| valid_name(o))
+            .ok_or(NoteError::BadCheckpoint("the first line must be the origin"))?;
+        let size = lines.next().and_then(parse_decimal).ok_or(NoteError::BadCheckpoint(
+            "the second line must be the log size in decimal, without sign or leading zeros",
+        ))?;
+        let root = lines
             .next()
+            .filter(|h| h.len() == 44)
             .and_then(|h| B64.decode(h).ok())
             .and_then(|h| <[u8; 32]>::try_from(h).ok())
-            .ok_or(NoteError::BadCheckpoint("third line must be the base64 head hash"))?;
-        Ok(Self { origin: origin.to_owned(), size, head })
+            .ok_or(NoteError::BadCheckpoint("the third line must be the base64 root hash"))?;
+        if lines.next().is_some() {
+            return Err(NoteError::BadCheckpoint("extension lines after the root hash are not allowed"));
+        }
+        Ok(Self { origin: origin.to_owned(), size, root })
     }
 
     pub fn sign(&self, pair: &Ed25519KeyPair) -> String {
@@ -168,6 +188,13 @@ impl Checkpoint {
     }
 }
 
+/// A decimal number as tlog-checkpoint writes sizes: ASCII digits, no sign, no leading
+/// zero (except `0` itself), within u64.
+fn parse_decimal(s: &str) -> Option<u64> {
+    let canonical = !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && (s == "0" || !s.starts_with('0'));
+    canonical.then(|| s.parse().ok()).flatten()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -182,7 +209,7 @@ mod tests {
         let p = pair();
         let key = VerifierKey::from_pair("vault.example/log", &p);
         let key = VerifierKey::parse(&key.to_text()).unwrap();
-        let cp = Checkpoint { origin: "vault.example/log".into(), size: 42, head: [7; 32] };
+        let cp = Checkpoint { origin: "vault.example/log".into(), size: 42, root: [7; 32] };
         let note = cp.sign(&p);
         assert!(note.contains("\n\n\u{2014} vault.example/log "));
         assert_eq!(Checkpoint::open(&note, &key).unwrap(), cp);
@@ -192,7 +219,7 @@ mod tests {
     fn fail_forged_altered_or_wrong_key() {
         let p = pair();
         let key = VerifierKey::from_pair("o", &p);
-        let note = Checkpoint { origin: "o".into(), size: 5, head: [1; 32] }.sign(&p);
+        let note = Checkpoint { origin: "o".into(), size: 5, root: [1; 32] }.sign(&p);
         let altered = note.replacen("\n5\n", "\n4\n", 1);
         assert_eq!(Checkpoint::open(&altered, &key), Err(NoteError::BadSignature("o".into())));
         let other = VerifierKey::from_pair("o", &pair());
@@ -201,6 +228,29 @@ mod tests {
         let text = key.to_text();
         let bad_hash = format!("o+ffffffff+{}", text.rsplit('+').next().unwrap());
         assert!(VerifierKey::parse(&bad_hash).is_err());
+    }
+
+    /// What tlog-checkpoint leaves open is closed: one spelling of a size, 44 characters
+    /// of root, no extension lines, no missing newline.
+    #[test]
+    fn fail_checkpoint_bodies_that_are_not_canonical() {
+        let root = B64.encode([9u8; 32]);
+        assert!(Checkpoint::parse(&format!("o\n12\n{root}\n")).is_ok());
+        assert!(Checkpoint::parse(&format!("o\n0\n{root}\n")).is_ok());
+        for bad in [
+            format!("o\n012\n{root}\n"),
+            format!("o\n+12\n{root}\n"),
+            format!("o\n 12\n{root}\n"),
+            format!("o\n18446744073709551616\n{root}\n"),
+            format!("o\n12\n{}\n", root.trim_end_matches('=')),
+            format!("o\n12\n{root}"),
+            format!("o\n12\n{root}\nextension\n"),
+            format!("\n12\n{root}\n"),
+            format!("o p\n12\n{root}\n"),
+            format!("o\n12\n{}\n", B64.encode([9u8; 31])),
+        ] {
+            assert!(Checkpoint::parse(&bad).is_err(), "accepted {bad:?}");
+        }
     }
 
     /// The key hash follows the signed-note spec: SHA-256(name || 0x0A || 0x01 || key)[:4].

@@ -4,6 +4,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use vault_core::log::{Action, Entry, Outcome, genesis};
+use vault_core::merkle;
 use vault_core::note::{Checkpoint, VerifierKey};
 
 fn doc() -> String {
@@ -59,9 +60,22 @@ fn worked_example_matches_the_code() {
     let pair = ring::signature::Ed25519KeyPair::from_seed_unchecked(&[7u8; 32]).unwrap();
     let key = VerifierKey::from_pair("recording-vault/example", &pair);
     assert_eq!(value(&doc, "recording-vault/example+"), key.to_text()["recording-vault/example+".len()..]);
-    let note = Checkpoint { origin: "recording-vault/example".into(), size: 2, head: h1 }.sign(&pair);
+    let mut enc0 = Vec::new();
+    e0.encode_into(&mut enc0);
+    let (l0, l1) = (merkle::leaf_hash(&enc0), merkle::leaf_hash(&enc));
+    assert_eq!(value(&doc, "leaf(0) "), hex::encode(l0));
+    assert_eq!(value(&doc, "leaf(1) "), hex::encode(l1));
+    let root = merkle::root(&[l0, l1]);
+    assert_eq!(value(&doc, "root(2) "), hex::encode(root));
+    assert_eq!(root, merkle::node_hash(&l0, &l1));
+    let note = Checkpoint { origin: "recording-vault/example".into(), size: 2, root }.sign(&pair);
     assert!(doc.contains(&format!("```\n{note}```")), "the note in LOG-FORMAT.md differs from:\n{note}");
-    assert!(doc.contains(&B64.encode(h1)));
+    assert!(doc.contains(&B64.encode(root)));
+    // The proofs of the example: leaf 0's inclusion in the tree of 2 is leaf 1's hash,
+    // and so is the consistency proof from 1 entry to 2.
+    assert_eq!(merkle::inclusion_proof(&[l0, l1][..], 0, 2).unwrap(), [l1]);
+    assert_eq!(merkle::consistency_proof(&[l0, l1][..], 1, 2).unwrap(), [l1]);
+    assert!(doc.contains(&format!("{{\"index\":0,\"size\":2,\"hashes\":[\"{}\"]}}", B64.encode(l1))));
 }
 
 #[test]

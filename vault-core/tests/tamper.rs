@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use ring::signature::Ed25519KeyPair;
 use vault_core::export::{ExportWriter, Pin, verify};
 use vault_core::log::{Entry, genesis};
+use vault_core::merkle;
 use vault_core::note::{Checkpoint, VerifierKey};
 
 const ORIGIN: &str = "recording-vault/test-vectors";
@@ -82,12 +83,22 @@ fn export_with_note(recs: &[Rec], note: &str) -> Vec<u8> {
     w.finish()
 }
 
-fn cp_for(recs: &[Rec]) -> Checkpoint {
-    Checkpoint { origin: ORIGIN.into(), size: recs.len() as u64, head: recs.last().map_or(genesis(), |r| r.hash) }
+fn tree_root(recs: &[Rec]) -> [u8; 32] {
+    merkle::root(&recs.iter().map(|r| merkle::leaf_hash(&r.enc)).collect::<Vec<_>>())
 }
 
+fn cp_for(recs: &[Rec]) -> Checkpoint {
+    Checkpoint { origin: ORIGIN.into(), size: recs.len() as u64, root: tree_root(recs) }
+}
+
+/// A pin of the tree of `recs`: `tree SIZE HEX(ROOT)`.
 fn pin_text(recs: &[Rec]) -> String {
-    format!("{} {}\n", recs.len(), hex::encode(recs.last().unwrap().hash))
+    format!("tree {} {}\n", recs.len(), hex::encode(tree_root(recs)))
+}
+
+/// A pin from before the tree, of the chain's head: `chain SIZE HEX(HASH)`.
+fn chain_pin_text(recs: &[Rec]) -> String {
+    format!("chain {} {}\n", recs.len(), hex::encode(recs.last().unwrap().hash))
 }
 
 /// Every case: (name, export bytes, optional pin, expected).
@@ -175,14 +186,45 @@ fn cases() -> Vec<(&'static str, Vec<u8>, Option<String>, &'static str)> {
     let n = damaged.len();
     damaged.truncate(n - 40);
     out.push(("fail_cut_off_record", damaged, None, "entry 9 cut off"));
+    // Entries altered and the chain re-hashed, under a checkpoint signing another tree.
+    let mut other_entries = entries.clone();
+    other_entries[2].actor = "mallory".into();
+    let rechained = chain_of(&other_entries);
+    out.push((
+        "fail_altered_and_rechained",
+        export(&rechained, &cp, &key),
+        None,
+        "differs from the signed checkpoint's root",
+    ));
+    // A signed checkpoint with a root that is not the tree's (the chain is intact).
+    let wrong_root = Checkpoint { root: [0x55; 32], ..cp.clone() };
+    out.push((
+        "fail_root_not_the_tree_head",
+        export(&good, &wrong_root, &key),
+        None,
+        "differs from the signed checkpoint's root",
+    ));
+    out.push(("ok_carries_over_a_chain_pin", export(&good, &cp, &key), Some(chain_pin_text(&good[..6])), "ok"));
+    out.push((
+        "fail_rewritten_against_chain_pin",
+        export(&rechained, &cp_for(&rechained), &key),
+        Some(chain_pin_text(&good[..6])),
+        "entry 5: differs from the checkpoint you verified last",
+    ));
     out
 }
 
 fn parse_pin(text: &str) -> Pin {
-    let (size, head) = text.trim().split_once(' ').unwrap();
+    let mut parts = text.split_whitespace();
+    let (kind, size, hash) = (parts.next().unwrap(), parts.next().unwrap(), parts.next().unwrap());
     let mut h = [0u8; 32];
-    hex::decode_to_slice(head, &mut h).unwrap();
-    Pin { size: size.parse().unwrap(), head: h }
+    hex::decode_to_slice(hash, &mut h).unwrap();
+    let size = size.parse().unwrap();
+    match kind {
+        "tree" => Pin::Tree { size, root: h },
+        "chain" => Pin::Chain { size, head: h },
+        other => panic!("unknown pin kind {other}"),
+    }
 }
 
 #[test]
@@ -222,7 +264,7 @@ fn every_tamper_case_is_caught_and_names_the_first_bad_entry() {
         let name = path.file_stem().unwrap().to_str().unwrap().to_owned();
         let expect = std::fs::read_to_string(d.join(format!("{name}.expect"))).unwrap().trim().to_owned();
         let pin = std::fs::read_to_string(d.join(format!("{name}.pin"))).ok().map(|t| parse_pin(&t));
-        let result = verify(std::fs::File::open(&path).unwrap(), &key, pin, true);
+        let result = verify(std::fs::File::open(&path).unwrap(), &key, pin);
         match (name.starts_with("fail_"), result) {
             (false, Ok(v)) => assert_eq!(expect, "ok", "{name}: {v:?}"),
             (true, Err(e)) => assert!(e.to_string().contains(&expect), "{name}: got {e:?}, wanted {expect:?}"),
@@ -235,18 +277,16 @@ fn every_tamper_case_is_caught_and_names_the_first_bad_entry() {
 }
 
 #[test]
-fn incremental_verification_reads_only_new_entries() {
+fn a_pin_of_the_chain_from_before_the_tree_is_carried_over_by_a_full_verification() {
     let key = pair(&SEED);
     let vk = VerifierKey::from_pair(ORIGIN, &key);
     let entries: Vec<Entry> = (0..10).map(entry).collect();
     let good = chain_of(&entries);
-    let cp = cp_for(&good);
-    let pin = Pin { size: 6, head: good[5].hash };
-    let tail = export(&good[6..], &cp, &key);
-    let v = verify(&tail[..], &vk, Some(pin), false).unwrap();
-    assert_eq!(v.checked, 4);
-    // A tail that does not chain from the pinned head is a rewrite.
+    let pin = parse_pin(&chain_pin_text(&good[..6]));
+    let v = verify(&export(&good, &cp_for(&good), &key)[..], &vk, Some(pin)).unwrap();
+    assert_eq!(v.checked, 10);
+    // A log whose entry 5 differs from the pinned chain head is a rewrite.
     let other = chain_of(&(0..10).map(|s| Entry { reason: "x".into(), ..entry(s) }).collect::<Vec<_>>());
-    let err = verify(&export(&other[6..], &cp_for(&other), &key)[..], &vk, Some(pin), false).unwrap_err();
+    let err = verify(&export(&other, &cp_for(&other), &key)[..], &vk, Some(pin)).unwrap_err();
     assert!(err.to_string().contains("entry 5: differs from the checkpoint"), "{err}");
 }

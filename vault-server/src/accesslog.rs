@@ -196,10 +196,11 @@ pub fn backfill_merkle(s: &Store<'_>) -> anyhow::Result<u64> {
     Ok(n)
 }
 
-/// The checkpoint of the log's current head, and its signed note.
+/// The checkpoint of the log as it is now (the head of its Merkle tree), and its signed
+/// note.
 pub fn checkpoint(s: &Store<'_>, origin: &str, key: &Ed25519KeyPair) -> rusqlite::Result<(Checkpoint, String)> {
-    let (size, head) = s.log_head()?;
-    let cp = Checkpoint { origin: origin.to_owned(), size, head };
+    let (size, _) = s.log_head()?;
+    let cp = Checkpoint { origin: origin.to_owned(), size, root: s.merkle_root(size)? };
     let note = cp.sign(key);
     Ok((cp, note))
 }
@@ -446,7 +447,7 @@ mod tests {
         assert_eq!(db.with(|c| Store::new(c).log_head().unwrap().0), 0, "the work's own entry must roll back");
         let refusal = Refusal { message: "no grant".into(), why: None };
         rt.block_on(log.write_refusal(&db, &refusal)).unwrap();
-        let entries = db.with(|c| Store::new(c).log_entries(0, None, 10).unwrap());
+        let entries = db.with(|c| Store::new(c).log_entries(0, u64::MAX, None, 10).unwrap());
         let e = &entries[0].entry;
         assert_eq!((e.actor.as_str(), e.action.as_str(), e.outcome.as_str()), ("bob", "fetch", "refused"));
         assert_eq!(e.case_id, case.to_string());

@@ -269,7 +269,7 @@ mod tests {
     }
 
     fn log(db: &Db) -> Vec<vault_core::log::Entry> {
-        db.with(|c| Store::new(c).log_entries(0, None, 100).unwrap()).into_iter().map(|e| e.entry).collect()
+        db.with(|c| Store::new(c).log_entries(0, u64::MAX, None, 100).unwrap()).into_iter().map(|e| e.entry).collect()
     }
 
     #[test]

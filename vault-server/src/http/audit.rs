@@ -13,14 +13,13 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 use vault_core::export::ExportWriter;
-use vault_core::ids::CaseId;
-use vault_core::log::ChainedEntry;
+use vault_core::proof::{ConsistencyProof, InclusionProof, ProvenEntry};
 
 use super::extract::{ApiQuery, Auditor};
 use crate::accesslog::{self, RequestLog};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
-use crate::store::Store;
+use crate::store::{About, Store};
 
 /// Bytes per chunk of an export stream.
 const CHUNK: usize = 256 * 1024;
@@ -35,23 +34,8 @@ pub async fn checkpoint(State(st): State<AppState>, Auditor(_): Auditor, log: Re
     Ok(([(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"))], note).into_response())
 }
 
-#[derive(Deserialize)]
-pub struct ExportParams {
-    #[serde(default)]
-    from: u64,
-}
-
-pub async fn export(
-    State(st): State<AppState>,
-    Auditor(_): Auditor,
-    log: RequestLog,
-    ApiQuery(q): ApiQuery<ExportParams>,
-) -> ApiResult<Response> {
-    log.logged(&st.db, move |_, rec| {
-        rec.details = json!({ "from": q.from }).to_string();
-        Ok(())
-    })
-    .await?;
+pub async fn export(State(st): State<AppState>, Auditor(_): Auditor, log: RequestLog) -> ApiResult<Response> {
+    log.logged(&st.db, |_, _| Ok(())).await?;
     let (first_tx, first_rx) = tokio::sync::oneshot::channel::<ApiResult<()>>();
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
     let st2 = st.clone();
@@ -60,7 +44,7 @@ pub async fn export(
             let (cp, note) = accesslog::checkpoint(s, &st2.log_origin, &st2.log_key)?;
             let _ = first_tx.send(Ok(()));
             let mut w = ExportWriter::new(Vec::with_capacity(CHUNK + 1024), &note)?;
-            s.for_each_encoded(q.from, cp.size, |enc, prev, hash| {
+            s.for_each_encoded(0, cp.size, |enc, prev, hash| {
                 w.entry(enc, prev, hash)?;
                 let buf = w.buffer();
                 if buf.len() >= CHUNK {
@@ -91,6 +75,10 @@ pub struct EntriesParams {
     from: u64,
     limit: Option<u32>,
     case: Option<String>,
+    recording: Option<String>,
+    /// With it, only entries below `size`, each with its inclusion proof in the tree of
+    /// that size (which the auditor has from a checkpoint).
+    size: Option<u64>,
 }
 
 pub async fn entries(
@@ -98,19 +86,109 @@ pub async fn entries(
     Auditor(_): Auditor,
     log: RequestLog,
     ApiQuery(q): ApiQuery<EntriesParams>,
-) -> ApiResult<Json<Vec<ChainedEntry>>> {
+) -> ApiResult<Json<Vec<ProvenEntry>>> {
     let list = log
         .logged(&st.db, move |s, rec| {
-            let case: Option<CaseId> = match &q.case {
-                None => None,
-                Some(c) => {
-                    Some(c.parse().map_err(|e: vault_core::ids::InvalidId| ApiError::bad_request(e.to_string()))?)
-                }
+            let about = match (&q.case, &q.recording) {
+                (None, None) => None,
+                (Some(c), None) => Some(About::Case(c.parse().map_err(bad_id)?)),
+                (None, Some(r)) => Some(About::Recording(r.parse().map_err(bad_id)?)),
+                (Some(_), Some(_)) => return Err(ApiError::bad_request("give a case or a recording, not both")),
             };
-            rec.details = json!({ "from": q.from, "case": case }).to_string();
+            rec.details =
+                json!({ "from": q.from, "case": q.case, "recording": q.recording, "size": q.size }).to_string();
+            let to = match q.size {
+                Some(size) => within_log(s, size)?,
+                None => u64::MAX,
+            };
             let limit = q.limit.unwrap_or(PAGE_MAX).min(PAGE_MAX);
-            Ok(s.log_entries(q.from, case.as_ref(), limit)?)
+            Ok((s.log_entries(q.from, to, about.as_ref(), limit)?, q.size))
         })
         .await?;
-    Ok(Json(list))
+    // Proofs are read from a snapshot taken after the request's own entry is durable, so
+    // the tree of `size` is complete in it.
+    st.db
+        .read(move |s| {
+            let (list, size) = list;
+            list.into_iter()
+                .map(|chained| {
+                    let proof = match size {
+                        Some(size) => s.inclusion_proof(chained.entry.seq, size).map_err(ApiError::internal)?,
+                        None => Vec::new(),
+                    };
+                    Ok(ProvenEntry { chained, proof })
+                })
+                .collect::<ApiResult<Vec<_>>>()
+        })
+        .await
+        .map(Json)
+}
+
+#[derive(Deserialize)]
+pub struct ConsistencyParams {
+    from: u64,
+    to: u64,
+}
+
+/// The consistency proof between two sizes of the log: how an auditor checks that the
+/// log still extends the checkpoint it verified last, with a logarithmic number of
+/// hashes instead of every new entry.
+pub async fn consistency(
+    State(st): State<AppState>,
+    Auditor(_): Auditor,
+    log: RequestLog,
+    ApiQuery(q): ApiQuery<ConsistencyParams>,
+) -> ApiResult<Json<ConsistencyProof>> {
+    log.logged(&st.db, move |s, rec| {
+        rec.details = json!({ "from": q.from, "to": q.to }).to_string();
+        within_log(s, q.to)?;
+        if q.from == 0 || q.from > q.to {
+            return Err(ApiError::bad_request("a consistency proof needs 0 < from <= to"));
+        }
+        Ok(())
+    })
+    .await?;
+    let hashes = st.db.read(move |s| s.consistency_proof(q.from, q.to).map_err(ApiError::internal)).await?;
+    Ok(Json(ConsistencyProof { from: q.from, to: q.to, hashes }))
+}
+
+#[derive(Deserialize)]
+pub struct InclusionParams {
+    index: u64,
+    size: u64,
+}
+
+/// The inclusion proof of one entry in the tree of a given size.
+pub async fn inclusion(
+    State(st): State<AppState>,
+    Auditor(_): Auditor,
+    log: RequestLog,
+    ApiQuery(q): ApiQuery<InclusionParams>,
+) -> ApiResult<Json<InclusionProof>> {
+    log.logged(&st.db, move |s, rec| {
+        rec.details = json!({ "index": q.index, "size": q.size }).to_string();
+        within_log(s, q.size)?;
+        if q.index >= q.size {
+            return Err(ApiError::bad_request("the entry must be below the tree's size"));
+        }
+        Ok(())
+    })
+    .await?;
+    let hashes = st.db.read(move |s| s.inclusion_proof(q.index, q.size).map_err(ApiError::internal)).await?;
+    Ok(Json(InclusionProof { index: q.index, size: q.size, hashes }))
+}
+
+/// `size` if the log has at least that many entries.
+fn within_log(s: &Store<'_>, size: u64) -> ApiResult<u64> {
+    let (now, _) = s.log_head()?;
+    if size > now {
+        return Err(ApiError::bad_request(format!(
+            "the log has {now} entries; ask for a tree size from a checkpoint (`GET /v1/audit/checkpoint`)"
+        )));
+    }
+    Ok(size)
+}
+
+fn bad_id(e: vault_core::ids::InvalidId) -> ApiError {
+    ApiError::bad_request(e.to_string())
 }

@@ -437,7 +437,7 @@ impl World {
     fn log(&self) -> Vec<Entry> {
         self.st
             .db
-            .with(|c| Store::new(c).log_entries(0, None, u32::MAX).unwrap())
+            .with(|c| Store::new(c).log_entries(0, u64::MAX, None, u32::MAX).unwrap())
             .into_iter()
             .map(|e| e.entry)
             .collect()

@@ -3,10 +3,45 @@
 //! writes.
 
 use rusqlite::{OptionalExtension, params};
-use vault_core::ids::CaseId;
+use vault_core::ids::{CaseId, RecordingId};
 use vault_core::log::{ChainedEntry, Entry, genesis};
 
 use super::Store;
+use vault_core::merkle::{self, Hash};
+
+/// The stored tree as the proof code reads it. Proofs are made by infallible code, so a
+/// node the database fails to give (damage, an I/O error) is remembered, the proof made
+/// with a dummy hash is thrown away, and the error is returned instead.
+struct Nodes<'a, 'c> {
+    s: &'a Store<'c>,
+    error: std::cell::RefCell<Option<rusqlite::Error>>,
+}
+
+impl<'a, 'c> Nodes<'a, 'c> {
+    fn new(s: &'a Store<'c>) -> Self {
+        Self { s, error: std::cell::RefCell::new(None) }
+    }
+
+    fn done(self) -> rusqlite::Result<()> {
+        self.error.into_inner().map_or(Ok(()), Err)
+    }
+}
+
+impl merkle::PerfectNodes for Nodes<'_, '_> {
+    fn node(&self, level: u32, index: u64) -> Hash {
+        self.s.merkle_node(level, index).unwrap_or_else(|e| {
+            self.error.borrow_mut().get_or_insert(e);
+            [0; 32]
+        })
+    }
+}
+
+/// What a selection of entries is about.
+#[derive(Debug, Clone)]
+pub enum About {
+    Case(CaseId),
+    Recording(RecordingId),
+}
 
 /// The columns of a log row, in the order [`Store::for_each_encoded`] reads them.
 const LOG_COLUMNS: &str = "seq, time_ms, actor, action, case_id, recording_id, reason, outcome, details, prev, hash";
@@ -85,6 +120,23 @@ impl Store<'_> {
         vault_core::merkle::stored_root(size, |level, idx| self.merkle_node(level, idx))
     }
 
+    /// The inclusion proof of entry `index` in the tree of the first `size` entries,
+    /// from the stored nodes (the caller checks `index < size <= ` the log's size).
+    pub fn inclusion_proof(&self, index: u64, size: u64) -> anyhow::Result<Vec<Hash>> {
+        let nodes = Nodes::new(self);
+        let proof = merkle::inclusion_proof(&merkle::Stored(&nodes), index, size)?;
+        nodes.done()?;
+        Ok(proof)
+    }
+
+    /// The consistency proof from the tree of the first `from` entries to that of `to`.
+    pub fn consistency_proof(&self, from: u64, to: u64) -> anyhow::Result<Vec<Hash>> {
+        let nodes = Nodes::new(self);
+        let proof = merkle::consistency_proof(&merkle::Stored(&nodes), from, to)?;
+        nodes.done()?;
+        Ok(proof)
+    }
+
     pub fn insert_log_entry(&self, e: &Entry, prev: &[u8; 32], hash: &[u8; 32]) -> rusqlite::Result<()> {
         self.c
             .prepare_cached(&format!(
@@ -161,13 +213,26 @@ impl Store<'_> {
         Ok(())
     }
 
-    /// Up to `limit` entries from `from` on, only those about `case` if given.
-    pub fn log_entries(&self, from: u64, case: Option<&CaseId>, limit: u32) -> rusqlite::Result<Vec<ChainedEntry>> {
+    /// Up to `limit` entries with `from <= seq < to`, only those about `about` (a case or
+    /// a recording) if given.
+    pub fn log_entries(
+        &self,
+        from: u64,
+        to: u64,
+        about: Option<&About>,
+        limit: u32,
+    ) -> rusqlite::Result<Vec<ChainedEntry>> {
+        let (case, recording) = match about {
+            None => (None, None),
+            Some(About::Case(c)) => (Some(c.as_str()), None),
+            Some(About::Recording(r)) => (None, Some(r.as_str())),
+        };
         self.c
             .prepare_cached(&format!(
-                "SELECT {LOG_COLUMNS} FROM access_log WHERE seq >= ?1 AND (?2 IS NULL OR case_id = ?2) ORDER BY seq LIMIT ?3"
+                "SELECT {LOG_COLUMNS} FROM access_log WHERE seq >= ?1 AND seq < ?2
+                 AND (?3 IS NULL OR case_id = ?3) AND (?4 IS NULL OR recording_id = ?4) ORDER BY seq LIMIT ?5"
             ))?
-            .query_map(params![from as i64, case.map(CaseId::as_str), limit], |r| {
+            .query_map(params![from as i64, to.min(i64::MAX as u64) as i64, case, recording, limit], |r| {
                 let link = |i| -> rusqlite::Result<[u8; 32]> {
                     r.get::<_, Vec<u8>>(i)?.try_into().map_err(|_| rusqlite::Error::InvalidQuery)
                 };

@@ -20,6 +20,7 @@ mod lifecycle;
 mod recordings;
 mod users;
 
+pub use access_log::About;
 pub use cases::{CaseRow, NewCaseRow};
 pub use grants::StoredGrant;
 pub use lifecycle::{Cause, Doomed};

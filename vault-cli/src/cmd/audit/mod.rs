@@ -1,8 +1,23 @@
 //! `vault-cli audit verify | export | log` (auditors).
+//!
+//! Whatever an auditor reads from the server is checked against the log's verifier key
+//! and the checkpoint this machine verified last: the server's current checkpoint must
+//! extend the pinned one (a consistency proof), and every entry shown must be in the
+//! tree that checkpoint signs (an inclusion proof).
 
+use std::io::Read;
+
+use anyhow::Context;
 use clap::Subcommand;
+use vault_core::export::{Pin, verify_extends};
+use vault_core::note::{Checkpoint, VerifierKey};
+use vault_core::proof::ConsistencyProof;
 
 use crate::Global;
+use crate::client::Client;
+
+/// The most bytes of a checkpoint note read from a server.
+const MAX_NOTE: u64 = 64 * 1024;
 
 mod export;
 mod log;
@@ -10,11 +25,13 @@ mod verify;
 
 #[derive(Subcommand)]
 pub enum AuditCommand {
-    /// Verify the access log: signature, every link, and that it extends what you verified last.
+    /// Verify the access log: that it extends what you verified last (or, with --full or
+    /// the first time, every entry).
     Verify(verify::Verify),
-    /// Write the access log and a signed checkpoint to a file for offline verification.
+    /// Write the access log, or the slice about one case or recording, to a file that
+    /// verifies offline.
     Export(export::Export),
-    /// List access-log entries.
+    /// List access-log entries, each proven to be in the log.
     Log(log::Log),
 }
 
@@ -26,4 +43,36 @@ impl AuditCommand {
             AuditCommand::Log(c) => c.run(g),
         }
     }
+}
+
+/// The server's current checkpoint, checked: its signature by `key`, and, if this
+/// machine pinned a checkpoint of the tree, that it extends the pin (a consistency
+/// proof). Returns the checkpoint, its note, and the pin it was checked against; the
+/// caller pins it once it has checked what it came for. A pin from before the tree can
+/// only be carried over by a full verification, which is the caller's to do.
+pub(crate) fn current_checkpoint(
+    client: &mut Client,
+    key: &VerifierKey,
+    pinned: Option<Pin>,
+) -> anyhow::Result<(Checkpoint, String)> {
+    let url = client.url("/v1/audit/checkpoint");
+    let resp = client.send(|h, _| h.get(&url))?;
+    let mut note = String::new();
+    // A note is a few hundred bytes (with a hundred cosignatures, some 10 KB).
+    resp.take(MAX_NOTE).read_to_string(&mut note).context("reading the checkpoint")?;
+    let cp = Checkpoint::open(&note, key).context("ACCESS LOG VERIFICATION FAILED")?;
+    if let Some(Pin::Tree { size, root }) = pinned {
+        let proof = if cp.size > size && size > 0 {
+            let p: ConsistencyProof = client.get_json(&format!("/v1/audit/consistency?from={size}&to={}", cp.size))?;
+            anyhow::ensure!(
+                p.from == size && p.to == cp.size,
+                "ACCESS LOG VERIFICATION FAILED: the server answered a consistency proof for other sizes"
+            );
+            p.hashes
+        } else {
+            Vec::new()
+        };
+        verify_extends(size, &root, &cp, &proof).context("ACCESS LOG VERIFICATION FAILED")?;
+    }
+    Ok((cp, note))
 }

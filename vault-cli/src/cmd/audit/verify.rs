@@ -1,18 +1,23 @@
-//! `vault-cli audit verify [--file EXPORT] --server-key KEY`.
+//! `vault-cli audit verify [--file EXPORT] [--full] --server-key KEY`.
 //!
-//! Online, it fetches only the entries after the checkpoint this auditor verified last
-//! and checks they chain from it; `--full` re-reads everything. With `--file` it checks
-//! an export offline. Either way the checkpoint signature, every link and hash, and the
-//! extension of the pinned checkpoint are checked, and the first bad entry is named.
+//! Online, it checks the server's current checkpoint against the one this auditor
+//! verified last with a consistency proof: a logarithmic number of hashes, however many
+//! entries were added. The first time (nothing pinned), with a pin from before the
+//! Merkle tree, or with `--full`, it reads every entry instead: each link and hash, the
+//! tree head of all of them against the signed root, and the pin against the first
+//! entries. With `--file` it checks an export or a log slice offline. The first bad entry
+//! or proof is named.
 
+use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 
 use anyhow::Context;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use clap::Args;
-use vault_core::export::{self, Verified};
-use vault_core::note::VerifierKey;
+use vault_core::export::{self, Pin};
+use vault_core::note::{Checkpoint, VerifierKey};
+use vault_core::proof::Slice;
 
 use crate::Global;
 use crate::client::Client;
@@ -22,10 +27,10 @@ pub struct Verify {
     /// The log's verifier key, from the server's operator (`vault-server log-key`).
     #[arg(long, env = "VAULT_SERVER_KEY")]
     server_key: String,
-    /// Verify this export file offline instead of the server's log.
+    /// Verify this export or slice file offline instead of the server's log.
     #[arg(long)]
     file: Option<PathBuf>,
-    /// Re-verify every entry, not only those after your last checkpoint.
+    /// Re-verify every entry, not only that the log extends your last checkpoint.
     #[arg(long)]
     full: bool,
     /// With --file: verify an export older than your last checkpoint on its own.
@@ -33,53 +38,111 @@ pub struct Verify {
     ignore_pin: bool,
 }
 
+/// What a run established.
+struct Outcome {
+    checkpoint: Checkpoint,
+    note: String,
+    /// Entries read and checked one by one (0 for a consistency proof).
+    checked: u64,
+    /// Whether the checkpoint is one to pin (a whole log, checked against the pin).
+    pin: bool,
+}
+
 impl Verify {
     pub fn run(self, g: &Global) -> anyhow::Result<()> {
         let key = VerifierKey::parse(&self.server_key)?;
-        let pinned = if self.ignore_pin { None } else { crate::local::pinned_checkpoint(&key)? };
-        let result: Verified = match &self.file {
+        let pinned = if self.ignore_pin { None } else { crate::local::pinned_checkpoint(&key)?.map(|(p, _)| p) };
+        let out = match &self.file {
             Some(path) => {
                 let f = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-                export::verify(std::io::BufReader::with_capacity(1 << 20, f), &key, pinned, true)
+                let mut r = BufReader::with_capacity(1 << 20, f);
+                if r.fill_buf()?.first() == Some(&b'{') {
+                    return verify_slice(r, &key, g.json);
+                }
+                full(r, &key, pinned)?
             }
             None => {
                 let mut client = Client::new(g)?;
-                let from = match pinned {
-                    Some(p) if !self.full => p.size,
-                    _ => 0,
-                };
-                let url = client.url(&format!("/v1/audit/export?from={from}"));
-                let resp = client.send(|h, _| h.get(&url))?;
-                export::verify(std::io::BufReader::with_capacity(1 << 20, resp), &key, pinned, self.full)
+                match pinned {
+                    Some(Pin::Tree { .. }) if !self.full => {
+                        let (checkpoint, note) = super::current_checkpoint(&mut client, &key, pinned)?;
+                        Outcome { checkpoint, note, checked: 0, pin: true }
+                    }
+                    _ => {
+                        let url = client.url("/v1/audit/export");
+                        // Every entry streams: hours for a big log, not --timeout-secs.
+                        let resp =
+                            client.send(|h, _| h.get(&url).timeout(std::time::Duration::from_secs(24 * 3600)))?;
+                        full(BufReader::with_capacity(1 << 20, resp), &key, pinned)?
+                    }
+                }
             }
+        };
+        let cp = &out.checkpoint;
+        if !self.ignore_pin && out.pin {
+            crate::local::pin_checkpoint(&key, &out.note)?;
         }
-        .context("ACCESS LOG VERIFICATION FAILED")?;
-        let cp = &result.checkpoint;
-        if !self.ignore_pin && pinned.is_none_or(|p| cp.size > p.size) {
-            crate::local::pin_checkpoint(&key, &result.note)?;
-        }
+        let previous = pinned.map(|p| p.size());
         if g.json {
             crate::output::json(&serde_json::json!({
                 "ok": true,
                 "origin": cp.origin,
                 "size": cp.size,
-                "head": B64.encode(cp.head),
-                "checked": result.checked,
-                "previous_size": pinned.map(|p| p.size),
+                "root": B64.encode(cp.root),
+                "checked": out.checked,
+                "previous_size": previous,
             }))?;
         } else {
-            println!("ok: {} entries, head {}", cp.size, B64.encode(cp.head));
+            println!("ok: {} entries, root {}", cp.size, B64.encode(cp.root));
         }
+        let how = if out.checked > 0 || self.full || self.file.is_some() {
+            format!("verified every entry ({}) of log {}", out.checked, crate::output::printable(&cp.origin))
+        } else {
+            format!(
+                "verified by a consistency proof that log {} grew only by appending",
+                crate::output::printable(&cp.origin)
+            )
+        };
         eprintln!(
-            "verified {} entries{} of log {}; it extends {}",
-            result.checked,
-            if self.full || self.file.is_some() || pinned.is_none() { "" } else { " added since your last checkpoint" },
-            crate::output::printable(&cp.origin),
-            match pinned {
-                Some(p) => format!("the checkpoint you verified last ({} entries)", p.size),
+            "{how}; it extends {}",
+            match previous {
+                Some(size) => format!("the checkpoint you verified last ({size} entries)"),
                 None => "nothing yet: this checkpoint is now pinned".into(),
             }
         );
         Ok(())
     }
+}
+
+/// Every entry of an export (a file, or the server's stream).
+fn full(r: impl std::io::Read, key: &VerifierKey, pinned: Option<Pin>) -> anyhow::Result<Outcome> {
+    let v = export::verify(r, key, pinned).context("ACCESS LOG VERIFICATION FAILED")?;
+    let pin = pinned.is_none_or(|p| v.checkpoint.size >= p.size());
+    Ok(Outcome { checked: v.checked, checkpoint: v.checkpoint, note: v.note, pin })
+}
+
+/// A slice of the log (`audit export --case/--recording`): each entry's inclusion in the
+/// signed checkpoint. It is not pinned: it does not show the whole log.
+fn verify_slice(r: impl std::io::Read, key: &VerifierKey, json: bool) -> anyhow::Result<()> {
+    let slice: Slice = serde_json::from_reader(r).context("not a log slice (JSON)")?;
+    let (cp, entries) = slice.verify(key).context("ACCESS LOG SLICE VERIFICATION FAILED")?;
+    if json {
+        crate::output::json(&serde_json::json!({
+            "ok": true,
+            "selection": slice.selection,
+            "origin": cp.origin,
+            "size": cp.size,
+            "root": B64.encode(cp.root),
+            "entries": entries.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        }))?;
+    } else {
+        println!("ok: {} entries about {}, in the log of {} entries", entries.len(), slice.selection, cp.size);
+    }
+    eprintln!(
+        "verified: each entry is in the log whose checkpoint of {} entries the server's log key signed. \
+         A slice cannot show that the log holds no other entries about {}.",
+        cp.size,
+        crate::output::printable(&slice.selection)
+    );
+    Ok(())
 }
