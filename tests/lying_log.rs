@@ -216,10 +216,8 @@ fn fail_entries_rewritten_moved_or_unproven_are_refused_by_audit_log() {
 fn a_slice_of_one_case_verifies_offline_and_fails_when_altered() {
     let s = setup();
     s.verify().ok();
-    let case = s
-        .v
-        .cli(&s.v.admin, &["case", "create", "--kind", "customer", "--title", "T", "--purpose", "quality"])
-        .ok();
+    let case =
+        s.v.cli(&s.v.admin, &["case", "create", "--kind", "customer", "--title", "T", "--purpose", "quality"]).ok();
     s.v.cli(&s.v.admin, &["case", "show", &case]).ok();
     let out = s.v.dir.path().join("slice.json");
     let out = out.to_str().unwrap();
