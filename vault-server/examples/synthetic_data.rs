@@ -54,14 +54,22 @@ fn main() -> anyhow::Result<()> {
             // blobs to fetch anyway); listing does not look inside.
             s.sign_recording(&info.id, &info.sha256, &synthetic)?;
         }
-        for i in 0..entries {
-            let rec = LogRecord::new(format!("investigator{:02}", i % 40), Action::Fetch)
-                .case(&case)
-                .recording(format!("rec_{:032x}", (1u128 << 100) + i as u128))
-                .reason("complaint 2026-117 follow-up");
-            append_to_log(&s, &rec, Outcome::Allowed)?;
-        }
         tx.commit()?;
+        // The entries in transactions of 100,000, so the WAL stays small on a big run.
+        let mut done = 0;
+        while done < entries {
+            let tx = c.transaction()?;
+            let s = Store::new(&tx);
+            for i in done..(done + 100_000).min(entries) {
+                let rec = LogRecord::new(format!("investigator{:02}", i % 40), Action::Fetch)
+                    .case(&case)
+                    .recording(format!("rec_{:032x}", (1u128 << 100) + i as u128))
+                    .reason("complaint 2026-117 follow-up");
+                append_to_log(&s, &rec, Outcome::Allowed)?;
+            }
+            tx.commit()?;
+            done = (done + 100_000).min(entries);
+        }
         Ok(())
     })?;
     eprintln!("added {recordings} recordings and {entries} log entries");
