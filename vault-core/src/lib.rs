@@ -10,6 +10,7 @@ mod macros;
 
 pub mod api;
 pub mod challenge;
+pub mod cosign;
 pub mod crypto;
 pub mod durable;
 pub mod export;
@@ -23,6 +24,7 @@ pub mod proof;
 #[cfg(feature = "testlog")]
 pub mod testlog;
 pub mod trust;
+pub mod witness;
 
 /// SHA-256 of `data`, as a fixed-size array.
 pub fn sha256(data: &[u8]) -> [u8; 32] {

@@ -17,6 +17,7 @@ mod report;
 mod revoke;
 mod upload;
 mod user;
+mod witness;
 
 #[derive(Subcommand)]
 pub enum Command {
@@ -47,6 +48,9 @@ pub enum Command {
     /// Verify, export and read the access log (auditors).
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// Run a witness that cosigns the access log's checkpoints, or print its key.
+    #[command(subcommand)]
+    Witness(witness::WitnessCommand),
 }
 
 impl Command {
@@ -64,6 +68,7 @@ impl Command {
             Command::Fetch(c) => c.run(g),
             Command::Audit(c) => c.run(g),
             Command::Report(c) => c.run(g),
+            Command::Witness(c) => c.run(g),
         }
     }
 }
