@@ -73,6 +73,7 @@ string_enum!(
         AuditExport = "audit-export",
         AuditLog = "audit-log",
         AuditProof = "audit-proof",
+        LogCheckpoint = "log-checkpoint",
         Request = "request",
         Aggregated = "aggregated",
     }

@@ -77,6 +77,17 @@ impl ApiError {
         }
     }
 
+    /// Something the server depends on (a witness) does not answer; try again later.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            code: "unavailable",
+            message: message.into(),
+            detail: None,
+            retry_after: None,
+        }
+    }
+
     pub fn too_large(message: impl Into<String>) -> Self {
         Self {
             status: StatusCode::PAYLOAD_TOO_LARGE,

@@ -35,6 +35,7 @@ mod server_keys;
 mod state;
 mod store;
 mod trust;
+mod witnessing;
 
 // The library's public face: what `main.rs`, the benchmarks and the examples use.
 pub use abuse::LimitSettings;
@@ -47,3 +48,4 @@ pub use retention::purge_due;
 pub use server::{ConnLimits, app, serve, tls_acceptor};
 pub use state::{AppState, Config, open_state};
 pub use store::Store;
+pub use witnessing::Witness;

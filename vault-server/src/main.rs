@@ -56,6 +56,15 @@ enum Command {
         purge_interval_secs: u64,
         #[command(flatten)]
         limits: LimitArgs,
+        /// A witness that cosigns the access log's checkpoints, as KEY@URL: its verifier
+        /// key (`vault-cli witness key`) and its URL. Repeat for several; the witnessed
+        /// checkpoint carries every one's cosignature.
+        #[arg(long = "witness", env = "VAULT_WITNESSES", value_delimiter = ',')]
+        witnesses: Vec<vault_server::Witness>,
+        /// Seconds between pushes of the log's checkpoint to the witnesses when it has
+        /// grown (0: only when a client asks for the witnessed checkpoint).
+        #[arg(long, env = "VAULT_WITNESS_EVERY_SECS", default_value_t = 60)]
+        witness_every_secs: u64,
     },
     /// Purge recordings past their retention period now (also while `serve` runs).
     Purge {
@@ -232,6 +241,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             tls_key,
             purge_interval_secs,
             limits,
+            witnesses,
+            witness_every_secs,
         } => {
             DataDir::new(&data_dir).check()?;
             let tls = tls_cert.zip(tls_key);
@@ -261,6 +272,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     purge_interval: (purge_interval_secs > 0)
                         .then(|| std::time::Duration::from_secs(purge_interval_secs)),
                     limits: limits.settings(),
+                    witnesses,
+                    witness_every: (witness_every_secs > 0).then(|| std::time::Duration::from_secs(witness_every_secs)),
                 };
                 let state = vault_server::open_state(&cfg)?;
                 tracing::info!(%addr, origin = %cfg.origin, tls = tls.is_some(), "serving");

@@ -76,6 +76,11 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     start_purge(&state);
+    if let Some(every) = state.witness_every
+        && !state.witnesses.is_empty()
+    {
+        tokio::spawn(crate::witnessing::witness_loop(state.clone(), every));
+    }
     let windows = tokio::spawn(window_loop(state.clone()));
     listener.set_nonblocking(true)?;
     let listener = tokio::net::TcpListener::from_std(listener)?;

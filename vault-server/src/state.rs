@@ -15,6 +15,7 @@ use crate::db::Db;
 use crate::orphans;
 use crate::retention;
 use crate::server_keys;
+use crate::witnessing::{Witness, Witnessing};
 
 /// Settings of a running server.
 pub struct Config {
@@ -28,6 +29,10 @@ pub struct Config {
     pub purge_interval: Option<std::time::Duration>,
     /// Rate limits on callers without a session.
     pub limits: LimitSettings,
+    /// Witnesses to have checkpoints cosigned by, and how often to ask them unprompted
+    /// (`None`: only when a client asks for the witnessed checkpoint).
+    pub witnesses: Vec<Witness>,
+    pub witness_every: Option<std::time::Duration>,
 }
 
 pub struct Inner {
@@ -45,6 +50,9 @@ pub struct Inner {
     /// Rate limits on callers without a session, and the gate on their log entries.
     pub limits: Limits,
     pub gate: LogGate,
+    /// The witnesses that cosign the log's checkpoints.
+    pub witnesses: Witnessing,
+    pub witness_every: Option<std::time::Duration>,
     /// Held while the server runs: no second `serve` on this data directory.
     _lock: std::fs::File,
 }
@@ -103,6 +111,8 @@ pub fn open_state(cfg: &Config) -> anyhow::Result<AppState> {
         purge_interval: cfg.purge_interval,
         limits: Limits::new(&cfg.limits),
         gate: LogGate::new(&cfg.limits),
+        witnesses: Witnessing::new(cfg.witnesses.clone())?,
+        witness_every: cfg.witness_every,
         _lock: lock,
     })))
 }

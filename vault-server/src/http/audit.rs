@@ -17,6 +17,7 @@ use vault_core::proof::{ConsistencyProof, InclusionProof, ProvenEntry};
 
 use super::extract::{ApiQuery, Auditor};
 use crate::accesslog::{self, RequestLog};
+use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use crate::store::{About, Store};
@@ -67,6 +68,26 @@ pub async fn export(State(st): State<AppState>, Auditor(_): Auditor, log: Reques
     let body =
         Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|v| (v, rx)) }));
     Ok(([(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"))], body).into_response())
+}
+
+/// The log's witnessed checkpoint, for any enrolled user: with witnesses configured, the
+/// newest checkpoint every witness cosigned (after asking them, if the log grew); without,
+/// the current checkpoint. Logged first, like every read.
+pub async fn witnessed_checkpoint(State(st): State<AppState>, _: Caller, log: RequestLog) -> ApiResult<Response> {
+    log.logged(&st.db, |_, _| Ok(())).await?;
+    let note = match st.witnesses.latest(&st).await {
+        Some(note) => note,
+        None if st.witnesses.is_empty() => {
+            let st2 = st.clone();
+            st.db.read(move |s| Ok(accesslog::checkpoint(s, &st2.log_origin, &st2.log_key)?.1)).await?
+        }
+        None => {
+            return Err(ApiError::unavailable(
+                "no checkpoint has been cosigned by every witness yet; the server's log names why",
+            ));
+        }
+    };
+    Ok(([(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"))], note).into_response())
 }
 
 #[derive(Deserialize)]

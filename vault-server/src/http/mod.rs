@@ -96,6 +96,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/audit/entries", on(Action::AuditLog, get(audit::entries)))
         .route("/v1/audit/consistency", on(Action::AuditProof, get(audit::consistency)))
         .route("/v1/audit/inclusion", on(Action::AuditProof, get(audit::inclusion)))
+        .route("/v1/log/checkpoint", on(Action::LogCheckpoint, get(audit::witnessed_checkpoint)))
         .fallback(|| async { ApiError::not_found("no such API route; is vault-cli the same version as the server?") })
         .layer(DefaultBodyLimit::max(JSON_LIMIT))
         .layer(middleware::from_fn_with_state(state.clone(), guard))

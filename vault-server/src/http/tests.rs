@@ -180,6 +180,8 @@ impl World {
             max_upload: 1 << 30,
             purge_interval: None,
             limits: Default::default(),
+            witnesses: Vec::new(),
+            witness_every: None,
         };
         let st = open_state(&cfg).unwrap();
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();

@@ -255,6 +255,19 @@ impl Store<'_> {
             .collect()
     }
 
+    /// A value kept in `meta`.
+    pub fn meta(&self, key: &str) -> rusqlite::Result<Option<String>> {
+        self.c.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0)).optional()
+    }
+
+    pub fn set_meta(&self, key: &str, value: &str) -> rusqlite::Result<()> {
+        self.c.execute(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            [key, value],
+        )?;
+        Ok(())
+    }
+
     /// The log's name in checkpoints, fixed at `init`.
     pub fn log_origin(&self) -> rusqlite::Result<Option<String>> {
         self.c.query_row("SELECT value FROM meta WHERE key = 'log_origin'", [], |r| r.get(0)).optional()
