@@ -35,6 +35,9 @@ const ROLE_MATRIX: &[(&str, &str, &str, [&str; 6])] = &[
     ("POST", "/v1/cases", "{}", ["allow", "allow", "deny", "deny", "deny", "deny"]),
     ("GET", "/v1/cases/{case}", "", ["allow", "allow", "allow", "allow", "deny", "deny"]),
     ("POST", "/v1/cases/{case}/approve", "{}", ["allow", "allow", "deny", "deny", "deny", "deny"]),
+    // reopening a case on legal hold: any admin requests, a second admin approves
+    ("POST", "/v1/cases/{case}/reopen", r#"{"reason":"r"}"#, ["allow", "allow", "deny", "deny", "deny", "deny"]),
+    ("POST", "/v1/cases/{case}/reopen/approve", "", ["allow", "allow", "deny", "deny", "deny", "deny"]),
     // keys: custodians only
     ("GET", "/v1/cases/{case}/key", "", ["allow", "deny", "deny", "deny", "deny", "deny"]),
     (
@@ -86,22 +89,26 @@ const ROLE_MATRIX: &[(&str, &str, &str, [&str; 6])] = &[
     ("GET", "/v1/audit/entries", "", ["deny", "deny", "deny", "allow", "deny", "deny"]),
 ];
 
-/// States a grantable caller's access to a case can be in.
-const STATES: [&str; 8] = ["none", "pending", "active", "expired", "revoked", "disabled", "closed", "destroyed"];
+/// States a grantable caller's access to a case can be in. `held`: an active grant on a
+/// covert case closed with outcome `offence`, on legal hold; `released`: the same once
+/// the hold is released.
+const STATES: [&str; 10] =
+    ["none", "pending", "active", "expired", "revoked", "disabled", "closed", "destroyed", "held", "released"];
 
 /// (route, caller role, expected per state in STATES order). Admins and investigators
-/// read recordings only with an active grant on a live case; an investigator sees a
-/// case's metadata while a grant is pending or active; auditors are not grantable and
-/// covered by the role matrix.
-const GRANT_MATRIX: &[(&str, &str, [&str; 8])] = &[
-    ("recordings", "investigator", ["deny", "deny", "allow", "deny", "deny", "deny", "deny", "deny"]),
-    ("recordings", "admin", ["deny", "deny", "allow", "deny", "deny", "deny", "deny", "deny"]),
-    ("fetch", "investigator", ["deny", "deny", "allow", "deny", "deny", "deny", "deny", "deny"]),
-    ("fetch", "admin", ["deny", "deny", "allow", "deny", "deny", "deny", "deny", "deny"]),
-    ("envelopes", "investigator", ["deny", "deny", "allow", "deny", "deny", "deny", "deny", "deny"]),
-    ("envelopes", "admin", ["deny", "deny", "allow", "deny", "deny", "deny", "deny", "deny"]),
-    ("show", "investigator", ["deny", "allow", "allow", "allow", "deny", "deny", "allow", "allow"]),
-    ("show", "admin", ["allow", "allow", "allow", "allow", "allow", "deny", "allow", "allow"]),
+/// read recordings only with an active grant on a live case, or on a case on legal hold;
+/// an investigator sees a case's metadata while a grant is pending or active; auditors
+/// are not grantable and covered by the role matrix.
+#[rustfmt::skip]
+const GRANT_MATRIX: &[(&str, &str, [&str; 10])] = &[
+    ("recordings", "investigator", ["deny", "deny", "allow", "deny", "deny", "deny", "deny", "deny", "allow", "deny"]),
+    ("recordings", "admin", ["deny", "deny", "allow", "deny", "deny", "deny", "deny", "deny", "allow", "deny"]),
+    ("fetch", "investigator", ["deny", "deny", "allow", "deny", "deny", "deny", "deny", "deny", "allow", "deny"]),
+    ("fetch", "admin", ["deny", "deny", "allow", "deny", "deny", "deny", "deny", "deny", "allow", "deny"]),
+    ("envelopes", "investigator", ["deny", "deny", "allow", "deny", "deny", "deny", "deny", "deny", "allow", "deny"]),
+    ("envelopes", "admin", ["deny", "deny", "allow", "deny", "deny", "deny", "deny", "deny", "allow", "deny"]),
+    ("show", "investigator", ["deny", "allow", "allow", "allow", "deny", "deny", "allow", "allow", "allow", "allow"]),
+    ("show", "admin", ["allow", "allow", "allow", "allow", "allow", "deny", "allow", "allow", "allow", "allow"]),
 ];
 
 fn token(v: &Vault, who: &Person) -> String {
@@ -175,7 +182,7 @@ fn grant_matrix() {
         for state in STATES {
             let name = format!("{}-{state}", &role[..3]);
             let who = v.enrol(&name, role);
-            let covert = state == "pending";
+            let covert = matches!(state, "pending" | "held" | "released");
             let case = if covert {
                 let c = v
                     .cli(
@@ -204,6 +211,15 @@ fn grant_matrix() {
                 "closed" | "destroyed" => {
                     db.execute("UPDATE cases SET status = ?2 WHERE id = ?1", [&case, state]).unwrap();
                 }
+                // Legal hold, through the lifecycle: a usable covert grant, then the closing.
+                "held" | "released" => {
+                    v.cli(&carol, &["grant", "approve", &case, &name]).ok();
+                    v.cli(&custodian, &["grant", "deliver", &case, &name]).ok();
+                    v.cli(&custodian, &["case", "close", &case, "--outcome", "offence"]).ok();
+                    if state == "released" {
+                        v.cli(&custodian, &["case", "release-hold", &case, "--reason", "matrix"]).ok();
+                    }
+                }
                 _ => {}
             }
             cells.push((role, state, name, tok, case, rec));
@@ -222,9 +238,13 @@ fn grant_matrix() {
         }
     }
     // Refusals say why, in words.
-    for (state, why) in
-        [("pending", "second admin"), ("expired", "expired after"), ("revoked", "was revoked"), ("closed", "is closed")]
-    {
+    for (state, why) in [
+        ("pending", "second admin"),
+        ("expired", "expired after"),
+        ("revoked", "was revoked"),
+        ("closed", "is closed"),
+        ("released", "legal hold was released"),
+    ] {
         let (_, _, _, tok, _, rec) = cells.iter().find(|c| c.0 == "investigator" && c.1 == state).unwrap();
         let (_, body) = v.raw(
             "POST",

@@ -302,6 +302,31 @@ pub struct CaseInfo {
     pub notification: Option<NotificationInfo>,
     /// The destruction certificate: what was destroyed, when and by whom.
     pub destroyed: Vec<DestroyedRecording>,
+    /// Requests to reopen the case, oldest first: the one waiting for a second admin's
+    /// approval, if any, and every one approved.
+    #[serde(default)]
+    pub reopenings: Vec<Reopening>,
+}
+
+/// A request to reopen a covert case closed with outcome `offence` while on legal hold,
+/// and its approval by a second admin (four eyes).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Reopening {
+    pub requested_by: UserName,
+    pub requested_at: String,
+    /// Why the requesting admin wants the case open again.
+    pub reason: String,
+    /// The second admin who approved it; `None` while it waits.
+    pub approved_by: Option<UserName>,
+    pub approved_at: Option<String>,
+    /// The closing the approval undid (outcome, when, by whom), which the case itself
+    /// forgets when it opens again.
+    #[serde(default)]
+    pub closed_outcome: Option<Outcome>,
+    #[serde(default)]
+    pub closed_at: Option<String>,
+    #[serde(default)]
+    pub closed_by: Option<String>,
 }
 
 /// Days after closing a covert case within which the employee should be told (R6).
@@ -361,6 +386,14 @@ pub struct NotificationDue {
     pub notification: NotificationInfo,
 }
 
+/// A request to reopen a case, waiting for a second admin (`case reopen approve`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReopenDue {
+    /// The case; `since` is when reopening was requested.
+    pub case: CaseRef,
+    pub reopening: Reopening,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PurgeDue {
     pub case: CaseRef,
@@ -388,6 +421,9 @@ pub struct Report {
     pub purges_due: Vec<PurgeDue>,
     /// Cases on legal hold (R7).
     pub holds: Vec<CaseRef>,
+    /// Requests to reopen a case on legal hold that wait for a second admin.
+    #[serde(default)]
+    pub reopen_requests: Vec<ReopenDue>,
     pub totals: Vec<KindTotals>,
 }
 

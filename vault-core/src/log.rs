@@ -52,6 +52,8 @@ string_enum!(
         Notify = "notify",
         NotifyDefer = "notify-defer",
         ReleaseHold = "release-hold",
+        CaseReopen = "case-reopen",
+        CaseReopenApprove = "case-reopen-approve",
         Report = "report",
         CaseKey = "case-key",
         AddCustodian = "add-custodian",

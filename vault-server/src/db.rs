@@ -27,6 +27,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../schema/migrations/0004_counts.sql"),
     include_str!("../../schema/migrations/0005_trust.sql"),
     include_str!("../../schema/migrations/0006_merkle.sql"),
+    include_str!("../../schema/migrations/0007_reopen.sql"),
 ];
 
 /// The first schema version with people's signatures (migration 0005); older data dirs

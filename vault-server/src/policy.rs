@@ -11,7 +11,7 @@
 
 use chrono::NaiveDate;
 use vault_core::api::{
-    Announcement, CaseKind, CaseStatus, GrantStatus, KeyEnvelope, NotificationStatus, Outcome, Role,
+    Announcement, CaseKind, CaseStatus, GrantStatus, KeyEnvelope, Notice, NotificationStatus, Outcome, Reopening, Role,
 };
 use vault_core::ids::{CaseId, RecordingId, UserName};
 
@@ -146,8 +146,38 @@ pub fn may_take_recordings(case: &CaseRow) -> ApiResult<()> {
             "this covert case takes no recordings until an admin records the AP's prior-check approval (case approve)",
         )),
         CaseStatus::Closed | CaseStatus::Destroyed => {
-            Err(ApiError::denied("this case is closed and takes no new recordings"))
+            Err(ApiError::denied(format!("this case is closed and takes no new recordings{}", reopen_hint(case))))
         }
+    }
+}
+
+/// Whether a closed case is on legal hold (R7): a covert case closed with outcome `offence`
+/// whose hold no admin has released. Its grantees may still read its recordings (SPEC
+/// §6); it takes nothing new unless two admins reopen it. (A reopened case keeps its hold
+/// too, against retention purges, but is open: it is read like any open case.)
+pub fn under_legal_hold(case: &CaseRow) -> bool {
+    case.kind == CaseKind::Covert
+        && case.status == CaseStatus::Closed
+        && case.outcome == Some(Outcome::Offence)
+        && case.legal_hold
+}
+
+/// What a refusal on a case on legal hold adds: how to resume the investigation.
+fn reopen_hint(case: &CaseRow) -> &'static str {
+    if under_legal_hold(case) {
+        "; it is on legal hold: to resume the investigation an admin requests reopening \
+         (`vault-cli case reopen CASE --reason TEXT`) and a second admin approves it (`vault-cli case reopen approve CASE`)"
+    } else {
+        ""
+    }
+}
+
+/// Refuses `refused` (a change of who holds a case, or of its key) on a case that is
+/// closed: what a closed case holds stays as it was until two admins reopen it.
+fn require_not_closed(case: &CaseRow, refused: &str) -> ApiResult<()> {
+    match case.status {
+        CaseStatus::Open | CaseStatus::PendingApproval => Ok(()),
+        status => Err(ApiError::conflict(format!("the case is {status}; {refused}{}", reopen_hint(case)))),
     }
 }
 
@@ -174,6 +204,13 @@ pub fn close_rule(s: &Store<'_>, id: &CaseId, outcome: Outcome) -> ApiResult<Cas
         return Err(ApiError::conflict(format!("the case is already {}", case.status)));
     }
     match (case.kind, outcome) {
+        // A reopened case keeps the hold of its first closing: that evidence is not
+        // destroyed behind the hold's back.
+        (CaseKind::Covert, Outcome::NoOffence) if case.legal_hold => Err(ApiError::conflict(
+            "the case is on legal hold since it first closed with outcome offence, so its recordings are evidence and \
+             are not destroyed: close it with --outcome offence, or release the hold first \
+             (`vault-cli case release-hold CASE --reason TEXT`) if that evidence is no longer needed",
+        )),
         (CaseKind::Covert, Outcome::Offence | Outcome::NoOffence) => Ok(case),
         (CaseKind::Covert, Outcome::Completed) => Err(ApiError::bad_request(
             "a covert case closes with --outcome offence or no-offence: the law requires destroying the recordings at once if nothing criminal was found",
@@ -185,14 +222,23 @@ pub fn close_rule(s: &Store<'_>, id: &CaseId, outcome: Outcome) -> ApiResult<Cas
     }
 }
 
-/// The employee's notification may be recorded, or deferred, while it is owed (R6).
-pub fn may_notify(s: &Store<'_>, id: &CaseId) -> ApiResult<()> {
-    case_for_admin(s, id)?;
+/// The employee's notification may be recorded, or deferred, while it is owed (R6). A
+/// reopened case owes it still, but its telling is recorded only once the case is closed
+/// again, so that it covers every recording; meanwhile it may be deferred.
+pub fn may_notify(s: &Store<'_>, id: &CaseId, notice: &Notice) -> ApiResult<()> {
+    let case = case_for_admin(s, id)?;
     let Some(current) = s.notification(id, today())? else {
         return Err(ApiError::conflict("this case has no notification duty: it arises when a covert case is closed"));
     };
     if current.status == NotificationStatus::Told {
         return Err(ApiError::conflict("the employee's notification is already recorded"));
+    }
+    if matches!(notice, Notice::Told { .. }) && case.status != CaseStatus::Closed {
+        return Err(ApiError::conflict(format!(
+            "the case was reopened and is {}: record the employee's notification once it is closed again \
+             (meanwhile you may defer it: --defer-until YYYY-MM-DD --reason TEXT)",
+            case.status
+        )));
     }
     Ok(())
 }
@@ -203,6 +249,108 @@ pub fn may_release_hold(s: &Store<'_>, id: &CaseId) -> ApiResult<()> {
         return Err(ApiError::conflict("the case is not on legal hold"));
     }
     Ok(())
+}
+
+/// Which closed cases may be reopened: only a covert case closed with outcome `offence`
+/// and still on legal hold, whose closing kept everything. A `no-offence` case was
+/// destroyed (R5); a `completed` case ended its purpose, and its recordings go with
+/// retention; a released hold let retention purge the evidence. Nor once the employee was
+/// told (R6): a covert investigation cannot resume after that. And only while an enabled
+/// admin still holds the case key, or nobody could grant on it again.
+pub fn reopen_rule(s: &Store<'_>, id: &CaseId) -> ApiResult<CaseRow> {
+    let case = case_for_admin(s, id)?;
+    const NEW_CASE: &str = "open a new case instead (`vault-cli case create`); a covert one needs its own AP approval";
+    match (case.status, case.outcome) {
+        (CaseStatus::Open | CaseStatus::PendingApproval, _) => {
+            return Err(ApiError::conflict(format!("the case is {}; only a closed case can be reopened", case.status)));
+        }
+        (CaseStatus::Destroyed, _) => {
+            return Err(ApiError::conflict(format!(
+                "the case closed with outcome no-offence and its recordings and keys were destroyed (R5); it cannot be reopened: {NEW_CASE}"
+            )));
+        }
+        (CaseStatus::Closed, Some(Outcome::Offence)) if case.kind == CaseKind::Covert => {}
+        (CaseStatus::Closed, outcome) => {
+            let outcome = outcome.map_or("unknown", Outcome::as_str);
+            return Err(ApiError::conflict(format!(
+                "the case closed with outcome {outcome}, which ends its purpose; it cannot be reopened (only a covert case closed with outcome offence, on legal hold, can): {NEW_CASE}"
+            )));
+        }
+    }
+    if !under_legal_hold(&case) {
+        return Err(ApiError::conflict(format!(
+            "the case's legal hold was released, so retention purges its recordings; it cannot be reopened: {NEW_CASE}"
+        )));
+    }
+    if let Some(n) = s.notification(id, today())?
+        && let Some(told) = n.told_on
+    {
+        return Err(ApiError::conflict(format!(
+            "the employee was told about the covert recording on {told} (R6), so the covert investigation cannot resume; it cannot be reopened: {NEW_CASE}"
+        )));
+    }
+    let mut custodian_left = false;
+    for admin in s.custodians(id)? {
+        custodian_left |= matches!(s.user_state(&admin)?, Some(UserState { role: Role::Admin, enabled: true, .. }));
+    }
+    if !custodian_left {
+        return Err(ApiError::conflict(format!(
+            "no enabled admin is a custodian of the case any more, so nobody could grant on it once reopened; it cannot be reopened: {NEW_CASE}"
+        )));
+    }
+    Ok(case)
+}
+
+/// Whether the admin who requested a reopening still counts: one disabled since (or no
+/// longer an admin) does not, so that four eyes cannot rest on an account that is gone.
+fn requester_counts(s: &Store<'_>, request: &Reopening) -> ApiResult<bool> {
+    Ok(matches!(s.user_state(&request.requested_by)?, Some(UserState { role: Role::Admin, enabled: true, .. })))
+}
+
+/// An admin requests reopening a case [`reopen_rule`] allows, unless a request that still
+/// counts waits already. Returns the waiting request a new one replaces: one whose
+/// requester has been disabled since.
+pub fn may_request_reopen(s: &Store<'_>, caller: &Caller, id: &CaseId) -> ApiResult<Option<Reopening>> {
+    reopen_rule(s, id)?;
+    let Some(waiting) = s.pending_reopening(id)? else { return Ok(None) };
+    if !requester_counts(s, &waiting)? {
+        return Ok(Some(waiting));
+    }
+    Err(ApiError::conflict(if waiting.requested_by == caller.name {
+        format!(
+            "you requested reopening this case on {}; a second admin must approve it (`vault-cli case reopen approve CASE`)",
+            waiting.requested_at
+        )
+    } else {
+        format!(
+            "{} requested reopening this case on {}; it waits for a second admin: approve it with `vault-cli case reopen approve CASE`",
+            waiting.requested_by, waiting.requested_at
+        )
+    }))
+}
+
+/// Four eyes: a waiting request to reopen is approved by an admin other than the one who
+/// requested it, while that admin is still enabled and the case may still be reopened.
+/// Returns the request.
+pub fn may_approve_reopen(s: &Store<'_>, caller: &Caller, id: &CaseId) -> ApiResult<Reopening> {
+    reopen_rule(s, id)?;
+    let request = s.pending_reopening(id)?.ok_or_else(|| {
+        ApiError::conflict(
+            "no request to reopen this case waits for approval; an admin requests it first (`vault-cli case reopen CASE --reason TEXT`)",
+        )
+    })?;
+    if request.requested_by == caller.name {
+        return Err(ApiError::denied(
+            "four eyes: you requested reopening this case, so you cannot approve it; ask a second admin (`vault-cli case reopen approve CASE`)",
+        ));
+    }
+    if !requester_counts(s, &request)? {
+        return Err(ApiError::conflict(format!(
+            "the request to reopen was made by {}, who has been disabled since, so it no longer counts; an enabled admin must request it again (`vault-cli case reopen CASE --reason TEXT`)",
+            request.requested_by
+        )));
+    }
+    Ok(request)
 }
 
 // ------------------------------------------------------------------ custody of case keys
@@ -236,6 +384,7 @@ pub fn may_add_custodian(s: &Store<'_>, caller: &Caller, id: &CaseId, admin: &Us
     if case.status == CaseStatus::Destroyed {
         return Err(ApiError::conflict("the case's keys were destroyed"));
     }
+    require_not_closed(&case, "no custodian is added to a closed case")?;
     require_custodian(s, id, caller)?;
     match s.user_state(admin)? {
         Some(UserState { role: Role::Admin, enabled: true, .. }) => {}
@@ -254,9 +403,7 @@ pub fn may_add_custodian(s: &Store<'_>, caller: &Caller, id: &CaseId, admin: &Us
 /// A custodian may rotate the key of a live case, from the version it saw.
 pub fn may_rotate(s: &Store<'_>, caller: &Caller, id: &CaseId, from_version: u32) -> ApiResult<CaseRow> {
     let case = case_for_admin(s, id)?;
-    if matches!(case.status, CaseStatus::Closed | CaseStatus::Destroyed) {
-        return Err(ApiError::conflict(format!("the case is {}; its key is no longer rotated", case.status)));
-    }
+    require_not_closed(&case, "its key is no longer rotated")?;
     require_custodian(s, id, caller)?;
     if from_version != case.key_version {
         return Err(ApiError::conflict("the case key changed meanwhile; run rotate-key again"));
@@ -279,9 +426,7 @@ pub fn may_grant(
         return Err(ApiError::denied("you cannot grant yourself access; another admin must grant it"));
     }
     let case = case_for_admin(s, id)?;
-    if matches!(case.status, CaseStatus::Closed | CaseStatus::Destroyed) {
-        return Err(ApiError::conflict(format!("the case is {}; no new grants", case.status)));
-    }
+    require_not_closed(&case, "no new grants")?;
     match s.user_state(grantee)? {
         None => return Err(ApiError::not_found(format!("no user {grantee}"))),
         Some(UserState { enabled: false, .. }) => {
@@ -325,6 +470,9 @@ pub fn may_approve_grant(
     grantee: &UserName,
 ) -> ApiResult<(CaseRow, Signed)> {
     let case = case_for_admin(s, id)?;
+    // A grant requested before the case closed must not become usable after it: under
+    // legal hold an active grant reads the evidence.
+    require_not_closed(&case, "no grant is approved on a closed case")?;
     let g = s.grant(id, grantee)?.ok_or_else(|| ApiError::not_found(format!("{grantee} has no grant on this case")))?;
     if g.status != GrantStatus::Pending || g.approved_by.is_some() {
         return Err(ApiError::conflict(format!(
@@ -357,6 +505,7 @@ pub fn no_envelope_before_approval(envelopes: &[vault_core::api::WrappedKey]) ->
 /// A custodian delivers the key of a covert grant a second admin approved.
 pub fn may_deliver_key(s: &Store<'_>, caller: &Caller, id: &CaseId, grantee: &UserName) -> ApiResult<CaseRow> {
     let case = case_for_admin(s, id)?;
+    require_not_closed(&case, "no key is delivered on a closed case")?;
     let g = s.grant(id, grantee)?.ok_or_else(|| ApiError::not_found(format!("{grantee} has no grant on this case")))?;
     if g.status != GrantStatus::Pending {
         return Err(ApiError::conflict(format!("the grant is {}; there is no key to deliver", g.status)));
@@ -385,8 +534,10 @@ pub fn may_revoke(s: &Store<'_>, id: &CaseId, grantee: &UserName) -> ApiResult<(
 
 // ------------------------------------------------------------------ reading recordings
 
-/// Refuses unless `user` has an active grant on an open case: the gate in front of
-/// recording metadata, ciphertext and envelopes for admins and investigators alike.
+/// Refuses unless `user` has an active grant on an open case, or on a case on legal hold
+/// (SPEC §6: its grantees may still fetch the evidence): the gate in front of recording
+/// metadata, ciphertext and envelopes for admins and investigators alike. Any other closed
+/// case refuses, as does a case whose hold was released.
 pub fn require_active_grant(s: &Store<'_>, case: &CaseId, user: &UserName) -> ApiResult<CaseRow> {
     let vague = || {
         ApiError::denied("access denied: you have no grant on this case (or it does not exist)")
@@ -401,7 +552,15 @@ pub fn require_active_grant(s: &Store<'_>, case: &CaseId, user: &UserName) -> Ap
     refuse_unless_active(&grant)?;
     match row.status {
         CaseStatus::Destroyed => Err(ApiError::denied("access denied: the recordings of this case were destroyed")),
-        CaseStatus::Closed => Err(ApiError::denied("access denied: the case is closed")),
+        CaseStatus::Closed if under_legal_hold(&row) => Ok(row),
+        CaseStatus::Closed if row.outcome == Some(Outcome::Offence) => Err(ApiError::denied(
+            "access denied: the case is closed and its legal hold was released, so its recordings are no longer released; \
+             they are purged when their retention ends",
+        )),
+        CaseStatus::Closed => Err(ApiError::denied(
+            "access denied: the case is closed, so its recordings are no longer released; \
+             only a covert case closed with outcome offence keeps them reachable for its grantees, while on legal hold",
+        )),
         CaseStatus::Open | CaseStatus::PendingApproval => Ok(row),
     }
 }
@@ -423,18 +582,27 @@ fn refuse_unless_active(grant: &StoredGrant) -> ApiResult<()> {
     }
 }
 
+/// What a caller may see of a case's recordings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Listing {
+    /// The encrypted call metadata too (grantees), or not (auditors).
+    pub with_meta: bool,
+    /// A grantee reads a case on legal hold (marked in the log entry).
+    pub legal_hold: bool,
+}
+
 /// Who may list a case's recordings, and what they see: auditors see the metadata of
-/// every case but never the encrypted call metadata (`false`); everyone else needs an
-/// active grant and sees it all (`true`).
-pub fn may_list_recordings(s: &Store<'_>, caller: &Caller, id: &CaseId) -> ApiResult<bool> {
+/// every case but never the encrypted call metadata; everyone else needs an active grant
+/// ([`require_active_grant`]) and sees it all.
+pub fn may_list_recordings(s: &Store<'_>, caller: &Caller, id: &CaseId) -> ApiResult<Listing> {
     if caller.role == Role::Auditor {
         if s.case(id)?.is_none() {
             return Err(ApiError::not_found(format!("no case {id}")));
         }
-        return Ok(false);
+        return Ok(Listing { with_meta: false, legal_hold: false });
     }
-    require_active_grant(s, id, &caller.name)?;
-    Ok(true)
+    let case = require_active_grant(s, id, &caller.name)?;
+    Ok(Listing { with_meta: true, legal_hold: under_legal_hold(&case) })
 }
 
 /// The recording a fetch asks for. One that does not exist is refused like one the
@@ -460,16 +628,24 @@ pub fn may_sign_recording(s: &Store<'_>, caller: &Caller, id: &RecordingId) -> A
     Ok(rec)
 }
 
+/// What a fetch releases: the caller's own envelope of the recording's key version, and
+/// whether it is released under legal hold (marked in the log entry).
+pub struct Release {
+    pub envelope: Vec<u8>,
+    pub legal_hold: bool,
+}
+
 /// A fetch releases a recording's ciphertext with the caller's own envelope of its key
-/// version, only on an active grant. Returns that envelope.
-pub fn may_fetch(s: &Store<'_>, caller: &Caller, rec: &StoredRecording) -> ApiResult<Vec<u8>> {
-    require_active_grant(s, &rec.case_id, &caller.name)?;
+/// version, only on an active grant ([`require_active_grant`]).
+pub fn may_fetch(s: &Store<'_>, caller: &Caller, rec: &StoredRecording) -> ApiResult<Release> {
+    let case = require_active_grant(s, &rec.case_id, &caller.name)?;
     let version = rec.key_version;
-    s.envelope(&rec.case_id, version, &caller.name)?.ok_or_else(|| {
+    let envelope = s.envelope(&rec.case_id, version, &caller.name)?.ok_or_else(|| {
         ApiError::denied(format!(
             "you hold no key for version {version} of this case's key; ask a custodian to grant you again"
         ))
-    })
+    })?;
+    Ok(Release { envelope, legal_hold: under_legal_hold(&case) })
 }
 
 #[cfg(test)]

@@ -41,6 +41,17 @@ impl Report {
         for c in &r.holds {
             println!("  {}  {}  closed {}", c.id, printable(&c.title), printable(&c.since));
         }
+        println!("Requests to reopen a case on legal hold, waiting for a second admin: {}", r.reopen_requests.len());
+        for o in &r.reopen_requests {
+            println!(
+                "  {}  {}  requested by {} on {}: {}",
+                o.case.id,
+                printable(&o.case.title),
+                o.reopening.requested_by,
+                printable(&o.reopening.requested_at),
+                printable(&o.reopening.reason)
+            );
+        }
         println!();
         let rows: Vec<Vec<String>> = r
             .totals

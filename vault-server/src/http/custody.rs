@@ -46,8 +46,11 @@ pub async fn own_envelopes(
     log: RequestLog,
 ) -> ApiResult<Json<Vec<KeyEnvelope>>> {
     let list = log
-        .logged(&st.db, move |s, _| {
-            policy::require_active_grant(s, &id, &caller.name)?;
+        .logged(&st.db, move |s, rec| {
+            let case = policy::require_active_grant(s, &id, &caller.name)?;
+            if policy::under_legal_hold(&case) {
+                rec.details = json!({ "legal_hold": true }).to_string();
+            }
             Ok(s.envelopes_of(&id, &caller.name)?)
         })
         .await?;

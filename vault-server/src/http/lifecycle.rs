@@ -1,6 +1,7 @@
 //! The legal lifecycle of a case (SPEC §2): closing with an outcome, destroying the
 //! recordings at once when nothing criminal was found (R5), the duty to tell the employee
-//! (R6), releasing a legal hold (R7), and the compliance report.
+//! (R6), releasing a legal hold (R7), reopening a case on legal hold (two admins), and the
+//! compliance report.
 
 use axum::Json;
 use axum::extract::State;
@@ -83,7 +84,7 @@ pub async fn notify(
 ) -> ApiResult<Json<NotificationInfo>> {
     let info = log
         .logged(&st.db, move |s, rec| {
-            policy::may_notify(s, &id)?;
+            policy::may_notify(s, &id, &req)?;
             let today = today();
             match &req {
                 Notice::Told { date, how } => {
@@ -116,6 +117,9 @@ pub async fn notify(
     Ok(Json(info))
 }
 
+/// Releases a case from legal hold: retention applies again, and a closed case becomes an
+/// ordinary closed one: its grantees read nothing more, and it can no longer be reopened
+/// (a request waiting for approval is dropped).
 pub async fn release_hold(
     State(st): State<AppState>,
     Admin(caller): Admin,
@@ -125,10 +129,71 @@ pub async fn release_hold(
 ) -> ApiResult<Json<Done<CaseId>>> {
     log.set_reason(&req.reason);
     let out = id.clone();
-    log.logged(&st.db, move |s, _| {
+    log.logged(&st.db, move |s, rec| {
         require_text(&req.reason, "--reason")?;
         policy::may_release_hold(s, &id)?;
         s.release_hold(&id, &now_rfc3339(), &caller.name)?;
+        if let Some(dropped) = s.pending_reopening(&id)? {
+            s.drop_pending_reopening(&id)?;
+            rec.details = json!({ "reopen_request_dropped": dropped.requested_by.as_str() }).to_string();
+        }
+        Ok(())
+    })
+    .await?;
+    Ok(Json(Done { id: out }))
+}
+
+/// An admin requests reopening a case on legal hold (`policy::reopen_rule`). The case
+/// stays closed until a second admin approves ([`reopen_approve`]). A waiting request
+/// whose admin has been disabled since no longer counts, and this one replaces it.
+pub async fn reopen(
+    State(st): State<AppState>,
+    // Before the role check, so that a refusal for the role names the case too.
+    ApiPath(id): ApiPath<CaseId>,
+    Admin(caller): Admin,
+    log: RequestLog,
+    ApiJson(req): ApiJson<Reason>,
+) -> ApiResult<Json<Done<CaseId>>> {
+    log.set_reason(&req.reason);
+    let out = id.clone();
+    log.logged(&st.db, move |s, rec| {
+        require_text(&req.reason, "--reason")?;
+        let replaced = policy::may_request_reopen(s, &caller, &id)?;
+        if let Some(stale) = &replaced {
+            s.drop_pending_reopening(&id)?;
+            rec.details = json!({ "replaces_request_of": stale.requested_by.as_str() }).to_string();
+        }
+        s.insert_reopening(&id, &caller.name, &now_rfc3339(), req.reason.trim())?;
+        Ok(())
+    })
+    .await?;
+    Ok(Json(Done { id: out }))
+}
+
+/// A second admin approves the waiting request to reopen (four eyes): the case is open
+/// again, without outcome, and takes recordings and grants. Its legal hold stays, so that
+/// retention does not purge the evidence of its first closing, and so does its duty to
+/// tell the employee (R6).
+pub async fn reopen_approve(
+    State(st): State<AppState>,
+    // Before the role check, so that a refusal for the role names the case too.
+    ApiPath(id): ApiPath<CaseId>,
+    Admin(caller): Admin,
+    log: RequestLog,
+) -> ApiResult<Json<Done<CaseId>>> {
+    let out = id.clone();
+    log.logged(&st.db, move |s, rec| {
+        let request = policy::may_approve_reopen(s, &caller, &id)?;
+        s.approve_reopening(&id, &caller.name, &now_rfc3339())?;
+        s.reopen_case(&id)?;
+        rec.details = json!({
+            "requested_by": request.requested_by.as_str(),
+            "requested_at": request.requested_at,
+            "request_reason": request.reason,
+            "status": CaseStatus::Open.as_str(),
+            "legal_hold": true,
+        })
+        .to_string();
         Ok(())
     })
     .await?;
@@ -150,6 +215,7 @@ pub async fn report(State(st): State<AppState>, Admin(_): Admin, log: RequestLog
                 notifications: s.open_notifications(today())?,
                 purges_due: s.purges_due()?,
                 holds: s.holds()?,
+                reopen_requests: s.reopen_requests()?,
                 totals,
             })
         })

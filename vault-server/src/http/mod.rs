@@ -78,6 +78,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/cases/{id}/close", on(Action::CaseClose, post(lifecycle::close)))
         .route("/v1/cases/{id}/notify", on(Action::Notify, post(lifecycle::notify)))
         .route("/v1/cases/{id}/release-hold", on(Action::ReleaseHold, post(lifecycle::release_hold)))
+        .route("/v1/cases/{id}/reopen", on(Action::CaseReopen, post(lifecycle::reopen)))
+        .route("/v1/cases/{id}/reopen/approve", on(Action::CaseReopenApprove, post(lifecycle::reopen_approve)))
         .route("/v1/report", on(Action::Report, get(lifecycle::report)))
         .route("/v1/cases/{id}/key", on(Action::CaseKey, get(custody::case_key)))
         .route("/v1/cases/{id}/custodians", on(Action::AddCustodian, post(custody::add_custodian)))

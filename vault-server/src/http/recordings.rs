@@ -40,13 +40,17 @@ pub async fn list(
     ApiQuery(page): ApiQuery<PageParams>,
 ) -> ApiResult<Json<RecordingPage>> {
     let list = log
-        .logged(&st.db, move |s, _| {
-            let with_meta = policy::may_list_recordings(s, &caller, &id)?;
+        .logged(&st.db, move |s, rec| {
+            let listing = policy::may_list_recordings(s, &caller, &id)?;
+            if listing.legal_hold {
+                rec.details = json!({ "legal_hold": true }).to_string();
+            }
             let limit = page.limit.unwrap_or(PAGE_MAX).clamp(1, PAGE_MAX);
-            let recordings = s.recordings_page(&id, page.after.as_ref(), limit + 1, with_meta)?.ok_or_else(|| {
-                let after = page.after.as_ref().map(RecordingId::as_str).unwrap_or_default();
-                ApiError::bad_request(format!("--after {after} is not a recording of this case"))
-            })?;
+            let recordings =
+                s.recordings_page(&id, page.after.as_ref(), limit + 1, listing.with_meta)?.ok_or_else(|| {
+                    let after = page.after.as_ref().map(RecordingId::as_str).unwrap_or_default();
+                    ApiError::bad_request(format!("--after {after} is not a recording of this case"))
+                })?;
             Ok(page_of(recordings, limit))
         })
         .await?;
@@ -215,6 +219,8 @@ pub async fn sign(
     Ok(Json(Done { id: out }))
 }
 
+/// Releases a recording's ciphertext with the caller's envelope, once its log entry (with
+/// the stated reason) is written; on a case on legal hold the entry says so.
 pub async fn fetch(
     State(st): State<AppState>,
     Fetcher(caller): Fetcher,
@@ -229,11 +235,16 @@ pub async fn fetch(
             require_text(&req.reason, "--reason")?;
             let stored = policy::recording_to_fetch(s, &rid)?;
             rec.case_id = stored.case_id.to_string();
-            let envelope = policy::may_fetch(s, &caller, &stored)?;
+            let release = policy::may_fetch(s, &caller, &stored)?;
             let (recipient, key_statement) = s.case_recipient(&stored.case_id, stored.key_version)?;
-            rec.details =
-                json!({ "sha256": stored.sha256, "size": stored.size, "key_version": stored.key_version }).to_string();
-            Ok((stored, envelope, (recipient, key_statement)))
+            let mut details =
+                json!({ "sha256": stored.sha256, "size": stored.size, "key_version": stored.key_version });
+            // Evidence read after its case closed (SPEC §6), for auditors to see apart.
+            if release.legal_hold {
+                details["legal_hold"] = json!(true);
+            }
+            rec.details = details.to_string();
+            Ok((stored, release.envelope, (recipient, key_statement)))
         })
         .await?;
     let file = tokio::fs::File::open(st.blobs.path(&id))

@@ -113,6 +113,13 @@ const REFUSALS: &[Row] = &[
     // may_notify, may_release_hold
     ("alice", "POST", "/v1/cases/{open}/notify", r#"{"kind":"told","date":"2026-01-01","how":"letter"}"#, 409, "no notification duty", "notify"),
     ("alice", "POST", "/v1/cases/{open}/release-hold", r#"{"reason":"r"}"#, 409, "not on legal hold", "release-hold"),
+    // reopen_rule, may_request_reopen, may_approve_reopen
+    ("alice", "POST", "/v1/cases/{closed}/reopen", r#"{"reason":"r"}"#, 409, "outcome completed, which ends its purpose", "case-reopen"),
+    ("alice", "POST", "/v1/cases/{open}/reopen", r#"{"reason":"r"}"#, 409, "only a closed case can be reopened", "case-reopen"),
+    ("alice", "POST", "/v1/cases/{closed}/reopen", r#"{"reason":" "}"#, 400, "--reason must not be empty", "case-reopen"),
+    ("ivan", "POST", "/v1/cases/{closed}/reopen", r#"{"reason":"r"}"#, 403, "case-reopen needs the role admin", "case-reopen"),
+    ("bob", "POST", "/v1/cases/{closed}/reopen/approve", "", 409, "it cannot be reopened", "case-reopen-approve"),
+    ("pbx", "POST", "/v1/cases/{closed}/reopen/approve", "", 403, "needs the role admin", "case-reopen-approve"),
     // require_custodian, may_read_case_key, may_add_custodian, may_rotate
     ("bob", "GET", "/v1/cases/{open}/key", "", 403, "not a custodian of this case", "case-key"),
     ("bob", "POST", "/v1/cases/{open}/custodians", r#"{"admin":"carol","envelopes":[],"statement":{"statement":"x","signatures":[]}}"#, 403, "not a custodian", "add-custodian"),

@@ -14,6 +14,8 @@ pub struct CaseRow {
     pub kind: CaseKind,
     pub status: CaseStatus,
     pub key_version: u32,
+    /// How the case closed, once it has.
+    pub outcome: Option<Outcome>,
     pub legal_hold: bool,
 }
 
@@ -33,13 +35,14 @@ pub struct NewCaseRow<'a> {
 impl Store<'_> {
     pub fn case(&self, id: &CaseId) -> rusqlite::Result<Option<CaseRow>> {
         self.c
-            .prepare_cached("SELECT kind, status, key_version, legal_hold FROM cases WHERE id = ?1")?
+            .prepare_cached("SELECT kind, status, key_version, outcome, legal_hold FROM cases WHERE id = ?1")?
             .query_row([id.as_str()], |r| {
                 Ok(CaseRow {
                     kind: parsed(r, 0)?,
                     status: parsed(r, 1)?,
                     key_version: r.get(2)?,
-                    legal_hold: r.get(3)?,
+                    outcome: parsed_opt(r, 3)?,
+                    legal_hold: r.get(4)?,
                 })
             })
             .optional()
@@ -86,6 +89,7 @@ impl Store<'_> {
                     grants: Vec::new(),
                     notification: None,
                     destroyed: Vec::new(),
+                    reopenings: Vec::new(),
                 })
             })
             .optional()?;
@@ -94,6 +98,7 @@ impl Store<'_> {
         info.grants = self.grants_of_case(id, today)?;
         info.notification = self.notification(id, today)?;
         info.destroyed = self.destroyed_of_case(id)?;
+        info.reopenings = self.reopenings_of_case(id)?;
         Ok(Some(info))
     }
 
@@ -153,6 +158,17 @@ impl Store<'_> {
             .query_row([id.as_str()], |r| r.get(0))
             .optional()?
             .flatten())
+    }
+
+    /// Opens a closed case again: it forgets its outcome and closing (the approved request
+    /// in `reopenings` keeps the closing it undid). Its legal hold stays.
+    pub fn reopen_case(&self, id: &CaseId) -> rusqlite::Result<()> {
+        let changed = self.c.execute(
+            "UPDATE cases SET status = 'open', outcome = NULL, closed_at = NULL, closed_by = NULL
+             WHERE id = ?1 AND status = 'closed'",
+            [id.as_str()],
+        )?;
+        if changed == 1 { Ok(()) } else { Err(rusqlite::Error::StatementChangedRows(changed)) }
     }
 
     pub fn release_hold(&self, id: &CaseId, at: &str, by: &UserName) -> rusqlite::Result<()> {

@@ -62,12 +62,15 @@ impl Store<'_> {
             .collect()
     }
 
-    /// The live cases (not destroyed) of which `admin` is the only enabled custodian.
+    /// The cases not closed of which `admin` is the only enabled custodian. Closed cases
+    /// do not count: nobody grants on them, rotates their key or becomes their custodian
+    /// (a case on legal hold whose last custodian left cannot be reopened, see
+    /// `policy::reopen_rule`).
     pub fn cases_in_sole_custody(&self, admin: &UserName) -> rusqlite::Result<Vec<CaseId>> {
         self.c
             .prepare(
                 "SELECT k.case_id FROM custodians k JOIN cases c ON c.id = k.case_id
-                 WHERE k.admin = ?1 AND c.status <> 'destroyed' AND NOT EXISTS (
+                 WHERE k.admin = ?1 AND c.status IN ('open', 'pending-approval') AND NOT EXISTS (
                      SELECT 1 FROM custodians o JOIN users u ON u.name = o.admin
                      WHERE o.case_id = k.case_id AND o.admin <> ?1 AND u.enabled = 1)
                  ORDER BY k.case_id",

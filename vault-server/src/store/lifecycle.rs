@@ -153,10 +153,13 @@ impl Store<'_> {
             .collect()
     }
 
-    /// Creates the duty to tell the employee about covert recording (R6).
+    /// Creates the duty to tell the employee about covert recording (R6). A case closed
+    /// again after reopening keeps the duty it has had since it first closed (due date and
+    /// any deferral): reopening never ends it, and it cannot have been met, since a case
+    /// whose employee was told is not reopened.
     pub fn insert_notification(&self, case: &CaseId, at: &str, due: NaiveDate) -> rusqlite::Result<()> {
         self.c.execute(
-            "INSERT INTO notifications (case_id, created_at, due) VALUES (?1, ?2, ?3)",
+            "INSERT INTO notifications (case_id, created_at, due) VALUES (?1, ?2, ?3) ON CONFLICT (case_id) DO NOTHING",
             params![case.as_str(), at, due.to_string()],
         )?;
         Ok(())
@@ -229,8 +232,9 @@ impl Store<'_> {
         let cases: Vec<CaseRef> = self
             .c
             .prepare(
-                "SELECT c.id, c.kind, c.title, c.closed_at FROM notifications n JOIN cases c ON c.id = n.case_id
-                 WHERE n.told_on IS NULL ORDER BY n.due",
+                // A reopened case has no closing time; its duty dates from its first closing.
+                "SELECT c.id, c.kind, c.title, coalesce(c.closed_at, n.created_at) FROM notifications n
+                 JOIN cases c ON c.id = n.case_id WHERE n.told_on IS NULL ORDER BY n.due",
             )?
             .query_map([], case_ref)?
             .collect::<rusqlite::Result<_>>()?;
@@ -254,10 +258,17 @@ impl Store<'_> {
             .collect()
     }
 
-    /// Cases on legal hold, by closing time.
+    /// Cases on legal hold, by the time of the closing that put them on hold (for a case
+    /// reopened since, the closing its reopening undid).
     pub fn holds(&self) -> rusqlite::Result<Vec<CaseRef>> {
         self.c
-            .prepare("SELECT id, kind, title, closed_at FROM cases WHERE legal_hold = 1 ORDER BY closed_at")?
+            .prepare(
+                "SELECT id, kind, title, since FROM (
+                     SELECT id, kind, title, coalesce(closed_at,
+                         (SELECT max(o.closed_at) FROM reopenings o WHERE o.case_id = cases.id), created_at) AS since
+                     FROM cases WHERE legal_hold = 1)
+                 ORDER BY since",
+            )?
             .query_map([], case_ref)?
             .collect()
     }

@@ -18,6 +18,7 @@ mod custody;
 mod grants;
 mod lifecycle;
 mod recordings;
+mod reopenings;
 mod users;
 
 pub use access_log::About;
@@ -126,6 +127,7 @@ impl Store<'_> {
             "recordings",
             "destroyed_recordings",
             "notifications",
+            "reopenings",
         ] {
             let mut stmt = self.c.prepare(&format!("SELECT * FROM {table} ORDER BY rowid"))?;
             let n = stmt.column_count();

@@ -31,7 +31,11 @@ impl Close {
                 info.destroyed.len(),
                 done.id
             ),
-            Outcome::Offence => eprintln!("closed {}: on legal hold until `case release-hold`", done.id),
+            Outcome::Offence => eprintln!(
+                "closed {}: on legal hold until `case release-hold`; its grantees may still fetch its recordings, \
+                 and two admins may reopen it (`case reopen`)",
+                done.id
+            ),
             Outcome::Completed => {
                 eprintln!("closed {}; recordings are purged when their retention period ends", done.id)
             }

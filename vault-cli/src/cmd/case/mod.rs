@@ -1,6 +1,6 @@
 //! `vault-cli case ...`: creating cases and reading them, their custodians and keys, and
-//! what happens to a case later: the AP's approval, telling the employee, closing it, and
-//! releasing its legal hold. One module per subcommand.
+//! what happens to a case later: the AP's approval, telling the employee, closing it,
+//! releasing its legal hold, and reopening it. One module per subcommand.
 
 use clap::Subcommand;
 
@@ -13,6 +13,7 @@ mod create;
 mod list;
 mod notify;
 mod release_hold;
+mod reopen;
 mod rotate_key;
 mod show;
 
@@ -33,8 +34,12 @@ pub enum CaseCommand {
     Close(close::Close),
     /// Record that the employee was told about covert recording, or defer telling (R6).
     Notify(notify::Notify),
-    /// Release a case from legal hold, so retention applies again.
+    /// Release a case from legal hold, so retention applies again; its grantees read
+    /// nothing more, and it can no longer be reopened.
     ReleaseHold(release_hold::ReleaseHold),
+    /// Request reopening a covert case on legal hold (`reopen CASE --reason TEXT`), or
+    /// approve another admin's request (`reopen approve CASE`): four eyes.
+    Reopen(reopen::Reopen),
     /// Record the AP's prior-check approval of a covert case (R3).
     Approve(approve::Approve),
 }
@@ -50,6 +55,7 @@ impl CaseCommand {
             CaseCommand::Close(c) => c.run(g),
             CaseCommand::Notify(c) => c.run(g),
             CaseCommand::ReleaseHold(c) => c.run(g),
+            CaseCommand::Reopen(c) => c.run(g),
             CaseCommand::Approve(c) => c.run(g),
         }
     }

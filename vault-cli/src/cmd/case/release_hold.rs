@@ -23,7 +23,10 @@ impl ReleaseHold {
         if g.json {
             crate::output::json(&done)?;
         }
-        eprintln!("released {} from legal hold; its retention period applies again", done.id);
+        eprintln!(
+            "released {} from legal hold; its retention period applies again, and once closed its recordings are no longer released",
+            done.id
+        );
         Ok(())
     }
 }

@@ -1,5 +1,5 @@
-//! `vault-cli case show CASE`: one case with its legal basis, custodians, grants and, once
-//! its recordings are destroyed, the destruction certificate. A covert case's suspicion is
+//! `vault-cli case show CASE`: one case with its legal basis, custodians, grants, requests
+//! to reopen it and, once its recordings are destroyed, the destruction certificate. A covert case's suspicion is
 //! sealed to the case key; `--reveal` opens it here with the caller's envelopes.
 
 use clap::Args;
@@ -55,6 +55,27 @@ impl Show {
                 printable(c.closed_at.as_deref().unwrap_or("?")),
                 printable(c.closed_by.as_deref().unwrap_or("?")),
                 if c.legal_hold { ", on legal hold" } else { "" }
+            );
+        }
+        if c.legal_hold && c.outcome.is_none() {
+            println!("legal hold  kept since an earlier closing; nothing is purged until `case release-hold`");
+        }
+        for o in &c.reopenings {
+            let approval = match (&o.approved_by, &o.approved_at) {
+                (Some(by), Some(at)) => format!(
+                    "approved by {by} on {}, undoing the closing of {} by {} with outcome {}",
+                    printable(at),
+                    printable(o.closed_at.as_deref().unwrap_or("?")),
+                    printable(o.closed_by.as_deref().unwrap_or("?")),
+                    o.closed_outcome.map_or("?", |x| x.as_str())
+                ),
+                _ => "waiting for a second admin (vault-cli case reopen approve)".into(),
+            };
+            println!(
+                "reopening   requested by {} on {} ({approval}): {}",
+                o.requested_by,
+                printable(&o.requested_at),
+                printable(&o.reason)
             );
         }
         if let Some(n) = &c.notification {
