@@ -6,7 +6,6 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -17,6 +16,7 @@ use vault_core::cosign::{self, WitnessKey};
 use vault_core::merkle::{self, Hash};
 use vault_core::note::VerifierKey;
 use vault_core::witness::{AddCheckpoint, SIZE_CONTENT_TYPE};
+use vault_tests::witness::Witness;
 use vault_tests::{bin, run};
 
 const ORIGIN: &str = "recording-vault/00000000feedf00d";
@@ -63,91 +63,14 @@ impl Log {
     }
 }
 
-/// A running witness, its state and stderr in a temporary directory.
-struct Witness {
-    dir: tempfile::TempDir,
-    identity: PathBuf,
-    log_keys: Vec<String>,
-    addr: String,
-    child: Option<Child>,
+/// The requests these tests send a witness.
+trait Calls {
+    fn add(&self, request: &AddCheckpoint) -> Answer;
+    fn post(&self, path: &str, body: &[u8]) -> Answer;
+    fn stored_size(&self) -> Option<u64>;
 }
 
-impl Witness {
-    fn start(log_keys: &[&VerifierKey]) -> Witness {
-        let dir = tempfile::tempdir().unwrap();
-        let identity = dir.path().join("witness.key");
-        run(Command::new(bin("vault-cli")).args(["keygen", "--out"]).arg(&identity)).ok();
-        let mut w = Witness {
-            dir,
-            identity,
-            log_keys: log_keys.iter().map(|k| k.to_text()).collect(),
-            addr: String::new(),
-            child: None,
-        };
-        w.restart();
-        w
-    }
-
-    fn state(&self) -> PathBuf {
-        self.dir.path().join("state.json")
-    }
-
-    fn stderr_path(&self) -> PathBuf {
-        self.dir.path().join("witness.log")
-    }
-
-    fn serve_command(&self) -> Command {
-        let mut c = Command::new(bin("vault-cli"));
-        c.args(["witness", "serve", "--name", NAME, "--listen", "127.0.0.1:0", "--identity"])
-            .arg(&self.identity)
-            .arg("--state")
-            .arg(self.state())
-            .env_remove("VAULT_IDENTITY");
-        for k in &self.log_keys {
-            c.args(["--log-key", k]);
-        }
-        c
-    }
-
-    /// (Re)starts the witness on a free port and waits until it listens.
-    fn restart(&mut self) {
-        self.kill();
-        let log = std::fs::File::create(self.stderr_path()).unwrap();
-        let child = self.serve_command().stdin(Stdio::null()).stdout(Stdio::null()).stderr(log).spawn().unwrap();
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let text = std::fs::read_to_string(self.stderr_path()).unwrap_or_default();
-            if let Some(line) = text.lines().find_map(|l| l.strip_prefix("listening on http://")) {
-                self.addr = line.trim().to_owned();
-                assert!(self.addr.starts_with("127.0.0.1:"), "{}", self.addr);
-                return;
-            }
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                panic!("the witness exited with {status}: {text}");
-            }
-            assert!(Instant::now() < deadline, "the witness did not start: {text}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// SIGKILL, as a crash would.
-    fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    /// The verifier key `vault-cli witness key` prints.
-    fn key(&self) -> WitnessKey {
-        let out = run(Command::new(bin("vault-cli"))
-            .args(["witness", "key", "--name", NAME, "--identity"])
-            .arg(&self.identity)
-            .env_remove("VAULT_IDENTITY"));
-        WitnessKey::parse(&out.ok()).unwrap()
-    }
-
+impl Calls for Witness {
     fn add(&self, request: &AddCheckpoint) -> Answer {
         self.post("/add-checkpoint", request.to_body().as_bytes())
     }
@@ -160,12 +83,6 @@ impl Witness {
     fn stored_size(&self) -> Option<u64> {
         let v: serde_json::Value = serde_json::from_slice(&std::fs::read(self.state()).unwrap()).unwrap();
         v["logs"][ORIGIN]["size"].as_u64()
-    }
-}
-
-impl Drop for Witness {
-    fn drop(&mut self) {
-        self.kill();
     }
 }
 
@@ -232,7 +149,7 @@ fn wait_for_exit(child: &mut Child) -> Option<std::process::ExitStatus> {
 #[test]
 fn cosigns_the_first_checkpoint_and_extensions_and_refuses_rollbacks_and_forks() {
     let log = Log::new(1);
-    let w = Witness::start(&[&log.key()]);
+    let w = Witness::start(NAME, &[&log.key()]);
     let key = w.key();
     assert!(std::fs::read_to_string(w.stderr_path()).unwrap().contains(&key.to_text()));
 
@@ -279,7 +196,7 @@ fn cosigns_the_first_checkpoint_and_extensions_and_refuses_rollbacks_and_forks()
 #[test]
 fn a_restarted_witness_remembers_what_it_cosigned() {
     let log = Log::new(2);
-    let mut w = Witness::start(&[&log.key()]);
+    let mut w = Witness::start(NAME, &[&log.key()]);
     let key = w.key();
     let first = log.request(0, 5, None);
     w.add(&first).cosigned(&first.checkpoint, &key);
@@ -304,7 +221,7 @@ fn a_restarted_witness_remembers_what_it_cosigned() {
 #[test]
 fn fail_bad_requests_and_untrusted_logs() {
     let log = Log::new(3);
-    let w = Witness::start(&[&log.key()]);
+    let w = Witness::start(NAME, &[&log.key()]);
     let good = log.request(0, 4, None).to_body();
     let p = B64.encode([1u8; 32]);
     for body in [
@@ -352,7 +269,7 @@ fn fail_bad_requests_and_untrusted_logs() {
 #[test]
 fn fail_a_second_witness_on_the_same_state_or_an_identity_others_can_read() {
     let log = Log::new(4);
-    let w = Witness::start(&[&log.key()]);
+    let w = Witness::start(NAME, &[&log.key()]);
     // A second process on the same state could cosign a fork the first never saw.
     let mut second =
         w.serve_command().stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();

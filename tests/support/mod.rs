@@ -11,6 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub mod proxy;
+pub mod witness;
 
 /// `vault-cli` as `who` against `url`, run in `dir` with a token cache of their own there
 /// (`cfg-NAME`), trusting `trust_root`, and nothing from the environment it runs in.
@@ -163,6 +164,12 @@ impl Vault {
         v.serve_args = args.iter().map(|a| a.to_string()).collect();
         v.restart();
         v
+    }
+
+    /// Restarts the server with `args` added to `vault-server serve`.
+    pub fn serve_with(&mut self, args: &[String]) {
+        self.serve_args.extend(args.iter().cloned());
+        self.restart();
     }
 
     /// As [`Vault::start`], with the server's retention purge running every `secs`.

@@ -64,6 +64,9 @@ pub struct Witnessing {
 
 impl Witnessing {
     pub fn new(witnesses: Vec<Witness>) -> anyhow::Result<Self> {
+        // reqwest is built without a default TLS provider (as vault-cli's is): ring, the
+        // one the server's own TLS uses. Someone may have installed it already.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let client = reqwest::Client::builder()
             .no_proxy()
             .redirect(reqwest::redirect::Policy::none())

@@ -29,6 +29,10 @@ pub struct Export {
     /// written.
     #[arg(long, env = "VAULT_SERVER_KEY")]
     server_key: Option<String>,
+    /// With witnesses required, a slice carries the witnessed checkpoint and its
+    /// cosignatures, so that it verifies against them offline.
+    #[command(flatten)]
+    witnesses: super::Witnesses,
 }
 
 impl Export {
@@ -43,7 +47,7 @@ impl Export {
         };
         let n = match (selection, &self.server_key) {
             (Some((selection, filter)), Some(key)) => {
-                let slice = slice(&mut client, &VerifierKey::parse(key)?, selection, &filter)?;
+                let slice = slice(&mut client, &VerifierKey::parse(key)?, &self.witnesses, selection, &filter)?;
                 serde_json::to_writer_pretty(&mut tmp, &slice)?;
                 tmp.write_all(b"\n")?;
                 slice.entries.len() as u64
@@ -76,9 +80,15 @@ impl Export {
 
 /// The entries matching `filter` with their proofs in the server's current checkpoint,
 /// checked here before they are written.
-fn slice(client: &mut Client, key: &VerifierKey, selection: String, filter: &str) -> anyhow::Result<Slice> {
+fn slice(
+    client: &mut Client,
+    key: &VerifierKey,
+    witnesses: &super::Witnesses,
+    selection: String,
+    filter: &str,
+) -> anyhow::Result<Slice> {
     let pinned = crate::local::pinned_checkpoint(key)?.map(|(p, _)| p);
-    let (cp, note) = super::current_checkpoint(client, key, pinned)?;
+    let (cp, note) = super::current_checkpoint(client, key, witnesses, pinned)?;
     let mut entries = Vec::new();
     let mut from = 0;
     loop {

@@ -34,6 +34,8 @@ pub struct Log {
     /// The log's verifier key (`vault-server log-key`): prove every entry shown.
     #[arg(long, env = "VAULT_SERVER_KEY")]
     server_key: Option<String>,
+    #[command(flatten)]
+    witnesses: super::Witnesses,
 }
 
 impl Log {
@@ -43,7 +45,7 @@ impl Log {
             Some(k) => {
                 let key = VerifierKey::parse(k)?;
                 let pinned = crate::local::pinned_checkpoint(&key)?.map(|(p, _)| p);
-                let (cp, note) = super::current_checkpoint(&mut client, &key, pinned)?;
+                let (cp, note) = super::current_checkpoint(&mut client, &key, &self.witnesses, pinned)?;
                 if matches!(pinned, Some(vault_core::export::Pin::Tree { .. })) {
                     crate::local::pin_checkpoint(&key, &note)?;
                 }

@@ -9,6 +9,7 @@ use std::io::Read;
 
 use anyhow::Context;
 use clap::Subcommand;
+use vault_core::cosign::{self, WitnessKey};
 use vault_core::export::{Pin, verify_extends};
 use vault_core::note::{Checkpoint, VerifierKey};
 use vault_core::proof::ConsistencyProof;
@@ -45,22 +46,51 @@ impl AuditCommand {
     }
 }
 
-/// The server's current checkpoint, checked: its signature by `key`, and, if this
-/// machine pinned a checkpoint of the tree, that it extends the pin (a consistency
-/// proof). Returns the checkpoint, its note, and the pin it was checked against; the
-/// caller pins it once it has checked what it came for. A pin from before the tree can
-/// only be carried over by a full verification, which is the caller's to do.
+/// The witnesses an auditor requires, for every command that trusts a checkpoint.
+#[derive(clap::Args, Clone, Default)]
+pub struct Witnesses {
+    /// Trust a checkpoint only if this witness cosigned it (its verifier key, from
+    /// `vault-cli witness key`); repeat, or separate with commas, for several. This is
+    /// what stops a server from showing you a log others are not shown.
+    #[arg(long = "witness-key", env = "VAULT_WITNESS_KEYS", value_delimiter = ',', value_parser = parse_witness_key)]
+    pub keys: Vec<WitnessKey>,
+}
+
+fn parse_witness_key(s: &str) -> Result<WitnessKey, String> {
+    WitnessKey::parse(s.trim()).map_err(|e| e.to_string())
+}
+
+impl Witnesses {
+    /// Checks that `note` carries a valid cosignature by every required witness.
+    pub fn check(&self, note: &str) -> anyhow::Result<()> {
+        if self.keys.is_empty() {
+            return Ok(());
+        }
+        cosign::verify(note, &self.keys).context("ACCESS LOG VERIFICATION FAILED: the checkpoint is not witnessed")?;
+        Ok(())
+    }
+}
+
+/// The server's current checkpoint, checked: its signature by `key`; with required
+/// witnesses, that it is the witnessed one and carries every one's cosignature; and, if
+/// this machine pinned a checkpoint of the tree, that it extends the pin (a consistency
+/// proof). Returns the checkpoint and its note; the caller pins it once it has checked
+/// what it came for. A pin from before the tree can only be carried over by a full
+/// verification, which is the caller's to do.
 pub(crate) fn current_checkpoint(
     client: &mut Client,
     key: &VerifierKey,
+    witnesses: &Witnesses,
     pinned: Option<Pin>,
 ) -> anyhow::Result<(Checkpoint, String)> {
-    let url = client.url("/v1/audit/checkpoint");
+    let path = if witnesses.keys.is_empty() { "/v1/audit/checkpoint" } else { "/v1/log/checkpoint" };
+    let url = client.url(path);
     let resp = client.send(|h, _| h.get(&url))?;
     let mut note = String::new();
     // A note is a few hundred bytes (with a hundred cosignatures, some 10 KB).
     resp.take(MAX_NOTE).read_to_string(&mut note).context("reading the checkpoint")?;
     let cp = Checkpoint::open(&note, key).context("ACCESS LOG VERIFICATION FAILED")?;
+    witnesses.check(&note)?;
     if let Some(Pin::Tree { size, root }) = pinned {
         let proof = if cp.size > size && size > 0 {
             let p: ConsistencyProof = client.get_json(&format!("/v1/audit/consistency?from={size}&to={}", cp.size))?;
@@ -75,4 +105,23 @@ pub(crate) fn current_checkpoint(
         verify_extends(size, &root, &cp, &proof).context("ACCESS LOG VERIFICATION FAILED")?;
     }
     Ok((cp, note))
+}
+
+/// Checks that two checkpoints of one log are consistent (the smaller extended by the
+/// larger), asking the server for the proof.
+pub(crate) fn check_consistent(client: &mut Client, a: &Checkpoint, b: &Checkpoint) -> anyhow::Result<()> {
+    let (small, large) = if a.size <= b.size { (a, b) } else { (b, a) };
+    let proof = if small.size > 0 && small.size < large.size {
+        let p: ConsistencyProof =
+            client.get_json(&format!("/v1/audit/consistency?from={}&to={}", small.size, large.size))?;
+        anyhow::ensure!(
+            p.from == small.size && p.to == large.size,
+            "ACCESS LOG VERIFICATION FAILED: the server answered a consistency proof for other sizes"
+        );
+        p.hashes
+    } else {
+        Vec::new()
+    };
+    verify_extends(small.size, &small.root, large, &proof).context("ACCESS LOG VERIFICATION FAILED")?;
+    Ok(())
 }

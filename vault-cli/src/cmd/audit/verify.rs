@@ -36,6 +36,8 @@ pub struct Verify {
     /// With --file: verify an export older than your last checkpoint on its own.
     #[arg(long, requires = "file")]
     ignore_pin: bool,
+    #[command(flatten)]
+    witnesses: super::Witnesses,
 }
 
 /// What a run established.
@@ -57,7 +59,7 @@ impl Verify {
                 let f = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
                 let mut r = BufReader::with_capacity(1 << 20, f);
                 if r.fill_buf()?.first() == Some(&b'{') {
-                    return verify_slice(r, &key, g.json);
+                    return verify_slice(r, &key, &self.witnesses, g.json);
                 }
                 full(r, &key, pinned)?
             }
@@ -65,7 +67,7 @@ impl Verify {
                 let mut client = Client::new(g)?;
                 match pinned {
                     Some(Pin::Tree { .. }) if !self.full => {
-                        let (checkpoint, note) = super::current_checkpoint(&mut client, &key, pinned)?;
+                        let (checkpoint, note) = super::current_checkpoint(&mut client, &key, &self.witnesses, pinned)?;
                         Outcome { checkpoint, note, checked: 0, pin: true }
                     }
                     _ => {
@@ -73,7 +75,17 @@ impl Verify {
                         // Every entry streams: hours for a big log, not --timeout-secs.
                         let resp =
                             client.send(|h, _| h.get(&url).timeout(std::time::Duration::from_secs(24 * 3600)))?;
-                        full(BufReader::with_capacity(1 << 20, resp), &key, pinned)?
+                        let mut out = full(BufReader::with_capacity(1 << 20, resp), &key, pinned)?;
+                        if !self.witnesses.keys.is_empty() {
+                            // The export's checkpoint is the server's alone: what gets
+                            // pinned is the witnessed one, shown consistent with it.
+                            let tree_pin = pinned.filter(|p| matches!(p, Pin::Tree { .. }));
+                            let (w, note) = super::current_checkpoint(&mut client, &key, &self.witnesses, tree_pin)?;
+                            super::check_consistent(&mut client, &w, &out.checkpoint)?;
+                            out.checkpoint = w;
+                            out.note = note;
+                        }
+                        out
                     }
                 }
             }
@@ -123,9 +135,15 @@ fn full(r: impl std::io::Read, key: &VerifierKey, pinned: Option<Pin>) -> anyhow
 
 /// A slice of the log (`audit export --case/--recording`): each entry's inclusion in the
 /// signed checkpoint. It is not pinned: it does not show the whole log.
-fn verify_slice(r: impl std::io::Read, key: &VerifierKey, json: bool) -> anyhow::Result<()> {
+fn verify_slice(
+    r: impl std::io::Read,
+    key: &VerifierKey,
+    witnesses: &super::Witnesses,
+    json: bool,
+) -> anyhow::Result<()> {
     let slice: Slice = serde_json::from_reader(r).context("not a log slice (JSON)")?;
     let (cp, entries) = slice.verify(key).context("ACCESS LOG SLICE VERIFICATION FAILED")?;
+    witnesses.check(&slice.checkpoint)?;
     if json {
         crate::output::json(&serde_json::json!({
             "ok": true,
