@@ -525,3 +525,59 @@ fn fail_reopen_once_no_enabled_custodian_holds_the_key() {
     w.v.cli(&w.alice, &["case", "reopen", &c, "--reason", "new evidence"]).error("no enabled admin is a custodian");
     w.refused("case-reopen", "alice", &c);
 }
+
+/// `vault-server log-key` of the test vault.
+fn log_key(v: &Vault) -> String {
+    vault_tests::run(
+        std::process::Command::new(vault_tests::bin("vault-server")).args(["log-key", "--data-dir"]).arg(v.data()),
+    )
+    .ok()
+}
+
+#[test]
+fn a_grantee_exports_evidence_under_legal_hold_for_the_prosecutor() {
+    let w = world();
+    let (c, r) = w.held();
+    let key = log_key(&w.v);
+    let prosecutor = w.v.keygen("prosecutor");
+    let out = w.v.dir.path().join("court.evidence");
+    let args = [
+        "evidence",
+        "export",
+        &r,
+        "--reason",
+        "handed to the public prosecutor, file 2026-44",
+        "--to",
+        &prosecutor.age_recipient(),
+        "--out",
+        out.to_str().unwrap(),
+        "--server-key",
+        &key,
+    ];
+    w.v.cli(&w.bob, &args).ok();
+    let (outcome, case, reason, details) = w.last("evidence-export", "bob");
+    assert_eq!((outcome.as_str(), case.as_str()), ("allowed", c.as_str()));
+    assert_eq!(reason, "handed to the public prosecutor, file 2026-44");
+    let details: serde_json::Value = serde_json::from_str(&details).unwrap();
+    assert_eq!(details["legal_hold"], true, "{details}");
+    assert_eq!(details["to"], prosecutor.age_recipient().as_str());
+    // The court checks it without the server.
+    let report = w.v.cli(&w.audrey, &["evidence", "verify", out.to_str().unwrap(), "--server-key", &key]).ok();
+    assert!(report.contains("case-close") && report.contains("evidence-export"), "{report}");
+}
+
+#[test]
+fn fail_evidence_export_after_the_hold_is_released() {
+    let w = world();
+    let (c, r) = w.held();
+    let key = log_key(&w.v);
+    w.v.cli(&w.alice, &["case", "release-hold", &c, "--reason", "verdict final"]).ok();
+    let out = w.v.dir.path().join("late.evidence");
+    w.v.cli(
+        &w.bob,
+        &["evidence", "export", &r, "--reason", "late", "--out", out.to_str().unwrap(), "--server-key", &key],
+    )
+    .denied("legal hold was released");
+    assert!(!out.exists());
+    w.refused("fetch", "bob", &c);
+}

@@ -13,6 +13,7 @@ pub mod challenge;
 pub mod cosign;
 pub mod crypto;
 pub mod durable;
+pub mod evidence;
 pub mod export;
 pub mod ids;
 pub mod log;

@@ -68,6 +68,7 @@ string_enum!(
         Upload = "upload",
         RecordingSign = "recording-sign",
         Fetch = "fetch",
+        EvidenceExport = "evidence-export",
         Destroy = "destroy",
         Purge = "purge",
         RemoveOrphan = "remove-orphan",

@@ -28,6 +28,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../schema/migrations/0005_trust.sql"),
     include_str!("../../schema/migrations/0006_merkle.sql"),
     include_str!("../../schema/migrations/0007_reopen.sql"),
+    include_str!("../../schema/migrations/0008_custody_index.sql"),
 ];
 
 /// The first schema version with people's signatures (migration 0005); older data dirs

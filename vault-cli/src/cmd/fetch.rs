@@ -44,37 +44,11 @@ impl Fetch {
     pub fn run(self, g: &Global) -> anyhow::Result<()> {
         let dir = crate::output::new_output(&self.out)?;
         let mut client = Client::new(g)?;
-        let identity = client.identity()?;
-        let body = Reason { reason: self.reason.clone() };
-        let trust = crate::trust::directory_in_background(&mut client)?;
-        let download = client.fetch_stream(&format!("/v1/recordings/{}/fetch", self.recording), &body);
-        let trusted = crate::trust::joined(trust);
-        // A refused fetch is the answer, whatever the trust material said.
-        let (download, trusted) = (download?, trusted?);
+        let Opened { download, case_key, signed, .. } = open(&mut client, &self.recording, &self.reason)?;
+        let expected_sha = signed.sha256.clone();
         let header = |name: &str| {
             download.header(name).map(str::to_owned).ok_or_else(|| anyhow!("the server's answer lacks {name}"))
         };
-        let envelope = B64.decode(header(HEADER_ENVELOPE)?.as_bytes()).context("malformed envelope from the server")?;
-        let recipient = header(HEADER_CASE_RECIPIENT)?;
-        let statement = |name: &str| -> anyhow::Result<Signed> {
-            let json = B64.decode(header(name)?.as_bytes()).with_context(|| format!("malformed {name}"))?;
-            Ok(Signed::from_json(&String::from_utf8_lossy(&json))?)
-        };
-        let refuse = |what: &str| format!("refusing {}: {what}; nothing was decrypted or written", self.recording);
-        let key_statement = statement(HEADER_KEY_STATEMENT)
-            .with_context(|| refuse("its case key comes without a custodian's signature"))?;
-        let k: CaseKeyStatement = key_statement.parse()?;
-        trusted
-            .check_case_key(&key_statement, &k.case, k.version, &recipient)
-            .with_context(|| refuse("its case key is not vouched for by a custodian"))?;
-        let recording_statement = statement(HEADER_STATEMENT).with_context(|| refuse("no recorder signed it"))?;
-        let r: RecordingStatement =
-            recording_statement.parse().with_context(|| refuse("its signature is malformed"))?;
-        let signed = trusted
-            .check_recording(&recording_statement, &self.recording, &k.case, k.version, &r.sha256, r.size)
-            .with_context(|| refuse("its recorder's signature does not hold"))?;
-        let expected_sha = signed.sha256.clone();
-        let case_key = CaseKey::unwrap(&envelope, &identity, &recipient)?;
         // The call metadata travels encrypted to the case, like the recording.
         let call: Option<CallMeta> = match header(HEADER_META) {
             Err(_) => None,
@@ -148,4 +122,51 @@ impl Fetch {
         }
         Ok(())
     }
+}
+
+/// A fetch the server answered, checked before a byte of it is read: the case key
+/// vouched for by a custodian, opened with the caller's identity; the recording signed by
+/// a recorder (its SHA-256 still to be compared with what arrives).
+pub(crate) struct Opened {
+    pub download: crate::client::Download,
+    pub case_key: CaseKey,
+    pub signed: RecordingStatement,
+    pub key_statement: Signed,
+    pub recording_statement: Signed,
+    pub trust: vault_core::api::TrustInfo,
+}
+
+/// Asks the server for `recording` (a logged fetch, with `reason`) and checks what it
+/// says about it against the pinned trust root.
+pub(crate) fn open(client: &mut Client, recording: &RecordingId, reason: &str) -> anyhow::Result<Opened> {
+    let identity = client.identity()?;
+    let body = Reason { reason: reason.to_owned() };
+    let trust = client.in_background(crate::trust::directory_and_enrolments)?;
+    let download = client.fetch_stream(&format!("/v1/recordings/{recording}/fetch"), &body);
+    let trusted = trust.join().map_err(|_| anyhow!("the thread checking the trust root panicked"))?;
+    // A refused fetch is the answer, whatever the trust material said.
+    let (download, (trusted, info)) = (download?, trusted?);
+    let header = |name: &str| {
+        download.header(name).map(str::to_owned).ok_or_else(|| anyhow!("the server's answer lacks {name}"))
+    };
+    let envelope = B64.decode(header(HEADER_ENVELOPE)?.as_bytes()).context("malformed envelope from the server")?;
+    let recipient = header(HEADER_CASE_RECIPIENT)?;
+    let statement = |name: &str| -> anyhow::Result<Signed> {
+        let json = B64.decode(header(name)?.as_bytes()).with_context(|| format!("malformed {name}"))?;
+        Ok(Signed::from_json(&String::from_utf8_lossy(&json))?)
+    };
+    let refuse = |what: &str| format!("refusing {recording}: {what}; nothing was decrypted or written");
+    let key_statement = statement(HEADER_KEY_STATEMENT)
+        .with_context(|| refuse("its case key comes without a custodian's signature"))?;
+    let k: CaseKeyStatement = key_statement.parse()?;
+    trusted
+        .check_case_key(&key_statement, &k.case, k.version, &recipient)
+        .with_context(|| refuse("its case key is not vouched for by a custodian"))?;
+    let recording_statement = statement(HEADER_STATEMENT).with_context(|| refuse("no recorder signed it"))?;
+    let r: RecordingStatement = recording_statement.parse().with_context(|| refuse("its signature is malformed"))?;
+    let signed = trusted
+        .check_recording(&recording_statement, recording, &k.case, k.version, &r.sha256, r.size)
+        .with_context(|| refuse("its recorder's signature does not hold"))?;
+    let case_key = CaseKey::unwrap(&envelope, &identity, &recipient)?;
+    Ok(Opened { download, case_key, signed, key_statement, recording_statement, trust: info })
 }

@@ -7,6 +7,7 @@ use crate::Global;
 
 mod audit;
 mod case;
+mod evidence;
 mod fetch;
 mod grant;
 mod keygen;
@@ -43,6 +44,9 @@ pub enum Command {
     Recordings(recordings::Recordings),
     /// Fetch and decrypt a recording.
     Fetch(fetch::Fetch),
+    /// Export a recording with its proven custody for the police or a court; verify one.
+    #[command(subcommand)]
+    Evidence(evidence::EvidenceCommand),
     /// Compliance report: pending approvals, notifications, purges due, holds (admins).
     Report(report::Report),
     /// Verify, export and read the access log (auditors).
@@ -66,6 +70,7 @@ impl Command {
             Command::Upload(c) => c.run(g),
             Command::Recordings(c) => c.run(g),
             Command::Fetch(c) => c.run(g),
+            Command::Evidence(c) => c.run(g),
             Command::Audit(c) => c.run(g),
             Command::Report(c) => c.run(g),
             Command::Witness(c) => c.run(g),

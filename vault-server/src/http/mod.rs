@@ -93,6 +93,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/cases/{id}/recordings", on(Action::Upload, post(recordings::upload)))
         .route("/v1/recordings/{id}/signature", on(Action::RecordingSign, post(recordings::sign)))
         .route("/v1/recordings/{id}/fetch", on(Action::Fetch, post(recordings::fetch)))
+        .route("/v1/recordings/{id}/evidence", on(Action::EvidenceExport, post(recordings::evidence)))
         .route("/v1/audit/checkpoint", on(Action::AuditCheckpoint, get(audit::checkpoint)))
         .route("/v1/audit/export", on(Action::AuditExport, get(audit::export)))
         .route("/v1/audit/entries", on(Action::AuditLog, get(audit::entries)))

@@ -19,16 +19,21 @@ use vault_core::api::{
     HEADER_STATEMENT, HEADER_UPLOAD_LENGTH, PAGE_MAX, PageParams, Reason, RecordingInfo, RecordingPage,
     RecordingSignature, UploadParams,
 };
+use vault_core::evidence::{Custody, ExportDetails, ExportRequest, custody_digest};
 use vault_core::ids::{CaseId, RecordingId};
+use vault_core::log::Action;
+use vault_core::note::Checkpoint;
+use vault_core::proof::SliceEntry;
 
 use super::extract::{ApiJson, ApiPath, ApiQuery, Fetcher, Reader, Recorder};
-use super::validate::{decode_small, require_text};
-use crate::accesslog::RequestLog;
+use super::validate::{self, decode_small, require_text};
+use crate::accesslog::{self, RequestLog};
 use crate::blobs::UploadError;
 use crate::clock::now_rfc3339;
 use crate::error::{ApiError, ApiResult};
 use crate::policy;
 use crate::state::AppState;
+use crate::store::About;
 use crate::trust;
 
 /// A page of a case's recordings, in upload order.
@@ -276,4 +281,86 @@ pub async fn fetch(
     }
     let body = Body::from_stream(tokio_util::io::ReaderStream::with_capacity(file, 1 << 20));
     Ok((headers, body).into_response())
+}
+
+/// An evidence export (SPEC §6, legal hold): allowed to whoever may fetch the recording.
+/// Logged first, with the reason and a commitment to the custody entries selected (their
+/// number and the SHA-256 of their leaf hashes); then answers those entries and the
+/// export's own, each with its inclusion proof under the witnessed checkpoint (after a
+/// witness round, so it covers the export) or, without witnesses, the current one.
+pub async fn evidence(
+    State(st): State<AppState>,
+    Fetcher(caller): Fetcher,
+    ApiPath(id): ApiPath<RecordingId>,
+    log: RequestLog,
+    ApiJson(req): ApiJson<ExportRequest>,
+) -> ApiResult<Json<Custody>> {
+    log.set_reason(&req.reason);
+    let rid = id.clone();
+    let actor = caller.name.clone();
+    let (case, through) = log
+        .logged(&st.db, move |s, rec| {
+            require_text(&req.reason, "--reason")?;
+            let stored = policy::recording_to_fetch(s, &rid)?;
+            rec.case_id = stored.case_id.to_string();
+            let release = policy::may_fetch(s, &caller, &stored)?;
+            if let Some(to) = &req.to {
+                validate::recipient(to)?;
+            }
+            if req.plaintext_sha256.as_ref().is_some_and(|h| h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()))
+            {
+                return Err(ApiError::bad_request("plaintext_sha256 must be 64 hex digits"));
+            }
+            let (through, _) = s.log_head()?;
+            let custody = s.custody_entries(&stored.case_id, &rid, through).map_err(ApiError::internal)?;
+            let details = ExportDetails {
+                custody_entries: custody.len() as u64,
+                custody_through: through,
+                custody_digest: custody_digest(custody.iter().map(|(_, e)| e.as_slice())),
+                plaintext_sha256: req.plaintext_sha256.clone(),
+                to: req.to.clone(),
+                legal_hold: release.legal_hold,
+            };
+            rec.details = serde_json::to_string(&details).map_err(ApiError::internal)?;
+            Ok((stored.case_id, through))
+        })
+        .await?;
+    let note = match st.witnesses.latest(&st).await {
+        Some(note) => note,
+        None if st.witnesses.is_empty() => {
+            let st2 = st.clone();
+            st.db.read(move |s| Ok(accesslog::checkpoint(s, &st2.log_origin, &st2.log_key)?.1)).await?
+        }
+        None => {
+            return Err(ApiError::unavailable("no checkpoint is witnessed yet; try again when the witnesses answer"));
+        }
+    };
+    let size = Checkpoint::parse(note.rfind("\n\n").map_or(note.as_str(), |i| &note[..i + 1]))
+        .map_err(ApiError::internal)?
+        .size;
+    let entries = st
+        .db
+        .read(move |s| {
+            let mut entries = s.custody_entries(&case, &id, through).map_err(ApiError::internal)?;
+            // The export's own entry: the first evidence export of this recording by this
+            // caller at or after `through`.
+            let own = s
+                .log_entries(through, size, Some(&About::Recording(id.clone())), 1000)?
+                .into_iter()
+                .find(|e| e.entry.action == Action::EvidenceExport.as_str() && e.entry.actor == actor.as_str())
+                .ok_or_else(|| {
+                    ApiError::unavailable("the witnessed checkpoint does not cover this export yet; try again")
+                })?;
+            let mut enc = Vec::new();
+            own.entry.encode_into(&mut enc);
+            entries.push((own.entry.seq, enc));
+            entries
+                .into_iter()
+                .map(|(seq, encoding)| {
+                    Ok(SliceEntry { proof: s.inclusion_proof(seq, size).map_err(ApiError::internal)?, encoding })
+                })
+                .collect::<ApiResult<Vec<_>>>()
+        })
+        .await?;
+    Ok(Json(Custody { checkpoint: note, entries }))
 }

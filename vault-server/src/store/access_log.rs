@@ -213,6 +213,32 @@ impl Store<'_> {
         Ok(())
     }
 
+    /// The canonical encodings of a recording's custody entries below `to`, in order: every
+    /// entry about the recording, and the case's entries of the actions
+    /// [`vault_core::evidence::CASE_ACTIONS`] names.
+    pub fn custody_entries(
+        &self,
+        case: &CaseId,
+        recording: &RecordingId,
+        to: u64,
+    ) -> anyhow::Result<Vec<(u64, Vec<u8>)>> {
+        let actions = vault_core::evidence::CASE_ACTIONS.iter().map(|a| format!("'{a}'")).collect::<Vec<_>>().join(",");
+        // Two selections, each by its partial index (their `<> ''` terms let SQLite use it).
+        let sql = format!(
+            "SELECT {LOG_COLUMNS} FROM access_log WHERE seq < ?1 AND recording_id = ?2 AND recording_id <> ''
+             UNION ALL
+             SELECT {LOG_COLUMNS} FROM access_log WHERE seq < ?1 AND case_id = ?3 AND case_id <> ''
+                 AND recording_id = '' AND action IN ({actions})
+             ORDER BY seq"
+        );
+        let mut out = Vec::new();
+        self.scan_encoded(&sql, params![to as i64, recording.as_str(), case.as_str()], |enc, r| {
+            out.push((r.get::<_, i64>(0)? as u64, enc.to_vec()));
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
     /// Up to `limit` entries with `from <= seq < to`, only those about `about` (a case or
     /// a recording) if given.
     pub fn log_entries(
