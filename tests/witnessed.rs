@@ -254,3 +254,40 @@ fn fail_a_rewritten_history_is_cosigned_by_no_witness() {
     let out = s.audit(&["audit", "verify", "--full"]);
     out.error("VERIFICATION FAILED");
 }
+
+#[test]
+fn an_evidence_bundle_carries_the_witnesses_cosignatures() {
+    let s = setup();
+    let bob = s.v.enrol("bob", "investigator");
+    let pbx = s.v.enrol("pbx", "recorder");
+    let case =
+        s.v.cli(&s.v.admin, &["case", "create", "--kind", "customer", "--title", "T", "--purpose", "quality"]).ok();
+    s.v.cli(&s.v.admin, &["grant", &case, "bob", "--reason", "complaint"]).ok();
+    let call = s.v.dir.path().join("call.wav");
+    std::fs::write(&call, b"a recorded call").unwrap();
+    let rec = s.v.cli(&pbx, &["upload", &case, call.to_str().unwrap(), "--announced", "signal-tone"]).ok();
+    let out = s.v.dir.path().join("court.evidence");
+    let out = out.to_str().unwrap();
+    s.v.cli(
+        &bob,
+        &[
+            "evidence",
+            "export",
+            &rec,
+            "--reason",
+            "court",
+            "--out",
+            out,
+            "--server-key",
+            &s.key,
+            "--witness-key",
+            &s.required,
+        ],
+    )
+    .ok();
+    // The court requires the same witnesses, offline.
+    s.v.cli(&bob, &["evidence", "verify", out, "--server-key", &s.key, "--witness-key", &s.required]).ok();
+    let stranger = Witness::start("stranger.example/w", &[&VerifierKey::parse(&s.key).unwrap()]);
+    s.v.cli(&bob, &["evidence", "verify", out, "--server-key", &s.key, "--witness-key", &stranger.key().to_text()])
+        .error("the checkpoint is not witnessed");
+}
