@@ -213,6 +213,20 @@ fn text_of(note: &str) -> &str {
     note.rfind("\n\n").map_or(note, |i| &note[..i + 1])
 }
 
+/// The checkpoint the server vouches for to clients: with witnesses, the newest one every
+/// witness cosigned (after a round, if the log grew); without, the current one.
+pub async fn served_checkpoint(st: &AppState) -> crate::error::ApiResult<String> {
+    if st.witnesses.is_empty() {
+        let st2 = st.clone();
+        return st.db.read(move |s| Ok(accesslog::checkpoint(s, &st2.log_origin, &st2.log_key)?.1)).await;
+    }
+    st.witnesses.latest(st).await.ok_or_else(|| {
+        crate::error::ApiError::unavailable(
+            "no checkpoint has been cosigned by every witness yet; try again later (the server's log names why)",
+        )
+    })
+}
+
 /// The last checkpoint every witness cosigned, with their cosignatures.
 async fn stored(db: &Db) -> anyhow::Result<Option<String>> {
     db.read(|s| Ok(s.meta(META_KEY)?)).await.map_err(|e| anyhow!("{}", e.message))

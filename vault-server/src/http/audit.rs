@@ -75,18 +75,7 @@ pub async fn export(State(st): State<AppState>, Auditor(_): Auditor, log: Reques
 /// the current checkpoint. Logged first, like every read.
 pub async fn witnessed_checkpoint(State(st): State<AppState>, _: Caller, log: RequestLog) -> ApiResult<Response> {
     log.logged(&st.db, |_, _| Ok(())).await?;
-    let note = match st.witnesses.latest(&st).await {
-        Some(note) => note,
-        None if st.witnesses.is_empty() => {
-            let st2 = st.clone();
-            st.db.read(move |s| Ok(accesslog::checkpoint(s, &st2.log_origin, &st2.log_key)?.1)).await?
-        }
-        None => {
-            return Err(ApiError::unavailable(
-                "no checkpoint has been cosigned by every witness yet; the server's log names why",
-            ));
-        }
-    };
+    let note = crate::witnessing::served_checkpoint(&st).await?;
     Ok(([(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"))], note).into_response())
 }
 

@@ -27,7 +27,7 @@ use vault_core::proof::SliceEntry;
 
 use super::extract::{ApiJson, ApiPath, ApiQuery, Fetcher, Reader, Recorder};
 use super::validate::{self, decode_small, require_text};
-use crate::accesslog::{self, RequestLog};
+use crate::accesslog::RequestLog;
 use crate::blobs::UploadError;
 use crate::clock::now_rfc3339;
 use crate::error::{ApiError, ApiResult};
@@ -325,16 +325,7 @@ pub async fn evidence(
             Ok((stored.case_id, through))
         })
         .await?;
-    let note = match st.witnesses.latest(&st).await {
-        Some(note) => note,
-        None if st.witnesses.is_empty() => {
-            let st2 = st.clone();
-            st.db.read(move |s| Ok(accesslog::checkpoint(s, &st2.log_origin, &st2.log_key)?.1)).await?
-        }
-        None => {
-            return Err(ApiError::unavailable("no checkpoint is witnessed yet; try again when the witnesses answer"));
-        }
-    };
+    let note = crate::witnessing::served_checkpoint(&st).await?;
     let size = Checkpoint::parse(note.rfind("\n\n").map_or(note.as_str(), |i| &note[..i + 1]))
         .map_err(ApiError::internal)?
         .size;
