@@ -42,6 +42,11 @@ struct Setup {
 }
 
 fn setup() -> Setup {
+    setup_with(&[])
+}
+
+/// As [`setup`], with `extra` arguments for `vault-server serve`.
+fn setup_with(extra: &[&str]) -> Setup {
     let mut v = Vault::start();
     let audrey = v.enrol("audrey", "auditor");
     let key = run(Command::new(vault_tests::bin("vault-server")).args(["log-key", "--data-dir"]).arg(v.data())).ok();
@@ -55,6 +60,7 @@ fn setup() -> Setup {
         args.extend(["--witness".to_owned(), w.server_arg()]);
     }
     args.extend(["--witness-every-secs".to_owned(), "0".to_owned()]);
+    args.extend(extra.iter().map(|a| a.to_string()));
     v.serve_with(&args);
     let required = witnesses.iter().map(|w| w.key().to_text()).collect::<Vec<_>>().join(",");
     Setup { v, audrey, key, required, witnesses }
@@ -290,4 +296,20 @@ fn an_evidence_bundle_carries_the_witnesses_cosignatures() {
     let stranger = Witness::start("stranger.example/w", &[&VerifierKey::parse(&s.key).unwrap()]);
     s.v.cli(&bob, &["evidence", "verify", out, "--server-key", &s.key, "--witness-key", &stranger.key().to_text()])
         .error("the checkpoint is not witnessed");
+}
+
+#[test]
+fn fail_clients_cannot_make_the_server_push_at_their_request_rate() {
+    // Pushes that requests trigger at most once a minute (the default is once a second).
+    let s = setup_with(&["--witness-on-demand-millis", "60000"]);
+    let first = json(&s.audit(&["audit", "verify"]));
+    let origin = first["origin"].as_str().unwrap().to_owned();
+    let pushed = s.witnessed_sizes(&origin);
+    for _ in 0..5 {
+        s.audit(&["audit", "verify"]).ok();
+    }
+    assert_eq!(s.witnessed_sizes(&origin), pushed, "no further push within the interval");
+    // Each of those requests was logged; the witnessed checkpoint simply lags.
+    let again = json(&s.audit(&["audit", "verify"]));
+    assert_eq!(again["size"].as_u64(), first["size"].as_u64());
 }

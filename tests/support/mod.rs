@@ -231,6 +231,9 @@ impl Vault {
             .env("VAULT_LOG", "debug")
             .env("VAULT_PURGE_INTERVAL_SECS", self.purge_interval_secs.to_string())
             .env("VAULT_UNAUTH_PER_SEC", "100000")
+            // Every witnessed-checkpoint request asks the witnesses (no throttle), so that
+            // tests see the checkpoint their own requests made.
+            .env("VAULT_WITNESS_ON_DEMAND_MILLIS", "0")
             .env("VAULT_UNAUTH_BURST", "100000")
             .env("VAULT_CHALLENGE_EVERY_SECS", "1")
             .env("VAULT_CHALLENGE_BURST", "100000")

@@ -70,6 +70,11 @@ enum Command {
         /// grown (0: only when a client asks for the witnessed checkpoint).
         #[arg(long, env = "VAULT_WITNESS_EVERY_SECS", default_value_t = 60)]
         witness_every_secs: u64,
+        /// Least milliseconds between pushes that clients' requests for the witnessed
+        /// checkpoint trigger (each request grows the log, so without it a client could
+        /// make the server push at its own request rate).
+        #[arg(long, env = "VAULT_WITNESS_ON_DEMAND_MILLIS", default_value_t = 1000)]
+        witness_on_demand_millis: u64,
     },
     /// Purge recordings past their retention period now (also while `serve` runs).
     Purge {
@@ -248,6 +253,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             limits,
             witnesses,
             witness_every_secs,
+            witness_on_demand_millis,
         } => {
             DataDir::new(&data_dir).check()?;
             let tls = tls_cert.zip(tls_key);
@@ -279,6 +285,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     limits: limits.settings(),
                     witnesses,
                     witness_every: (witness_every_secs > 0).then(|| std::time::Duration::from_secs(witness_every_secs)),
+                    witness_on_demand: std::time::Duration::from_millis(witness_on_demand_millis),
                 };
                 let state = vault_server::open_state(&cfg)?;
                 tracing::info!(%addr, origin = %cfg.origin, tls = tls.is_some(), "serving");

@@ -33,6 +33,8 @@ pub struct Config {
     /// (`None`: only when a client asks for the witnessed checkpoint).
     pub witnesses: Vec<Witness>,
     pub witness_every: Option<std::time::Duration>,
+    /// Least time between pushes that clients' requests trigger.
+    pub witness_on_demand: std::time::Duration,
 }
 
 pub struct Inner {
@@ -111,7 +113,7 @@ pub fn open_state(cfg: &Config) -> anyhow::Result<AppState> {
         purge_interval: cfg.purge_interval,
         limits: Limits::new(&cfg.limits),
         gate: LogGate::new(&cfg.limits),
-        witnesses: Witnessing::new(cfg.witnesses.clone())?,
+        witnesses: Witnessing::new(cfg.witnesses.clone(), cfg.witness_on_demand)?,
         witness_every: cfg.witness_every,
         _lock: lock,
     })))

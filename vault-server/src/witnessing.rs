@@ -60,10 +60,15 @@ pub struct Witnessing {
     sizes: tokio::sync::Mutex<HashMap<String, u64>>,
     /// One round at a time.
     round: tokio::sync::Mutex<()>,
+    /// When the last round a client's request asked for began: such rounds run at most
+    /// once per `on_demand_every` (`--witness-on-demand-millis`), so that nobody can make the server push to the
+    /// witnesses at the rate they send requests (each request grows the log).
+    last_on_demand: std::sync::Mutex<Option<std::time::Instant>>,
+    on_demand_every: Duration,
 }
 
 impl Witnessing {
-    pub fn new(witnesses: Vec<Witness>) -> anyhow::Result<Self> {
+    pub fn new(witnesses: Vec<Witness>, on_demand_every: Duration) -> anyhow::Result<Self> {
         // reqwest is built without a default TLS provider (as vault-cli's is): ring, the
         // one the server's own TLS uses. Someone may have installed it already.
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -73,18 +78,37 @@ impl Witnessing {
             .timeout(WITNESS_TIMEOUT)
             .build()
             .context("cannot make the HTTP client for witnesses")?;
-        Ok(Self { witnesses, client, sizes: Default::default(), round: Default::default() })
+        Ok(Self {
+            witnesses,
+            client,
+            sizes: Default::default(),
+            round: Default::default(),
+            last_on_demand: Default::default(),
+            on_demand_every,
+        })
     }
 
     pub fn is_empty(&self) -> bool {
         self.witnesses.is_empty()
     }
 
-    /// The witnessed checkpoint, after a round if the log grew since it was cosigned.
+    /// The witnessed checkpoint, after a round if the log grew since it was cosigned
+    /// (unless one was asked for less than `on_demand_every` ago and `fresh` is false).
     /// Without witnesses: `None`.
-    pub async fn latest(&self, st: &AppState) -> Option<String> {
+    pub async fn latest(&self, st: &AppState, fresh: bool) -> Option<String> {
         if self.is_empty() {
             return None;
+        }
+        let due = {
+            let mut last = self.last_on_demand.lock().unwrap_or_else(|p| p.into_inner());
+            let due = fresh || last.is_none_or(|t| t.elapsed() >= self.on_demand_every);
+            if due {
+                *last = Some(std::time::Instant::now());
+            }
+            due
+        };
+        if !due {
+            return stored(&st.db).await.unwrap_or_default();
         }
         if let Err(e) = self.round(st).await {
             tracing::warn!(detail = %format!("{e:#}"), "witness round failed; serving the last witnessed checkpoint");
@@ -214,13 +238,14 @@ fn text_of(note: &str) -> &str {
 }
 
 /// The checkpoint the server vouches for to clients: with witnesses, the newest one every
-/// witness cosigned (after a round, if the log grew); without, the current one.
-pub async fn served_checkpoint(st: &AppState) -> crate::error::ApiResult<String> {
+/// witness cosigned (after a round, if the log grew and a round is due, or always with
+/// `fresh`: an evidence export needs its own entry covered); without, the current one.
+pub async fn served_checkpoint(st: &AppState, fresh: bool) -> crate::error::ApiResult<String> {
     if st.witnesses.is_empty() {
         let st2 = st.clone();
         return st.db.read(move |s| Ok(accesslog::checkpoint(s, &st2.log_origin, &st2.log_key)?.1)).await;
     }
-    st.witnesses.latest(st).await.ok_or_else(|| {
+    st.witnesses.latest(st, fresh).await.ok_or_else(|| {
         crate::error::ApiError::unavailable(
             "no checkpoint has been cosigned by every witness yet; try again later (the server's log names why)",
         )

@@ -75,7 +75,7 @@ pub async fn export(State(st): State<AppState>, Auditor(_): Auditor, log: Reques
 /// the current checkpoint. Logged first, like every read.
 pub async fn witnessed_checkpoint(State(st): State<AppState>, _: Caller, log: RequestLog) -> ApiResult<Response> {
     log.logged(&st.db, |_, _| Ok(())).await?;
-    let note = crate::witnessing::served_checkpoint(&st).await?;
+    let note = crate::witnessing::served_checkpoint(&st, false).await?;
     Ok(([(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"))], note).into_response())
 }
 

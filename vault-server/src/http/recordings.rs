@@ -325,7 +325,7 @@ pub async fn evidence(
             Ok((stored.case_id, through))
         })
         .await?;
-    let note = crate::witnessing::served_checkpoint(&st).await?;
+    let note = crate::witnessing::served_checkpoint(&st, true).await?;
     let size = Checkpoint::parse(note.rfind("\n\n").map_or(note.as_str(), |i| &note[..i + 1]))
         .map_err(ApiError::internal)?
         .size;

@@ -189,6 +189,7 @@ impl World {
             limits: Default::default(),
             witnesses: Vec::new(),
             witness_every: None,
+            witness_on_demand: std::time::Duration::ZERO,
         };
         let st = open_state(&cfg).unwrap();
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
