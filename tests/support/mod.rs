@@ -234,6 +234,8 @@ impl Vault {
             // Every witnessed-checkpoint request asks the witnesses (no throttle), so that
             // tests see the checkpoint their own requests made.
             .env("VAULT_WITNESS_ON_DEMAND_MILLIS", "0")
+            // Test machines may have little disk; `/readyz`'s own test raises it.
+            .env("VAULT_READY_MIN_FREE_MIB", "1")
             .env("VAULT_UNAUTH_BURST", "100000")
             .env("VAULT_CHALLENGE_EVERY_SECS", "1")
             .env("VAULT_CHALLENGE_BURST", "100000")

@@ -75,6 +75,10 @@ enum Command {
         /// make the server push at its own request rate).
         #[arg(long, env = "VAULT_WITNESS_ON_DEMAND_MILLIS", default_value_t = 1000)]
         witness_on_demand_millis: u64,
+        /// `GET /readyz` answers 503 when the data directory's disk has less than this
+        /// many MiB free.
+        #[arg(long, env = "VAULT_READY_MIN_FREE_MIB", default_value_t = 1024)]
+        ready_min_free_mib: u64,
     },
     /// Purge recordings past their retention period now (also while `serve` runs).
     Purge {
@@ -254,6 +258,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             witnesses,
             witness_every_secs,
             witness_on_demand_millis,
+            ready_min_free_mib,
         } => {
             DataDir::new(&data_dir).check()?;
             let tls = tls_cert.zip(tls_key);
@@ -286,6 +291,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     witnesses,
                     witness_every: (witness_every_secs > 0).then(|| std::time::Duration::from_secs(witness_every_secs)),
                     witness_on_demand: std::time::Duration::from_millis(witness_on_demand_millis),
+                    ready_min_free: ready_min_free_mib.saturating_mul(1024 * 1024),
                 };
                 let state = vault_server::open_state(&cfg)?;
                 tracing::info!(%addr, origin = %cfg.origin, tls = tls.is_some(), "serving");

@@ -35,6 +35,8 @@ pub struct Config {
     pub witness_every: Option<std::time::Duration>,
     /// Least time between pushes that clients' requests trigger.
     pub witness_on_demand: std::time::Duration,
+    /// `/readyz` says not ready below this many free bytes on the data directory's disk.
+    pub ready_min_free: u64,
 }
 
 pub struct Inner {
@@ -55,6 +57,9 @@ pub struct Inner {
     /// The witnesses that cosign the log's checkpoints.
     pub witnesses: Witnessing,
     pub witness_every: Option<std::time::Duration>,
+    /// The data directory, and the free space `/readyz` wants on its disk.
+    pub data_dir: std::path::PathBuf,
+    pub ready_min_free: u64,
     /// Held while the server runs: no second `serve` on this data directory.
     _lock: std::fs::File,
 }
@@ -115,6 +120,8 @@ pub fn open_state(cfg: &Config) -> anyhow::Result<AppState> {
         gate: LogGate::new(&cfg.limits),
         witnesses: Witnessing::new(cfg.witnesses.clone(), cfg.witness_on_demand)?,
         witness_every: cfg.witness_every,
+        data_dir: cfg.data_dir.clone(),
+        ready_min_free: cfg.ready_min_free,
         _lock: lock,
     })))
 }

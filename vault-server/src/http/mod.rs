@@ -34,6 +34,7 @@ mod cases;
 mod custody;
 mod extract;
 mod grants;
+mod health;
 mod lifecycle;
 mod login;
 mod recordings;
@@ -62,6 +63,9 @@ pub fn router(state: AppState) -> Router {
         route.route_layer(middleware::from_fn_with_state(action, name_action))
     };
     Router::new()
+        // Probes: no token, no log entry (see `health`).
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
         .route("/v1/login/challenge", on(Action::LoginChallenge, post(login::challenge)))
         .route("/v1/login", on(Action::Login, post(login::login)))
         .route("/v1/users", on(Action::UserList, get(users::list)))
