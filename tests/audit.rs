@@ -304,3 +304,16 @@ fn fail_a_tree_node_altered_on_disk_is_refused_by_verify() {
         vault_tests::run(Command::new(vault_tests::bin("vault-server")).args(["verify", "--data-dir"]).arg(a.v.data()));
     out.error("node (1, 1) is not the hash of its children");
 }
+
+#[test]
+fn audit_log_limit_prints_that_many_entries() {
+    let a = setup();
+    a.activity(3);
+    for n in [1usize, 3] {
+        let log = json(&a.v.cli(&a.audrey, &["--json", "audit", "log", "--limit", &n.to_string()]).ok());
+        assert_eq!(log.as_array().unwrap().len(), n, "--limit {n}: {log}");
+    }
+    let from = json(&a.v.cli(&a.audrey, &["--json", "audit", "log", "--from", "2", "--limit", "2"]).ok());
+    let seqs: Vec<u64> = from.as_array().unwrap().iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, [2, 3]);
+}
