@@ -260,7 +260,11 @@ async fn receive_into(
         }
         crc.update(&chunk);
         if to_disk.send(ToDisk::Data(chunk)).await.is_err() {
-            // The writer failed; `receive` reports its error.
+            // The writer failed (a full disk, say); `receive` reports its error. Read on
+            // (discarding, a bounded amount) so that the client, still sending, gets to
+            // read that answer: a connection closed under a client that is writing is
+            // reset, and the reset throws away the answer it had not read yet.
+            drain(&mut stream, announced.map_or(0, |n| n.saturating_sub(staged.size))).await;
             return Err(std::io::Error::other("the blob writer stopped").into());
         }
     }
@@ -275,6 +279,28 @@ async fn receive_into(
     }
     staged.crc32 = crc.finalize();
     Ok(())
+}
+
+/// Most bytes of a failed upload read and discarded before its answer, and for how long.
+const DRAIN_MAX: u64 = 64 << 20;
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Reads and discards up to `left` more bytes of a failed upload (at most [`DRAIN_MAX`],
+/// for at most [`DRAIN_TIME`]).
+async fn drain<S>(stream: &mut S, left: u64)
+where
+    S: futures_util::Stream<Item = Result<axum::body::Bytes, axum::Error>> + Unpin,
+{
+    let mut left = left.min(DRAIN_MAX);
+    let _ = tokio::time::timeout(DRAIN_TIME, async {
+        while left > 0 {
+            match stream.next().await {
+                Some(Ok(chunk)) => left = left.saturating_sub(chunk.len() as u64),
+                _ => break,
+            }
+        }
+    })
+    .await;
 }
 
 /// What the receiving task hands to the blob writer.
