@@ -244,3 +244,48 @@ fn fail_tampered_bundles_do_not_verify() {
     ]);
     vault_tests::run(&mut c).error("not the organisation's");
 }
+
+#[test]
+fn fail_a_lying_server_cannot_make_the_exporter_write_a_bundle_with_a_custody_of_its_choosing() {
+    let mut w = world();
+    let rec = w.upload(&random(10_000, 4));
+    let fetched = w.path("fetched.wav");
+    w.v.cli(&w.bob, &["fetch", &rec, "--reason", "complaint 2026-117", "--out", fetched.to_str().unwrap()]).ok();
+    let liar = vault_tests::proxy::Switch::default();
+    let _proxy = w.v.behind_proxy(liar.clone());
+    // The server leaves bob's fetch out of the custody it answers.
+    liar.lie(|req, resp| {
+        if req.path.ends_with("/evidence") {
+            let mut v = resp.json();
+            let entries = v["entries"].as_array_mut().unwrap();
+            let at = entries
+                .iter()
+                .position(|e| {
+                    let enc = B64.decode(e["encoding"].as_str().unwrap()).unwrap();
+                    enc.windows(9).any(|w| w == b"\x00\x00\x00\x05fetch")
+                })
+                .expect("a fetch entry");
+            entries.remove(at);
+            resp.set_json(&v);
+        }
+    });
+    let out = w.path("lied.evidence");
+    let args =
+        ["evidence", "export", &rec, "--reason", "court", "--out", out.to_str().unwrap(), "--server-key", &w.key];
+    let r = w.v.cli(&w.bob, &args);
+    r.error("EVIDENCE VERIFICATION FAILED");
+    assert!(!out.exists(), "no bundle is written from a custody that does not verify");
+    // Nor can it swap in a checkpoint it did not sign.
+    liar.lie(|req, resp| {
+        if req.path.ends_with("/evidence") {
+            let mut v = resp.json();
+            let note = v["checkpoint"].as_str().unwrap().replacen('\n', "\n1", 1);
+            v["checkpoint"] = note.into();
+            resp.set_json(&v);
+        }
+    });
+    w.v.cli(&w.bob, &args).error("EVIDENCE VERIFICATION FAILED");
+    assert!(!out.exists());
+    liar.honest();
+    w.v.cli(&w.bob, &args).ok();
+}

@@ -8,32 +8,11 @@ use std::sync::{Arc, Mutex};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use vault_tests::proxy::{Request, Response};
+use vault_tests::proxy::Request;
 use vault_tests::{Person, Vault, run};
 
-type Rewrite = Box<dyn Fn(&Request, &mut Response) + Send + Sync>;
-
 /// Honest until told a lie.
-#[derive(Clone, Default)]
-struct Liar(Arc<Mutex<Option<Rewrite>>>);
-
-impl Liar {
-    fn lie(&self, f: impl Fn(&Request, &mut Response) + Send + Sync + 'static) {
-        *self.0.lock().unwrap() = Some(Box::new(f));
-    }
-
-    fn honest(&self) {
-        *self.0.lock().unwrap() = None;
-    }
-}
-
-impl vault_tests::proxy::Lie for Liar {
-    fn response(&self, req: &Request, resp: &mut Response) {
-        if let Some(f) = &*self.0.lock().unwrap() {
-            f(req, resp)
-        }
-    }
-}
+type Liar = vault_tests::proxy::Switch;
 
 fn is(req: &Request, path: &str) -> bool {
     req.path.split('?').next() == Some(path)

@@ -9,28 +9,11 @@ use std::sync::{Arc, Mutex};
 
 use vault_core::log::Entry;
 use vault_core::note::VerifierKey;
-use vault_tests::proxy::{Request, Response};
 use vault_tests::witness::Witness;
 use vault_tests::{Person, Vault, run};
 
-type Rewrite = Box<dyn Fn(&Request, &mut Response) + Send + Sync>;
-
-#[derive(Clone, Default)]
-struct Liar(Arc<Mutex<Option<Rewrite>>>);
-
-impl Liar {
-    fn lie(&self, f: impl Fn(&Request, &mut Response) + Send + Sync + 'static) {
-        *self.0.lock().unwrap() = Some(Box::new(f));
-    }
-}
-
-impl vault_tests::proxy::Lie for Liar {
-    fn response(&self, req: &Request, resp: &mut Response) {
-        if let Some(f) = &*self.0.lock().unwrap() {
-            f(req, resp)
-        }
-    }
-}
+/// Honest until told a lie.
+type Liar = vault_tests::proxy::Switch;
 
 struct Setup {
     v: Vault,

@@ -131,6 +131,32 @@ pub trait Lie: Send + Sync + 'static {
     fn response(&self, _req: &Request, _resp: &mut Response) {}
 }
 
+/// A lie a test can change as it goes: honest until [`Switch::lie`], honest again after
+/// [`Switch::honest`].
+#[derive(Clone, Default)]
+pub struct Switch(Arc<Mutex<Option<Rewrite>>>);
+
+type Rewrite = Box<dyn Fn(&Request, &mut Response) + Send + Sync>;
+
+impl Switch {
+    /// From now on, every answer goes through `f`.
+    pub fn lie(&self, f: impl Fn(&Request, &mut Response) + Send + Sync + 'static) {
+        *self.0.lock().unwrap() = Some(Box::new(f));
+    }
+
+    pub fn honest(&self) {
+        *self.0.lock().unwrap() = None;
+    }
+}
+
+impl Lie for Switch {
+    fn response(&self, req: &Request, resp: &mut Response) {
+        if let Some(f) = &*self.0.lock().unwrap() {
+            f(req, resp)
+        }
+    }
+}
+
 /// Any closure over (request, response) is a Lie that rewrites responses.
 impl<F: Fn(&Request, &mut Response) + Send + Sync + 'static> Lie for F {
     fn response(&self, req: &Request, resp: &mut Response) {

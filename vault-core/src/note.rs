@@ -101,10 +101,15 @@ pub fn sign(text: &str, name: &str, pair: &Ed25519KeyPair) -> String {
     format!("{text}\n\u{2014} {name} {}\n", B64.encode(sig))
 }
 
+/// A signed note's text and its signature lines, unchecked: split at the last blank line.
+pub fn split(note: &str) -> Result<(&str, &str), NoteError> {
+    let at = note.rfind("\n\n").ok_or(NoteError::Malformed("no blank line before the signatures"))?;
+    Ok((&note[..at + 1], &note[at + 2..]))
+}
+
 /// Checks that `note` carries a valid signature by `key`; returns the signed text.
 pub fn open<'a>(note: &'a str, key: &VerifierKey) -> Result<&'a str, NoteError> {
-    let split = note.rfind("\n\n").ok_or(NoteError::Malformed("no blank line before the signatures"))?;
-    let (text, sigs) = (&note[..split + 1], &note[split + 2..]);
+    let (text, sigs) = split(note)?;
     if !sigs.ends_with('\n') {
         return Err(NoteError::Malformed("signature lines must end with a newline"));
     }

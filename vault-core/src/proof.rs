@@ -39,8 +39,14 @@ impl InclusionProof {
         if self.size != cp.size {
             return Err(ProofError::WrongSize { proof: self.size, checkpoint: cp.size });
         }
-        merkle::verify_inclusion(self.index, self.size, &merkle::leaf_hash(encoded), &self.hashes, &cp.root)
+        included(self.index, encoded, &self.hashes, cp)
     }
+}
+
+/// Checks that `encoded` is entry `index` of the tree `cp` signs, by the proof `hashes`
+/// in the tree of `cp`'s size.
+pub fn included(index: u64, encoded: &[u8], hashes: &[Hash], cp: &Checkpoint) -> Result<(), ProofError> {
+    merkle::verify_inclusion(index, cp.size, &merkle::leaf_hash(encoded), hashes, &cp.root)
 }
 
 /// The consistency proof from the tree of the first `from` entries to that of `to`.
@@ -68,7 +74,7 @@ impl ProvenEntry {
     pub fn verify(&self, cp: &Checkpoint) -> Result<(), ProofError> {
         let mut enc = Vec::with_capacity(512);
         self.chained.entry.encode_into(&mut enc);
-        InclusionProof { index: self.chained.entry.seq, size: cp.size, hashes: self.proof.clone() }.verify(&enc, cp)
+        included(self.chained.entry.seq, &enc, &self.proof, cp)
     }
 }
 
@@ -129,8 +135,7 @@ impl Slice {
             if out.last().is_some_and(|p: &Entry| p.seq >= entry.seq) {
                 return Err(SliceError::Order { seq: entry.seq });
             }
-            InclusionProof { index: entry.seq, size: cp.size, hashes: e.proof.clone() }
-                .verify(&e.encoding, &cp)
+            included(entry.seq, &e.encoding, &e.proof, &cp)
                 .map_err(|why| SliceError::NotIncluded { seq: entry.seq, why })?;
             out.push(entry);
         }

@@ -4,30 +4,10 @@
 use vault_core::evidence::{CASE_ACTIONS, custody_digest, is_custody};
 use vault_core::log::{Action, Entry};
 
+mod common;
+
 fn entries() -> (Entry, Entry) {
-    let e0 = Entry {
-        seq: 0,
-        time_ms: 1_780_000_000_000,
-        actor: "alice".into(),
-        action: "init".into(),
-        case_id: String::new(),
-        recording_id: String::new(),
-        reason: String::new(),
-        outcome: "allowed".into(),
-        details: r#"{"admin":"alice"}"#.into(),
-    };
-    let e1 = Entry {
-        seq: 1,
-        time_ms: 1_780_000_001_500,
-        actor: "bob".into(),
-        action: "fetch".into(),
-        case_id: "case_0123456789abcdef0123456789abcdef".into(),
-        recording_id: "rec_00112233445566778899aabbccddeeff".into(),
-        reason: "complaint 117".into(),
-        outcome: "refused".into(),
-        details: String::new(),
-    };
-    (e0, e1)
+    common::example_entries()
 }
 
 #[test]

@@ -3,7 +3,9 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use vault_core::log::{Action, Entry, Outcome, genesis};
+use vault_core::log::{Action, Outcome, genesis};
+
+mod common;
 use vault_core::merkle;
 use vault_core::note::{Checkpoint, VerifierKey};
 
@@ -23,28 +25,7 @@ fn value(doc: &str, label: &str) -> String {
 #[test]
 fn worked_example_matches_the_code() {
     let doc = doc();
-    let e0 = Entry {
-        seq: 0,
-        time_ms: 1_780_000_000_000,
-        actor: "alice".into(),
-        action: "init".into(),
-        case_id: String::new(),
-        recording_id: String::new(),
-        reason: String::new(),
-        outcome: "allowed".into(),
-        details: r#"{"admin":"alice"}"#.into(),
-    };
-    let e1 = Entry {
-        seq: 1,
-        time_ms: 1_780_000_001_500,
-        actor: "bob".into(),
-        action: "fetch".into(),
-        case_id: "case_0123456789abcdef0123456789abcdef".into(),
-        recording_id: "rec_00112233445566778899aabbccddeeff".into(),
-        reason: "complaint 117".into(),
-        outcome: "refused".into(),
-        details: String::new(),
-    };
+    let (e0, e1) = common::example_entries();
     assert_eq!(value(&doc, "genesis "), hex::encode(genesis()));
     let mut enc = Vec::new();
     e0.encode_into(&mut enc);

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
 use vault_core::cosign::{self, WitnessKey};
-use vault_core::note::Checkpoint;
+use vault_core::note::{self, Checkpoint};
 use vault_core::witness::{ADD_CHECKPOINT_PATH, AddCheckpoint, SIZE_CONTENT_TYPE, parse_size_body};
 
 use crate::accesslog;
@@ -130,7 +130,7 @@ impl Witnessing {
             .await
             .map_err(|e| anyhow!("reading the checkpoint: {}", e.message))?;
         if let Some(last) = stored(&st.db).await?
-            && Checkpoint::parse(text_of(&last)).is_ok_and(|c| c.size >= cp.size)
+            && note::split(&last).and_then(|(text, _)| Checkpoint::parse(text)).is_ok_and(|c| c.size >= cp.size)
         {
             return Ok(());
         }
@@ -230,11 +230,6 @@ async fn read_small(mut resp: reqwest::Response) -> anyhow::Result<String> {
         }
     }
     String::from_utf8(out).map_err(|_| anyhow!("its answer is not UTF-8"))
-}
-
-/// The text of a signed note (before its signatures).
-fn text_of(note: &str) -> &str {
-    note.rfind("\n\n").map_or(note, |i| &note[..i + 1])
 }
 
 /// The checkpoint the server vouches for to clients: with witnesses, the newest one every

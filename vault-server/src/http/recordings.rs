@@ -298,7 +298,7 @@ pub async fn evidence(
     log.set_reason(&req.reason);
     let rid = id.clone();
     let actor = caller.name.clone();
-    let (case, through) = log
+    let (custody, through) = log
         .logged(&st.db, move |s, rec| {
             require_text(&req.reason, "--reason")?;
             let stored = policy::recording_to_fetch(s, &rid)?;
@@ -322,17 +322,17 @@ pub async fn evidence(
                 legal_hold: release.legal_hold,
             };
             rec.details = serde_json::to_string(&details).map_err(ApiError::internal)?;
-            Ok((stored.case_id, through))
+            Ok((custody, through))
         })
         .await?;
     let note = crate::witnessing::served_checkpoint(&st, true).await?;
-    let size = Checkpoint::parse(note.rfind("\n\n").map_or(note.as_str(), |i| &note[..i + 1]))
-        .map_err(ApiError::internal)?
-        .size;
+    let size =
+        vault_core::note::split(&note).and_then(|(text, _)| Checkpoint::parse(text)).map_err(ApiError::internal)?.size;
     let entries = st
         .db
         .read(move |s| {
-            let mut entries = s.custody_entries(&case, &id, through).map_err(ApiError::internal)?;
+            // The custody entries the export's entry commits to, as selected there.
+            let mut entries = custody;
             // The export's own entry: the first evidence export of this recording by this
             // caller at or after `through`.
             let own = s

@@ -92,17 +92,7 @@ pub(crate) fn current_checkpoint(
     let cp = Checkpoint::open(&note, key).context("ACCESS LOG VERIFICATION FAILED")?;
     witnesses.check(&note)?;
     if let Some(Pin::Tree { size, root }) = pinned {
-        let proof = if cp.size > size && size > 0 {
-            let p: ConsistencyProof = client.get_json(&format!("/v1/audit/consistency?from={size}&to={}", cp.size))?;
-            anyhow::ensure!(
-                p.from == size && p.to == cp.size,
-                "ACCESS LOG VERIFICATION FAILED: the server answered a consistency proof for other sizes"
-            );
-            p.hashes
-        } else {
-            Vec::new()
-        };
-        verify_extends(size, &root, &cp, &proof).context("ACCESS LOG VERIFICATION FAILED")?;
+        extends(client, size, &root, &cp)?;
     }
     Ok((cp, note))
 }
@@ -111,17 +101,22 @@ pub(crate) fn current_checkpoint(
 /// larger), asking the server for the proof.
 pub(crate) fn check_consistent(client: &mut Client, a: &Checkpoint, b: &Checkpoint) -> anyhow::Result<()> {
     let (small, large) = if a.size <= b.size { (a, b) } else { (b, a) };
-    let proof = if small.size > 0 && small.size < large.size {
-        let p: ConsistencyProof =
-            client.get_json(&format!("/v1/audit/consistency?from={}&to={}", small.size, large.size))?;
+    extends(client, small.size, &small.root, large)
+}
+
+/// Checks that `now` extends the tree of `size` entries with head `root`, by a
+/// consistency proof from the server (none is needed for equal sizes, and none can help
+/// a smaller `now`: that is a rollback).
+fn extends(client: &mut Client, size: u64, root: &[u8; 32], now: &Checkpoint) -> anyhow::Result<()> {
+    let proof = if size > 0 && size < now.size {
+        let p: ConsistencyProof = client.get_json(&format!("/v1/audit/consistency?from={size}&to={}", now.size))?;
         anyhow::ensure!(
-            p.from == small.size && p.to == large.size,
+            p.from == size && p.to == now.size,
             "ACCESS LOG VERIFICATION FAILED: the server answered a consistency proof for other sizes"
         );
         p.hashes
     } else {
         Vec::new()
     };
-    verify_extends(small.size, &small.root, large, &proof).context("ACCESS LOG VERIFICATION FAILED")?;
-    Ok(())
+    verify_extends(size, root, now, &proof).context("ACCESS LOG VERIFICATION FAILED")
 }
