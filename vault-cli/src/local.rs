@@ -9,6 +9,7 @@
 //! roots/<id>              SHA256:...                           id of "SERVER"
 //! checkpoints/<id>.tree.note   the signed checkpoint (tree)    id of the verifier key
 //! checkpoints/<id>.note   a checkpoint from before the tree     id of the verifier key
+//! checkpoints/<id>.key    the log key followed to, once changed id of the verifier key
 //! ```
 
 use std::fs;
@@ -140,17 +141,39 @@ fn tree_checkpoint_file(dir: &Path, key: &VerifierKey) -> PathBuf {
     dir.join("checkpoints").join(format!("{}.tree.note", file_id(&key.to_text())))
 }
 
-/// The checkpoint this auditor verified last of the log `key` signs, if any, with its
-/// signed note.
+/// Where the key that signs the log now is kept, once this auditor followed the log's key
+/// from `key` (the one they supplied) through its transitions.
+fn followed_key_file(dir: &Path, key: &VerifierKey) -> PathBuf {
+    dir.join("checkpoints").join(format!("{}.key", file_id(&key.to_text())))
+}
+
+/// The key that signs the log now as far as this machine knows: the one the auditor
+/// supplied, or the one it was followed to (`audit::follow`).
+pub fn signing_key(key: &VerifierKey) -> anyhow::Result<VerifierKey> {
+    let path = followed_key_file(&config_dir()?, key);
+    match fs::read_to_string(&path) {
+        Ok(text) => VerifierKey::parse(text.trim())
+            .with_context(|| format!("the followed log key {} is damaged; refusing to trust it", path.display())),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(key.clone()),
+        Err(e) => Err(anyhow!("cannot read {}: {e}", path.display())),
+    }
+}
+
+/// The checkpoint this auditor verified last of the log `key` signs (or signed before
+/// its key changed), if any, with its signed note.
 pub fn pinned_checkpoint(key: &VerifierKey) -> anyhow::Result<Option<(Pin, String)>> {
     let dir = config_dir()?;
+    let signer = signing_key(key)?;
     for (path, tree) in [(tree_checkpoint_file(&dir, key), true), (checkpoint_file(&dir, key), false)] {
         let note = match fs::read_to_string(&path) {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
             Err(e) => return Err(anyhow!("cannot read pinned checkpoint {}: {e}", path.display())),
         };
-        let cp = Checkpoint::open(&note, key)
+        // Signed by the key followed to, or (the followed key is written first) by the
+        // key before.
+        let cp = Checkpoint::open(&note, &signer)
+            .or_else(|_| Checkpoint::open(&note, key))
             .with_context(|| format!("the pinned checkpoint {} is damaged; refusing to trust it", path.display()))?;
         let pin =
             if tree { Pin::Tree { size: cp.size, root: cp.root } } else { Pin::Chain { size: cp.size, head: cp.root } };
@@ -159,10 +182,16 @@ pub fn pinned_checkpoint(key: &VerifierKey) -> anyhow::Result<Option<(Pin, Strin
     Ok(None)
 }
 
-/// Keeps `note`, a checkpoint of the tree signed by `key`, as the new pin (replacing a
-/// pin from before the tree).
-pub fn pin_checkpoint(key: &VerifierKey, note: &str) -> anyhow::Result<()> {
+/// Keeps `note`, a checkpoint of the tree signed by `signer` (the key the log's
+/// transitions led to from `key`, or `key` itself), as the new pin (replacing a pin from
+/// before the tree).
+pub fn pin_checkpoint(key: &VerifierKey, signer: &VerifierKey, note: &str) -> anyhow::Result<()> {
     let dir = config_dir()?;
+    if signer != key {
+        let k = followed_key_file(&dir, key);
+        write_private(&k, format!("{}\n", signer.to_text()).as_bytes())
+            .map_err(|e| anyhow!("cannot write {}: {e}", k.display()))?;
+    }
     let p = tree_checkpoint_file(&dir, key);
     write_private(&p, note.as_bytes()).map_err(|e| anyhow!("cannot write {}: {e}", p.display()))?;
     let old = checkpoint_file(&dir, key);

@@ -20,6 +20,7 @@ pub mod log;
 pub mod merkle;
 pub mod note;
 pub mod proof;
+pub mod rotation;
 /// Synthetic logs with a fixed signing key, for benchmarks and tests only: behind the
 /// `testlog` feature so that no shipped binary carries a known key.
 #[cfg(feature = "testlog")]

@@ -77,6 +77,7 @@ string_enum!(
         AuditLog = "audit-log",
         AuditProof = "audit-proof",
         LogCheckpoint = "log-checkpoint",
+        ServerKeyRotate = "server-key-rotate",
         Request = "request",
         Aggregated = "aggregated",
     }

@@ -37,12 +37,16 @@ struct Claims {
     jti: String,
 }
 
-/// Signs and checks session tokens (EdDSA).
+/// Signs and checks session tokens (EdDSA). Tokens name their key in the `kid` header;
+/// besides the key that signs, the keys that signed before a rotation check the tokens
+/// they signed until those expire (`rotate`).
 pub struct Tokens {
     encoding: EncodingKey,
-    decoding: DecodingKey,
+    /// The signing key's id and the issuer its tokens name.
+    kid: String,
     issuer: String,
-    validation: Validation,
+    /// What checks a token, by key id: the key and the validation (issuer) for its tokens.
+    checking: HashMap<String, (DecodingKey, Validation)>,
     /// Tokens whose signature and claims were checked, by SHA-256 of the token: the user
     /// and the expiry. Checking an Ed25519 signature was a fifth of the server's CPU per
     /// logged request; a token's claims cannot change, so it is checked once. The user's
@@ -53,23 +57,34 @@ pub struct Tokens {
     cap: usize,
 }
 
+/// Leeway, in seconds, for the clocks of token checks.
+const LEEWAY: u64 = 5;
+
 /// Most verified tokens remembered; when full, expired ones are dropped, else all.
 const VERIFIED_CAP: usize = 8192;
 
 impl Tokens {
-    pub fn new(pair: &Ed25519KeyPair, pkcs8: &[u8]) -> Self {
+    /// The tokens of `pair` (signing) and of the `retired` public keys (checking only).
+    pub fn new(pair: &Ed25519KeyPair, pkcs8: &[u8], retired: &[[u8; 32]]) -> Self {
         let public = crate::server_keys::public_key(pair);
-        let issuer = format!("recording-vault:{}", hex::encode(&vault_core::sha256(&public)[..8]));
-        let mut validation = Validation::new(Algorithm::EdDSA);
-        validation.set_issuer(&[&issuer]);
-        validation.set_audience(&[AUDIENCE]);
-        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        validation.leeway = 5;
+        let kid = crate::rotate::kid(&public);
+        let checking = std::iter::once(public)
+            .chain(retired.iter().copied())
+            .map(|p| {
+                let kid = crate::rotate::kid(&p);
+                let mut validation = Validation::new(Algorithm::EdDSA);
+                validation.set_issuer(&[format!("recording-vault:{kid}")]);
+                validation.set_audience(&[AUDIENCE]);
+                validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+                validation.leeway = LEEWAY;
+                (kid, (DecodingKey::from_ed_der(&p), validation))
+            })
+            .collect();
         Self {
             encoding: EncodingKey::from_ed_der(pkcs8),
-            decoding: DecodingKey::from_ed_der(&public),
-            issuer,
-            validation,
+            issuer: format!("recording-vault:{kid}"),
+            kid,
+            checking,
             verified: Mutex::new(HashMap::new()),
             cap: VERIFIED_CAP,
         }
@@ -85,8 +100,9 @@ impl Tokens {
             iat: now,
             jti: vault_core::ids::random_hex16(),
         };
-        let token = jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), &claims, &self.encoding)
-            .map_err(ApiError::internal)?;
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(self.kid.clone());
+        let token = jsonwebtoken::encode(&header, &claims, &self.encoding).map_err(ApiError::internal)?;
         Ok((token, claims.exp))
     }
 
@@ -96,12 +112,17 @@ impl Tokens {
         let key = vault_core::sha256(token.as_bytes());
         let now = chrono::Utc::now().timestamp();
         if let Some((user, exp)) = self.verified.lock().map_err(|_| "token cache poisoned")?.get(&key)
-            && now <= exp.saturating_add(self.validation.leeway as i64)
+            && now <= exp.saturating_add(LEEWAY as i64)
         {
             return Ok(user.clone());
         }
-        let data =
-            jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).map_err(|e| e.to_string())?;
+        // A token from before key ids is the signing key's (there was only one).
+        let kid = jsonwebtoken::decode_header(token).map_err(|e| e.to_string())?.kid;
+        let (checker, validation) = self
+            .checking
+            .get(kid.as_deref().unwrap_or(&self.kid))
+            .ok_or("signed by a key this server does not know (or no longer: its tokens have expired)")?;
+        let data = jsonwebtoken::decode::<Claims>(token, checker, validation).map_err(|e| e.to_string())?;
         let c = data.claims;
         if c.jti.len() != 32 || !c.jti.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err("missing or malformed jti".into());
@@ -249,7 +270,7 @@ mod tests {
     fn tokens() -> Tokens {
         let doc = Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new()).unwrap();
         let pair = Ed25519KeyPair::from_pkcs8(doc.as_ref()).unwrap();
-        Tokens::new(&pair, doc.as_ref())
+        Tokens::new(&pair, doc.as_ref(), &[])
     }
 
     /// A token signed with `t`'s key but with claims of the test's choosing.
@@ -264,6 +285,42 @@ mod tests {
             jti: "0".repeat(32),
         };
         jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), &claims, &t.encoding).unwrap()
+    }
+
+    #[test]
+    fn a_retired_key_checks_its_tokens_and_no_others() {
+        let generate = || {
+            let doc = Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new()).unwrap();
+            let pair = Ed25519KeyPair::from_pkcs8(doc.as_ref()).unwrap();
+            (pair, doc)
+        };
+        let ((old, old_doc), (new, new_doc)) = (generate(), generate());
+        let bob: UserName = "bob".parse().unwrap();
+        let before = Tokens::new(&old, old_doc.as_ref(), &[]);
+        let (token, _) = before.issue(&bob).unwrap();
+        let old_public = crate::server_keys::public_key(&old);
+        // After the rotation: the old key's token still checks, by its kid...
+        let after = Tokens::new(&new, new_doc.as_ref(), &[old_public]);
+        assert_eq!(after.verify(&token).unwrap(), bob);
+        let (fresh, _) = after.issue(&bob).unwrap();
+        assert_eq!(after.verify(&fresh).unwrap(), bob);
+        // ...and once the old key is dropped it does not.
+        let later = Tokens::new(&new, new_doc.as_ref(), &[]);
+        assert!(later.verify(&token).unwrap_err().contains("does not know"));
+        // A token naming the retired key's id but signed by another key is refused.
+        let (_, stranger_doc) = generate();
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(crate::rotate::kid(&old_public));
+        let claims = Claims {
+            iss: before.issuer.clone(),
+            aud: AUDIENCE.into(),
+            sub: "bob".into(),
+            exp: chrono::Utc::now().timestamp() + 60,
+            iat: chrono::Utc::now().timestamp(),
+            jti: "1".repeat(32),
+        };
+        let forged = jsonwebtoken::encode(&header, &claims, &EncodingKey::from_ed_der(stranger_doc.as_ref())).unwrap();
+        assert!(after.verify(&forged).is_err());
     }
 
     #[test]

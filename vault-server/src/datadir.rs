@@ -182,3 +182,8 @@ pub fn log_verifier_key(dir: &DataDir) -> anyhow::Result<vault_core::note::Verif
     let (pair, _) = server_keys::load(&dir.log_key_path())?;
     Ok(vault_core::note::VerifierKey::from_pair(&origin, &pair))
 }
+
+/// The key that signs the access log's checkpoints.
+pub fn log_key(dir: &DataDir) -> anyhow::Result<ring::signature::Ed25519KeyPair> {
+    Ok(server_keys::load(&dir.log_key_path())?.0)
+}

@@ -9,7 +9,8 @@
 //! - `store`: every SQL statement, behind [`Store`]; `db`: the writer thread, group
 //!   commit, readers and migrations that run them.
 //! - `accesslog`: the hash chain, checkpoints, and how requests write to the log.
-//! - `auth`: session tokens and login challenges; `server_keys`: the server's own keys.
+//! - `auth`: session tokens and login challenges; `server_keys`: the server's own keys;
+//!   `rotate`: replacing them.
 //! - `blobs`: recording ciphertext on disk; `retention`: destruction and purges;
 //!   `orphans`: ciphertext no recording names, found and removed at start-up.
 //! - `datadir`: the data directory; `state`: opening it; `server`: serving it.
@@ -30,6 +31,7 @@ mod http;
 mod orphans;
 mod policy;
 mod retention;
+mod rotate;
 mod server;
 mod server_keys;
 mod state;
@@ -41,10 +43,11 @@ mod witnessing;
 pub use abuse::LimitSettings;
 pub use accesslog::{LogRecord, append as append_to_log, verify as verify_log};
 pub use blobs::BlobStore;
-pub use datadir::{DataDir, log_verifier_key, trust_root};
+pub use datadir::{DataDir, log_key, log_verifier_key, trust_root};
 pub use db::Db;
 pub use orphans::{Orphan, Orphans, find as find_orphans, sweep as sweep_orphans};
 pub use retention::purge_due;
+pub use rotate::{Which as KeyKind, check_transitions, rotate as rotate_key};
 pub use server::{ConnLimits, app, serve, tls_acceptor};
 pub use state::{AppState, Config, open_state};
 pub use store::Store;

@@ -96,6 +96,16 @@ enum Command {
         #[arg(long, env = "VAULT_DATA_DIR")]
         data_dir: PathBuf,
     },
+    /// Replace the key that signs session tokens or the access log's checkpoints, with the
+    /// server stopped. Tokens signed by the old token key stay valid until they expire; a
+    /// new log key is introduced by a checkpoint both keys sign, which auditors' clients
+    /// follow.
+    RotateKey {
+        #[arg(long, env = "VAULT_DATA_DIR")]
+        data_dir: PathBuf,
+        #[arg(value_enum)]
+        key: vault_server::KeyKind,
+    },
     /// Check the whole access-log chain offline, and report blobs no recording names.
     Verify {
         #[arg(long, env = "VAULT_DATA_DIR")]
@@ -224,12 +234,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", root.fingerprint());
             Ok(())
         }
+        Command::RotateKey { data_dir, key } => {
+            eprintln!("{}", vault_server::rotate_key(&DataDir::new(&data_dir), key)?);
+            Ok(())
+        }
         Command::Verify { data_dir } => {
             let dir = DataDir::new(&data_dir);
             dir.check()?;
             let db = Db::open(&dir.db_path())?;
             let (n, head) = db.snapshot(vault_server::verify_log)??;
+            let origin = db.transaction(|s| Ok(s.log_origin()?))?.unwrap_or_default();
+            let transitions = vault_server::check_transitions(&db, &origin, &vault_server::log_key(&dir)?)?;
             println!("ok: {n} entries, head {}", hex::encode(head));
+            if transitions > 0 {
+                eprintln!("the log key changed {transitions} times; each transition is signed by both keys");
+            }
             // Reported, not failed: the chain is sound, and `serve` removes orphan blobs
             // (logging each) when it starts.
             for line in vault_server::find_orphans(&db, &BlobStore::new(dir.blobs(), dir.tmp()))?.report() {

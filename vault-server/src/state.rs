@@ -14,6 +14,7 @@ use crate::datadir::{self, DataDir};
 use crate::db::Db;
 use crate::orphans;
 use crate::retention;
+use crate::rotate;
 use crate::server_keys;
 use crate::witnessing::{Witness, Witnessing};
 
@@ -86,10 +87,22 @@ pub fn open_state(cfg: &Config) -> anyhow::Result<AppState> {
     let (entries, _) = db
         .snapshot(accesslog::verify)?
         .context("the access log is broken; refusing to serve (run `vault-server verify` for details)")?;
+    // A key rotation a crash interrupted is completed (or abandoned) first.
+    rotate::finish(&dir, &db)?;
     let (pair, pkcs8) = server_keys::load(&dir.jwt_key_path())?;
-    let tokens = Tokens::new(&pair, &pkcs8);
+    let retired = rotate::retired_token_keys(&dir)?
+        .iter()
+        .map(|k| {
+            hex::decode(&k.public)
+                .ok()
+                .and_then(|p| <[u8; 32]>::try_from(p).ok())
+                .context("jwt-retired.json is damaged")
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let tokens = Tokens::new(&pair, &pkcs8, &retired);
     let (log_key, _) = server_keys::load(&dir.log_key_path())?;
     let log_origin = datadir::log_origin(&db)?;
+    let transitions = rotate::check_transitions(&db, &log_origin, &log_key)?;
     let swept = dir.sweep_tmp()?;
     let blobs = BlobStore::new(dir.blobs(), dir.tmp());
     // Finish destructions a crash interrupted: their rows are gone, their files may not be.
@@ -100,6 +113,8 @@ pub fn open_state(cfg: &Config) -> anyhow::Result<AppState> {
     let orphans = orphans::sweep(&db, &blobs)?;
     tracing::info!(
         entries,
+        log_key_transitions = transitions,
+        retired_token_keys = retired.len(),
         swept_partial_uploads = swept,
         finished_destructions = finished,
         removed_orphan_blobs = orphans,

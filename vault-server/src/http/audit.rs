@@ -202,3 +202,15 @@ fn within_log(s: &Store<'_>, size: u64) -> ApiResult<u64> {
 fn bad_id(e: vault_core::ids::InvalidId) -> ApiError {
     ApiError::bad_request(e.to_string())
 }
+
+/// The log key's transitions, oldest first, for any enrolled user: how clients that pinned
+/// an earlier log key follow it to the one that signs now (`vault_core::rotation`).
+/// Logged first, like every read.
+pub async fn key_transitions(
+    State(st): State<AppState>,
+    _: Caller,
+    log: RequestLog,
+) -> ApiResult<Json<Vec<vault_core::rotation::KeyTransition>>> {
+    log.logged(&st.db, |_, _| Ok(())).await?;
+    Ok(Json(st.db.read(|s| crate::rotate::transitions(s).map_err(ApiError::internal)).await?))
+}

@@ -104,6 +104,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/audit/consistency", on(Action::AuditProof, get(audit::consistency)))
         .route("/v1/audit/inclusion", on(Action::AuditProof, get(audit::inclusion)))
         .route("/v1/log/checkpoint", on(Action::LogCheckpoint, get(audit::witnessed_checkpoint)))
+        .route("/v1/log/key-transitions", on(Action::LogCheckpoint, get(audit::key_transitions)))
         .fallback(|| async { ApiError::not_found("no such API route; is vault-cli the same version as the server?") })
         .layer(DefaultBodyLimit::max(JSON_LIMIT))
         .layer(middleware::from_fn_with_state(state.clone(), guard))

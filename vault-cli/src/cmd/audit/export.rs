@@ -88,7 +88,7 @@ fn slice(
     filter: &str,
 ) -> anyhow::Result<Slice> {
     let pinned = crate::local::pinned_checkpoint(key)?.map(|(p, _)| p);
-    let (cp, note) = super::current_checkpoint(client, key, witnesses, pinned)?;
+    let super::Current { checkpoint: cp, note, signer } = super::current_checkpoint(client, key, witnesses, pinned)?;
     let mut entries = Vec::new();
     let mut from = 0;
     loop {
@@ -112,7 +112,7 @@ fn slice(
         }
     }
     if matches!(pinned, Some(vault_core::export::Pin::Tree { .. })) {
-        crate::local::pin_checkpoint(key, &note)?;
+        crate::local::pin_checkpoint(key, &signer, &note)?;
     }
     Ok(Slice { format: SLICE_FORMAT.into(), selection, checkpoint: note, entries })
 }

@@ -45,11 +45,11 @@ impl Log {
             Some(k) => {
                 let key = VerifierKey::parse(k)?;
                 let pinned = crate::local::pinned_checkpoint(&key)?.map(|(p, _)| p);
-                let (cp, note) = super::current_checkpoint(&mut client, &key, &self.witnesses, pinned)?;
+                let now = super::current_checkpoint(&mut client, &key, &self.witnesses, pinned)?;
                 if matches!(pinned, Some(vault_core::export::Pin::Tree { .. })) {
-                    crate::local::pin_checkpoint(&key, &note)?;
+                    crate::local::pin_checkpoint(&key, &now.signer, &now.note)?;
                 }
-                Some(cp)
+                Some(now.checkpoint)
             }
             None => None,
         };

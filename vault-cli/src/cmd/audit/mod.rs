@@ -3,7 +3,8 @@
 //! Whatever an auditor reads from the server is checked against the log's verifier key
 //! and the checkpoint this machine verified last: the server's current checkpoint must
 //! extend the pinned one (a consistency proof), and every entry shown must be in the
-//! tree that checkpoint signs (an inclusion proof).
+//! tree that checkpoint signs (an inclusion proof). When the log's key has changed, the
+//! change is followed from the key the auditor supplied ([`follow`]).
 
 use std::io::Read;
 
@@ -13,6 +14,7 @@ use vault_core::cosign::{self, WitnessKey};
 use vault_core::export::{Pin, verify_extends};
 use vault_core::note::{Checkpoint, VerifierKey};
 use vault_core::proof::ConsistencyProof;
+use vault_core::rotation::KeyTransition;
 
 use crate::Global;
 use crate::client::Client;
@@ -71,30 +73,83 @@ impl Witnesses {
     }
 }
 
-/// The server's current checkpoint, checked: its signature by `key`; with required
-/// witnesses, that it is the witnessed one and carries every one's cosignature; and, if
-/// this machine pinned a checkpoint of the tree, that it extends the pin (a consistency
-/// proof). Returns the checkpoint and its note; the caller pins it once it has checked
-/// what it came for. A pin from before the tree can only be carried over by a full
-/// verification, which is the caller's to do.
+/// The server's current checkpoint, checked. Returned with its note and the key that
+/// signs the log now; the caller pins it with [`crate::local::pin_checkpoint`] once it
+/// has checked what it came for.
+pub(crate) struct Current {
+    pub checkpoint: Checkpoint,
+    pub note: String,
+    pub signer: VerifierKey,
+}
+
+/// The server's current checkpoint, checked: its signature by the log's key (`key`, the
+/// one the auditor supplied, or the key this machine followed it to, or the key the log's
+/// transitions lead to from there: [`follow`]); with required witnesses, that it is the
+/// witnessed one and carries every one's cosignature; and, if this machine pinned a
+/// checkpoint of the tree, that it extends the pin (a consistency proof). A pin from
+/// before the tree can only be carried over by a full verification, which is the
+/// caller's to do.
 pub(crate) fn current_checkpoint(
     client: &mut Client,
     key: &VerifierKey,
     witnesses: &Witnesses,
     pinned: Option<Pin>,
-) -> anyhow::Result<(Checkpoint, String)> {
+) -> anyhow::Result<Current> {
     let path = if witnesses.keys.is_empty() { "/v1/audit/checkpoint" } else { "/v1/log/checkpoint" };
     let url = client.url(path);
     let resp = client.send(|h, _| h.get(&url))?;
     let mut note = String::new();
     // A note is a few hundred bytes (with a hundred cosignatures, some 10 KB).
     resp.take(MAX_NOTE).read_to_string(&mut note).context("reading the checkpoint")?;
-    let cp = Checkpoint::open(&note, key).context("ACCESS LOG VERIFICATION FAILED")?;
+    let known = crate::local::signing_key(key)?;
+    // Following the key's transitions only when the checkpoint needs it: one request
+    // less on every other run.
+    let (signer, pinned) = match Checkpoint::open(&note, &known) {
+        Ok(_) => (known, pinned),
+        Err(e) => match follow(client, &known, pinned)? {
+            (next, at) if next != known => (next, at),
+            _ => return Err(e).context("ACCESS LOG VERIFICATION FAILED"),
+        },
+    };
+    let checkpoint = Checkpoint::open(&note, &signer).context("ACCESS LOG VERIFICATION FAILED")?;
     witnesses.check(&note)?;
     if let Some(Pin::Tree { size, root }) = pinned {
-        extends(client, size, &root, &cp)?;
+        extends(client, size, &root, &checkpoint)?;
     }
-    Ok((cp, note))
+    Ok(Current { checkpoint, note, signer })
+}
+
+/// Follows the log's key from `from` through the transitions the server lists
+/// (`vault_core::rotation`): each must be from the key in effect and signed by it and by
+/// the next key, and, for an auditor with a pin of the tree, extend the pin and then the
+/// transition before by a consistency proof. Returns the key in effect after the last
+/// one, and the tree the current checkpoint must then extend (the last transition's, or
+/// `pinned` if none applied). A server cannot introduce a key the pinned one did not
+/// sign over to, nor hide a transition: a checkpoint by a key not reached is refused.
+pub(crate) fn follow(
+    client: &mut Client,
+    from: &VerifierKey,
+    pinned: Option<Pin>,
+) -> anyhow::Result<(VerifierKey, Option<Pin>)> {
+    let all: Vec<KeyTransition> = client.get_json("/v1/log/key-transitions")?;
+    let Some(first) = all.iter().position(|t| t.is_from(from)) else { return Ok((from.clone(), pinned)) };
+    let (mut key, mut at) = (from.clone(), pinned);
+    for t in &all[first..] {
+        let (cp, next) = t.open(&key).context("ACCESS LOG VERIFICATION FAILED: a change of the log's key")?;
+        match at {
+            Some(Pin::Tree { size, root }) => extends(client, size, &root, &cp)
+                .context("the change of the log's key does not extend the log you verified")?,
+            // A pin of the hash chain is checked by the full verification that follows.
+            Some(Pin::Chain { .. }) | None => {}
+        }
+        eprintln!(
+            "note: the log's key changed at entry {}; the change is signed by the key you trust and by the new key {}",
+            cp.size.saturating_sub(1),
+            crate::output::printable(&next.to_text())
+        );
+        (key, at) = (next, Some(Pin::Tree { size: cp.size, root: cp.root }));
+    }
+    Ok((key, at))
 }
 
 /// Checks that two checkpoints of one log are consistent (the smaller extended by the

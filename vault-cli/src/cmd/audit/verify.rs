@@ -44,6 +44,8 @@ pub struct Verify {
 struct Outcome {
     checkpoint: Checkpoint,
     note: String,
+    /// The key that signed it.
+    signer: VerifierKey,
     /// Entries read and checked one by one (0 for a consistency proof).
     checked: u64,
     /// Whether the checkpoint is one to pin (a whole log, checked against the pin).
@@ -54,36 +56,58 @@ impl Verify {
     pub fn run(self, g: &Global) -> anyhow::Result<()> {
         let key = VerifierKey::parse(&self.server_key)?;
         let pinned = if self.ignore_pin { None } else { crate::local::pinned_checkpoint(&key)?.map(|(p, _)| p) };
+        // Offline, files are checked with the key this machine last followed the log to.
+        let known = crate::local::signing_key(&key)?;
         let out = match &self.file {
             Some(path) => {
                 let f = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
                 let mut r = BufReader::with_capacity(1 << 20, f);
                 if r.fill_buf()?.first() == Some(&b'{') {
-                    return verify_slice(r, &key, &self.witnesses, g.json);
+                    return verify_slice(r, &known, &self.witnesses, g.json);
                 }
-                full(r, &key, pinned)?
+                full(r, &known, pinned)?
             }
             None => {
                 let mut client = Client::new(g)?;
                 match pinned {
                     Some(Pin::Tree { .. }) if !self.full => {
-                        let (checkpoint, note) = super::current_checkpoint(&mut client, &key, &self.witnesses, pinned)?;
-                        Outcome { checkpoint, note, checked: 0, pin: true }
+                        let now = super::current_checkpoint(&mut client, &key, &self.witnesses, pinned)?;
+                        Outcome {
+                            checkpoint: now.checkpoint,
+                            note: now.note,
+                            signer: now.signer,
+                            checked: 0,
+                            pin: true,
+                        }
                     }
                     _ => {
+                        // The key that signs now, followed from the one trusted here (its
+                        // transitions' trees checked against a pin of the tree, if any).
+                        let (signer, since) = super::follow(&mut client, &known, pinned)?;
                         let url = client.url("/v1/audit/export");
                         // Every entry streams: hours for a big log, not --timeout-secs.
                         let resp =
                             client.send(|h, _| h.get(&url).timeout(std::time::Duration::from_secs(24 * 3600)))?;
-                        let mut out = full(BufReader::with_capacity(1 << 20, resp), &key, pinned)?;
+                        let mut out = full(BufReader::with_capacity(1 << 20, resp), &signer, pinned)?;
+                        if signer != known
+                            && let Some(Pin::Tree { size, root }) = since
+                        {
+                            // The log read extends the last change of key.
+                            anyhow::ensure!(
+                                out.checkpoint.size >= size,
+                                "ACCESS LOG VERIFICATION FAILED: the log is shorter than the change of its key"
+                            );
+                            let t = Checkpoint { origin: out.checkpoint.origin.clone(), size, root };
+                            super::check_consistent(&mut client, &t, &out.checkpoint)?;
+                        }
                         if !self.witnesses.keys.is_empty() {
                             // The export's checkpoint is the server's alone: what gets
                             // pinned is the witnessed one, shown consistent with it.
                             let tree_pin = pinned.filter(|p| matches!(p, Pin::Tree { .. }));
-                            let (w, note) = super::current_checkpoint(&mut client, &key, &self.witnesses, tree_pin)?;
-                            super::check_consistent(&mut client, &w, &out.checkpoint)?;
-                            out.checkpoint = w;
-                            out.note = note;
+                            let w = super::current_checkpoint(&mut client, &key, &self.witnesses, tree_pin)?;
+                            super::check_consistent(&mut client, &w.checkpoint, &out.checkpoint)?;
+                            out.checkpoint = w.checkpoint;
+                            out.note = w.note;
                         }
                         out
                     }
@@ -92,7 +116,7 @@ impl Verify {
         };
         let cp = &out.checkpoint;
         if !self.ignore_pin && out.pin {
-            crate::local::pin_checkpoint(&key, &out.note)?;
+            crate::local::pin_checkpoint(&key, &out.signer, &out.note)?;
         }
         let previous = pinned.map(|p| p.size());
         if g.json {
@@ -130,7 +154,7 @@ impl Verify {
 fn full(r: impl std::io::Read, key: &VerifierKey, pinned: Option<Pin>) -> anyhow::Result<Outcome> {
     let v = export::verify(r, key, pinned).context("ACCESS LOG VERIFICATION FAILED")?;
     let pin = pinned.is_none_or(|p| v.checkpoint.size >= p.size());
-    Ok(Outcome { checked: v.checked, checkpoint: v.checkpoint, note: v.note, pin })
+    Ok(Outcome { checked: v.checked, checkpoint: v.checkpoint, note: v.note, signer: key.clone(), pin })
 }
 
 /// A slice of the log (`audit export --case/--recording`): each entry's inclusion in the
