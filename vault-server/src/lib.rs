@@ -24,6 +24,7 @@ mod accesslog;
 mod auth;
 mod blobs;
 mod clock;
+pub mod config;
 mod datadir;
 mod db;
 mod error;

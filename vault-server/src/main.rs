@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use vault_core::ids::UserName;
 use vault_server::{BlobStore, Config, DataDir, Db};
 
@@ -37,8 +37,13 @@ enum Command {
         #[arg(long, required = true)]
         recipient: Vec<String>,
     },
-    /// Serve the vault's HTTP API.
+    /// Serve the vault's HTTP API. Every flag can also be set by its environment variable
+    /// or in the --config file; flags win over variables, variables over the file.
     Serve {
+        /// A TOML file of settings: `flag-name = value` for any flag below (lists for the
+        /// repeatable ones), e.g. `listen = "0.0.0.0:8700"`. Unknown names are refused.
+        #[arg(long, env = "VAULT_CONFIG", value_name = "FILE")]
+        config: Option<PathBuf>,
         #[arg(long, env = "VAULT_DATA_DIR")]
         data_dir: PathBuf,
         #[arg(long, env = "VAULT_LISTEN", default_value = "127.0.0.1:8700")]
@@ -184,7 +189,15 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    match run(Cli::parse()) {
+    // The config file's settings become flags, below real flags and variables.
+    let args = match vault_server::config::apply(Cli::command(), std::env::args_os().collect(), "serve") {
+        Ok(args) => args,
+        Err(e) => {
+            eprintln!("vault-server: error: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(Cli::parse_from(args)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("vault-server: error: {e:#}");
@@ -266,6 +279,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Serve {
+            config: _,
             data_dir,
             listen,
             public_url,
