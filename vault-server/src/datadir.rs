@@ -8,6 +8,8 @@
 //! DIR/tmp/            uploads in progress; emptied at start-up
 //! ```
 //!
+//! A backup (`backup`) has the same layout plus `backup.json`, written last.
+//!
 //! The two keys are `server_keys`'.
 
 use std::fs;
@@ -42,6 +44,19 @@ impl DataDir {
     }
     pub fn log_key_path(&self) -> PathBuf {
         self.root.join("log-key.pk8")
+    }
+    /// The server's key files that exist: what a backup copies (0600) and a restore
+    /// puts back. The one list of them, so that a new kind of key is added here once.
+    pub fn key_files(&self) -> Vec<PathBuf> {
+        [self.jwt_key_path(), self.log_key_path()].into_iter().filter(|p| p.is_file()).collect()
+    }
+    /// Whether this is a complete backup rather than a data dir.
+    pub fn is_backup(&self) -> bool {
+        self.backup_manifest().exists()
+    }
+    /// The manifest a complete backup holds (written last; see `backup`).
+    pub fn backup_manifest(&self) -> PathBuf {
+        self.root.join(crate::backup::MANIFEST)
     }
     pub fn blobs(&self) -> PathBuf {
         self.root.join("blobs")
@@ -144,6 +159,21 @@ impl DataDir {
             if !d.is_dir() {
                 bail!("{} is missing; the data dir is damaged", d.display());
             }
+        }
+        Ok(())
+    }
+
+    /// [`DataDir::check`], and that the directory is not a backup.
+    pub fn check_servable(&self) -> anyhow::Result<()> {
+        self.check()?;
+        if self.is_backup() {
+            // Served as it is, its log would roll every auditor back without a word.
+            bail!(
+                "{} is a backup, not a data dir; restore it into a new one with `vault-server restore --from {} \
+                 --data-dir NEW --reason TEXT`, which logs the restore for auditors",
+                self.root.display(),
+                self.root.display()
+            );
         }
         Ok(())
     }
