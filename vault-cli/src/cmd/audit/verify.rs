@@ -36,6 +36,12 @@ pub struct Verify {
     /// With --file: verify an export older than your last checkpoint on its own.
     #[arg(long, requires = "file")]
     ignore_pin: bool,
+    /// Accept that the server was restored from a backup: only if its log holds the
+    /// operator's restore statement, signed into a checkpoint, for fewer entries than you
+    /// verified last. Prints how many entries are lost, verifies every entry of the
+    /// restored log and pins it (see the README, "Backup and restore").
+    #[arg(long, conflicts_with_all = ["file", "full", "ignore_pin", "keys"])]
+    accept_restore: bool,
     #[command(flatten)]
     witnesses: super::Witnesses,
 }
@@ -63,30 +69,46 @@ impl Verify {
                 }
                 full(r, &key, pinned)?
             }
+            None if self.accept_restore => {
+                return super::restore::accept(&mut Client::new(g)?, &key, g.json);
+            }
             None => {
                 let mut client = Client::new(g)?;
-                match pinned {
-                    Some(Pin::Tree { .. }) if !self.full => {
-                        let (checkpoint, note) = super::current_checkpoint(&mut client, &key, &self.witnesses, pinned)?;
-                        Outcome { checkpoint, note, checked: 0, pin: true }
-                    }
-                    _ => {
-                        let url = client.url("/v1/audit/export");
-                        // Every entry streams: hours for a big log, not --timeout-secs.
-                        let resp =
-                            client.send(|h, _| h.get(&url).timeout(std::time::Duration::from_secs(24 * 3600)))?;
-                        let mut out = full(BufReader::with_capacity(1 << 20, resp), &key, pinned)?;
-                        if !self.witnesses.keys.is_empty() {
-                            // The export's checkpoint is the server's alone: what gets
-                            // pinned is the witnessed one, shown consistent with it.
-                            let tree_pin = pinned.filter(|p| matches!(p, Pin::Tree { .. }));
-                            let (w, note) = super::current_checkpoint(&mut client, &key, &self.witnesses, tree_pin)?;
-                            super::check_consistent(&mut client, &w, &out.checkpoint)?;
-                            out.checkpoint = w;
-                            out.note = note;
+                let online = (|| {
+                    anyhow::Ok(match pinned {
+                        Some(Pin::Tree { .. }) if !self.full => {
+                            let (checkpoint, note) =
+                                super::current_checkpoint(&mut client, &key, &self.witnesses, pinned)?;
+                            Outcome { checkpoint, note, checked: 0, pin: true }
                         }
-                        out
+                        _ => {
+                            let url = client.url("/v1/audit/export");
+                            // Every entry streams: hours for a big log, not --timeout-secs.
+                            let resp =
+                                client.send(|h, _| h.get(&url).timeout(std::time::Duration::from_secs(24 * 3600)))?;
+                            let mut out = full(BufReader::with_capacity(1 << 20, resp), &key, pinned)?;
+                            if !self.witnesses.keys.is_empty() {
+                                // The export's checkpoint is the server's alone: what gets
+                                // pinned is the witnessed one, shown consistent with it.
+                                let tree_pin = pinned.filter(|p| matches!(p, Pin::Tree { .. }));
+                                let (w, note) =
+                                    super::current_checkpoint(&mut client, &key, &self.witnesses, tree_pin)?;
+                                super::check_consistent(&mut client, &w, &out.checkpoint)?;
+                                out.checkpoint = w;
+                                out.note = note;
+                            }
+                            out
+                        }
+                    })
+                })();
+                match (online, pinned) {
+                    (Err(e), Some(Pin::Tree { size, .. })) if super::restore::is_divergence(&e) => {
+                        match super::restore::hint(&mut client, &key, size) {
+                            Some(hint) => return Err(anyhow::anyhow!("{e:#}\n{hint}")),
+                            None => return Err(e),
+                        }
                     }
+                    (result, _) => result?,
                 }
             }
         };
