@@ -40,6 +40,9 @@ use crate::store::Store;
 
 /// The file a complete backup holds, written last.
 pub const MANIFEST: &str = "backup.json";
+/// The file a backup in progress holds, written first and removed once the manifest is
+/// written: a directory with it is neither restored nor served.
+pub const INCOMPLETE: &str = "backup-incomplete";
 /// The manifest's `format`.
 const FORMAT: &str = "recording-vault-backup/1";
 /// Snapshots tried before giving up when recordings keep being destroyed under a backup.
@@ -128,6 +131,7 @@ pub fn backup(dir: &DataDir, out: &Path, link: bool) -> anyhow::Result<Manifest>
 fn take(dir: &DataDir, staging: &Path, link: bool) -> anyhow::Result<Manifest> {
     let taken_at = now_rfc3339();
     let copy = DataDir::new(staging);
+    fs::File::create(staging.join(INCOMPLETE))?.sync_all()?;
     db::copy_snapshot(&dir.db_path(), &copy.db_path())?;
     {
         let conn = db::open_read_only(&copy.db_path())?;
@@ -173,6 +177,7 @@ fn take(dir: &DataDir, staging: &Path, link: bool) -> anyhow::Result<Manifest> {
     f.write_all(serde_json::to_string_pretty(&manifest)?.as_bytes())?;
     f.write_all(b"\n")?;
     f.sync_all()?;
+    fs::remove_file(staging.join(INCOMPLETE))?;
     fs::File::open(staging)?.sync_all()?;
     Ok(manifest)
 }
@@ -260,14 +265,17 @@ fn check_blob(path: &Path, size: u64, sha256: &str) -> anyhow::Result<Option<Str
 
 /// Reads and checks a backup's manifest, then verifies the backup against it.
 pub fn verify_backup(backup: &DataDir) -> anyhow::Result<(Manifest, Checked)> {
+    let complete = !backup.root.join(INCOMPLETE).exists();
     let text = match fs::read_to_string(backup.backup_manifest()) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
-            "{} is not a complete backup (it has no {MANIFEST}, which a backup writes last: one interrupted \
-             half-way never has it); take a new backup with `vault-server backup`",
+        Ok(t) if complete => t,
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            bail!("cannot read {}: {e}", backup.backup_manifest().display())
+        }
+        _ => bail!(
+            "{} is not a complete backup (it lacks the {MANIFEST} a backup writes last, or still holds the \
+             {INCOMPLETE} it writes first: it was interrupted half-way); take a new backup with `vault-server backup`",
             backup.root.display()
         ),
-        Err(e) => bail!("cannot read {}: {e}", backup.backup_manifest().display()),
     };
     let manifest: Manifest = serde_json::from_str(&text)
         .with_context(|| format!("{} is not a backup manifest", backup.backup_manifest().display()))?;

@@ -50,9 +50,9 @@ impl DataDir {
     pub fn key_files(&self) -> Vec<PathBuf> {
         [self.jwt_key_path(), self.log_key_path()].into_iter().filter(|p| p.is_file()).collect()
     }
-    /// Whether this is a complete backup rather than a data dir.
+    /// Whether this is a backup (complete or interrupted) rather than a data dir.
     pub fn is_backup(&self) -> bool {
-        self.backup_manifest().exists()
+        self.backup_manifest().exists() || self.root.join(crate::backup::INCOMPLETE).exists()
     }
     /// The manifest a complete backup holds (written last; see `backup`).
     pub fn backup_manifest(&self) -> PathBuf {
@@ -169,7 +169,7 @@ impl DataDir {
         if self.is_backup() {
             // Served as it is, its log would roll every auditor back without a word.
             bail!(
-                "{} is a backup, not a data dir; restore it into a new one with `vault-server restore --from {} \
+                "{} is a backup (or one interrupted half-way), not a data dir; restore a complete backup into a new one with `vault-server restore --from {} \
                  --data-dir NEW --reason TEXT`, which logs the restore for auditors",
                 self.root.display(),
                 self.root.display()
