@@ -362,19 +362,13 @@ fn a_recording_purged_while_it_is_backed_up_makes_the_backup_start_again() {
     let (at_pipe, go) = (std::sync::mpsc::channel(), std::sync::mpsc::channel::<()>());
     let (at_pipe_tx, at_pipe_rx) = at_pipe;
     let (go_tx, go_rx) = go;
-    // Feeds the pipe each time a backup attempt opens it; the first time, only once the
-    // purge is done.
-    std::thread::spawn(move || {
-        let mut first_time = true;
-        loop {
-            let mut f = std::fs::OpenOptions::new().write(true).open(&pipe).unwrap();
-            if first_time {
-                at_pipe_tx.send(()).unwrap();
-                go_rx.recv().unwrap();
-                first_time = false;
-            }
-            std::io::Write::write_all(&mut f, &content).unwrap();
-        }
+    // Feeds the pipe to the first attempt once the purge is done (the real blob is back in
+    // place by then, for the attempts that follow).
+    let feeder = std::thread::spawn(move || {
+        let mut f = std::fs::OpenOptions::new().write(true).open(&pipe).unwrap();
+        at_pipe_tx.send(()).unwrap();
+        go_rx.recv().unwrap();
+        std::io::Write::write_all(&mut f, &content).unwrap();
     });
     let b = w.path("backup");
     let child = Command::new(bin("vault-server"))
@@ -386,7 +380,9 @@ fn a_recording_purged_while_it_is_backed_up_makes_the_backup_start_again() {
     at_pipe_rx.recv().unwrap();
     // The backup's snapshot names `old`; purged now, its blob is deleted.
     assert_eq!(server(&["purge", "--data-dir", w.v.data().to_str().unwrap()]).ok(), "1");
+    std::fs::rename(&real, w.v.data().join("blobs").join(format!("{first}.age"))).unwrap();
     go_tx.send(()).unwrap();
+    feeder.join().unwrap();
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
