@@ -202,6 +202,16 @@ pub fn pin_checkpoint(key: &VerifierKey, signer: &VerifierKey, note: &str) -> an
     }
 }
 
+/// Keeps a pin that an accepted restore replaces, beside the new one, as the auditor's
+/// record of what they had verified; returns where.
+pub fn keep_replaced_pin(key: &VerifierKey, note: &str) -> anyhow::Result<PathBuf> {
+    let dir = config_dir()?;
+    let cp = Checkpoint::open(note, key)?;
+    let p = dir.join("checkpoints").join(format!("{}.replaced-{}.tree.note", file_id(&key.to_text()), cp.size));
+    write_private(&p, note.as_bytes()).map_err(|e| anyhow!("cannot write {}: {e}", p.display()))?;
+    Ok(p)
+}
+
 #[cfg(test)]
 mod tests {
     use std::os::unix::fs::PermissionsExt;

@@ -30,7 +30,7 @@ string_enum!(
 
 string_enum!(
     /// What an entry records: the `action` field. One value per API route, plus the
-    /// server's own acts (`init`, `destroy`, `purge`, `remove-orphan`).
+    /// server's own acts (`init`, `destroy`, `purge`, `remove-orphan`, `log-restore`).
     /// `schema/LOG-FORMAT.md` lists them with their meaning. Entries keep the action as
     /// text, so that a verifier reads logs written by newer servers with actions it does
     /// not know.
@@ -80,6 +80,7 @@ string_enum!(
         ServerKeyRotate = "server-key-rotate",
         Request = "request",
         Aggregated = "aggregated",
+        LogRestore = "log-restore",
     }
 );
 

@@ -1,7 +1,8 @@
 //! The blob store: recording ciphertext as files in the data directory.
 //!
 //! An upload is streamed to `tmp/`, hashed as it arrives, synced, and only then renamed
-//! into `blobs/`. A cut-off or refused upload never reaches `blobs/`, and the database row
+//! into `blobs/`. A file in `blobs/` is never written again, only deleted (which is what
+//! lets a backup hard-link it). A cut-off or refused upload never reaches `blobs/`, and the database row
 //! that makes a recording visible is written only after the rename, so no partial
 //! recording is ever served.
 //!
@@ -98,8 +99,13 @@ impl BlobStore {
     }
 
     pub fn path(&self, id: &RecordingId) -> PathBuf {
-        // The id type admits only "rec_" and hex digits, so this stays inside `dir`.
-        self.dir.join(format!("{id}.age"))
+        self.dir.join(Self::file_name(id))
+    }
+
+    /// The name of recording `id`'s blob in `blobs/`. The id type admits only "rec_" and
+    /// hex digits, so a path made with it stays inside the directory.
+    pub fn file_name(id: &RecordingId) -> String {
+        format!("{id}.age")
     }
 
     /// Streams `body` into a temporary file, checksumming it, and syncs it to disk.

@@ -4,11 +4,14 @@
 //! DIR/vault.db        SQLite metadata and the access log
 //! DIR/jwt-key.pk8     Ed25519 key that signs session tokens (0600)
 //! DIR/log-key.pk8     Ed25519 key that signs log checkpoints (0600)
+//! DIR/jwt-retired.json  public halves of retired token keys (0600; `rotate`)
 //! DIR/blobs/          recording ciphertext, one file per recording
 //! DIR/tmp/            uploads in progress; emptied at start-up
 //! ```
 //!
-//! The two keys are `server_keys`'.
+//! A backup (`backup`) has the same layout plus `backup.json`, written last.
+//!
+//! The two keys are `server_keys`'; `rotate` replaces them.
 
 use std::fs;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
@@ -42,6 +45,26 @@ impl DataDir {
     }
     pub fn log_key_path(&self) -> PathBuf {
         self.root.join("log-key.pk8")
+    }
+    /// The public halves of retired token keys (`rotate`), while their tokens may live.
+    pub fn retired_token_keys_path(&self) -> PathBuf {
+        self.root.join("jwt-retired.json")
+    }
+    /// The server's key files that exist: what a backup copies (0600) and a restore
+    /// puts back. The one list of them, so that a new kind of key is added here once.
+    pub fn key_files(&self) -> Vec<PathBuf> {
+        [self.jwt_key_path(), self.log_key_path(), self.retired_token_keys_path()]
+            .into_iter()
+            .filter(|p| p.is_file())
+            .collect()
+    }
+    /// Whether this is a backup (complete or interrupted) rather than a data dir.
+    pub fn is_backup(&self) -> bool {
+        self.backup_manifest().exists() || self.root.join(crate::backup::INCOMPLETE).exists()
+    }
+    /// The manifest a complete backup holds (written last; see `backup`).
+    pub fn backup_manifest(&self) -> PathBuf {
+        self.root.join(crate::backup::MANIFEST)
     }
     pub fn blobs(&self) -> PathBuf {
         self.root.join("blobs")
@@ -144,6 +167,21 @@ impl DataDir {
             if !d.is_dir() {
                 bail!("{} is missing; the data dir is damaged", d.display());
             }
+        }
+        Ok(())
+    }
+
+    /// [`DataDir::check`], and that the directory is not a backup.
+    pub fn check_servable(&self) -> anyhow::Result<()> {
+        self.check()?;
+        if self.is_backup() {
+            // Served as it is, its log would roll every auditor back without a word.
+            bail!(
+                "{} is a backup (or one interrupted half-way), not a data dir; restore a complete backup into a new one with `vault-server restore --from {} \
+                 --data-dir NEW --reason TEXT`, which logs the restore for auditors",
+                self.root.display(),
+                self.root.display()
+            );
         }
         Ok(())
     }

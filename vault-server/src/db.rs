@@ -201,6 +201,51 @@ impl Db {
     }
 }
 
+/// Writes a consistent copy of the database at `src` to the new file `dest` with
+/// `VACUUM INTO`: one read transaction on a connection of its own, so a server using
+/// `src` goes on writing meanwhile (WAL readers never block the writer) and the copy is
+/// the database as of one commit. The copy is switched out of WAL mode, so that it is one
+/// self-contained file that can be opened read-only; opening it with [`Db::open`] puts
+/// it back in WAL mode. Blocking.
+pub fn copy_snapshot(src: &Path, dest: &Path) -> anyhow::Result<()> {
+    let conn = Connection::open_with_flags(
+        src,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| anyhow::anyhow!("cannot open database {}: {e}", src.display()))?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    let dest_text = dest.to_str().ok_or_else(|| anyhow::anyhow!("{} is not a UTF-8 path", dest.display()))?;
+    conn.execute("VACUUM INTO ?1", [dest_text])
+        .map_err(|e| anyhow::anyhow!("cannot copy the database to {}: {e}", dest.display()))?;
+    drop(conn);
+    let copy = Connection::open(dest)?;
+    copy.pragma_update(None, "journal_mode", "DELETE")?;
+    drop(copy);
+    // As private as the original (`VACUUM INTO` creates it with the umask's mode).
+    std::fs::set_permissions(dest, std::fs::metadata(src)?.permissions())?;
+    std::fs::File::open(dest)?.sync_all()?;
+    Ok(())
+}
+
+/// Opens a database file read-only, for checking a copy (a backup) without changing it.
+/// Blocking.
+pub fn open_read_only(path: &Path) -> anyhow::Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| anyhow::anyhow!("cannot open database {}: {e}", path.display()))?;
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if version != MIGRATIONS.len() as i64 {
+        anyhow::bail!(
+            "database {} has schema version {version}, this vault-server knows {}; use the vault-server that wrote it",
+            path.display(),
+            MIGRATIONS.len()
+        );
+    }
+    Ok(conn)
+}
+
 /// Runs one grouped job. A job that panics is dropped (its caller sees "writer stopped",
 /// a server error) and its savepoint rolls back as the panic unwinds; the writer and
 /// the rest of the group go on.

@@ -13,6 +13,7 @@
 //!   `rotate`: replacing them.
 //! - `blobs`: recording ciphertext on disk; `retention`: destruction and purges;
 //!   `orphans`: ciphertext no recording names, found and removed at start-up.
+//! - `backup`: online backups, their verification, and restoring one.
 //! - `datadir`: the data directory; `state`: opening it; `server`: serving it.
 //!
 //! [`open_state`] checks and opens a data directory, [`app`] builds the router (the
@@ -22,6 +23,7 @@
 mod abuse;
 mod accesslog;
 mod auth;
+mod backup;
 mod blobs;
 mod clock;
 pub mod config;
@@ -43,6 +45,7 @@ mod witnessing;
 // The library's public face: what `main.rs`, the benchmarks and the examples use.
 pub use abuse::LimitSettings;
 pub use accesslog::{LogRecord, append as append_to_log, verify as verify_log};
+pub use backup::{Checked, Manifest, backup, restore, verify_backup, verify_dir};
 pub use blobs::BlobStore;
 pub use datadir::{DataDir, log_key, log_verifier_key, trust_root};
 pub use db::Db;

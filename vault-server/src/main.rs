@@ -114,9 +114,43 @@ enum Command {
         key: vault_server::KeyKind,
     },
     /// Check the whole access-log chain offline, and report blobs no recording names.
+    /// On a backup, check it whole (as `--blobs`, and against its manifest).
     Verify {
         #[arg(long, env = "VAULT_DATA_DIR")]
         data_dir: PathBuf,
+        /// Also check that every recording's blob is present with the size and SHA-256
+        /// the database records (reads every blob).
+        #[arg(long)]
+        blobs: bool,
+    },
+    /// Back the vault up into the new directory OUT while it serves: the database as of
+    /// one commit, the blobs it names, then the keys (0600); verified before it is
+    /// complete. Keep OUT as safe as the data dir: it holds the server's keys.
+    Backup {
+        #[arg(long, env = "VAULT_DATA_DIR")]
+        data_dir: PathBuf,
+        /// The backup directory to create; it must not exist.
+        #[arg(long)]
+        out: PathBuf,
+        /// Hard-link blobs instead of copying them where OUT is on the same filesystem:
+        /// fast and takes no space, but shares the disk with the vault, so only for a
+        /// snapshot you then copy elsewhere.
+        #[arg(long)]
+        link: bool,
+    },
+    /// Restore a backup into a new (or empty) data directory, verifying it first, and
+    /// log the restore for auditors (their pins are past it: see the README's "Backup
+    /// and restore").
+    Restore {
+        /// The backup directory (`vault-server backup --out`).
+        #[arg(long)]
+        from: PathBuf,
+        /// The data directory to create.
+        #[arg(long, env = "VAULT_DATA_DIR")]
+        data_dir: PathBuf,
+        /// Why the vault is restored; written to the access log for auditors.
+        #[arg(long)]
+        reason: String,
     },
 }
 
@@ -253,9 +287,24 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             eprintln!("{}", vault_server::rotate_key(&DataDir::new(&data_dir), key)?);
             Ok(())
         }
-        Command::Verify { data_dir } => {
+        Command::Verify { data_dir, blobs } => {
             let dir = DataDir::new(&data_dir);
             dir.check()?;
+            if dir.is_backup() {
+                let (m, _) = vault_server::verify_backup(&dir)?;
+                println!(
+                    "ok: backup of {} entries, {} recordings ({} bytes), taken {}",
+                    m.log_size, m.recordings, m.blob_bytes, m.taken_at
+                );
+                return Ok(());
+            }
+            if blobs {
+                let c = vault_server::verify_dir(&dir, true)?;
+                eprintln!(
+                    "every blob of the {} recordings is present with its size and SHA-256 ({} bytes)",
+                    c.recordings, c.blob_bytes
+                );
+            }
             let db = Db::open(&dir.db_path())?;
             let (n, head) = db.snapshot(vault_server::verify_log)??;
             let origin = db.transaction(|s| Ok(s.log_origin()?))?.unwrap_or_default();
@@ -271,9 +320,42 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Backup { data_dir, out, link } => {
+            let m = vault_server::backup(&DataDir::new(&data_dir), &out, link)?;
+            println!("{}", out.display());
+            eprintln!(
+                "backed up and verified: a log of {} entries, {} recordings ({} bytes), keys {}, as of {}",
+                m.log_size,
+                m.recordings,
+                m.blob_bytes,
+                m.keys.join(", "),
+                m.taken_at
+            );
+            Ok(())
+        }
+        Command::Restore { from, data_dir, reason } => {
+            let (m, seq) = vault_server::restore(&DataDir::new(&from), &data_dir, &reason)?;
+            println!("{seq}");
+            eprintln!(
+                "restored the backup taken {} into {}; log entry {seq} states the restore. Auditors who verified \
+                 more than {} entries will see a rollback and accept it with `vault-cli audit verify --accept-restore`",
+                m.taken_at,
+                data_dir.display(),
+                m.log_size
+            );
+            eprintln!(
+                "warning: everything the vault did after {} is undone. Recordings destroyed (R5) or purged since are \
+                 back, with their key envelopes: re-close those cases with `no-offence` (the destroy entries of an \
+                 audit export taken before the restore name them); purges past retention run again by themselves. \
+                 Revocations, disabled users and closed cases since are undone too: apply them again now. Recordings \
+                 uploaded since are lost: upload them again",
+                m.taken_at
+            );
+            Ok(())
+        }
         Command::Purge { data_dir } => {
             let dir = DataDir::new(&data_dir);
-            dir.check()?;
+            dir.check_servable()?;
             let db = Db::open(&dir.db_path())?;
             let n = vault_server::purge_due(&db, &BlobStore::new(dir.blobs(), dir.tmp()), "vault-server purge")?;
             println!("{n}");
@@ -295,7 +377,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             witness_on_demand_millis,
             ready_min_free_mib,
         } => {
-            DataDir::new(&data_dir).check()?;
+            DataDir::new(&data_dir).check_servable()?;
             let tls = tls_cert.zip(tls_key);
             // Session tokens and login answers must not cross a network in clear.
             let behind_tls_proxy = public_url.as_deref().is_some_and(|u| u.starts_with("https://"));

@@ -265,7 +265,7 @@ fn still_checks(k: &RetiredTokenKey, now: i64) -> bool {
 }
 
 fn retired_path(dir: &DataDir) -> PathBuf {
-    dir.root.join("jwt-retired.json")
+    dir.retired_token_keys_path()
 }
 
 /// Adds a token key's public half to the retired keys (dropping those past use).

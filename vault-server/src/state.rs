@@ -81,7 +81,7 @@ impl Deref for AppState {
 /// (logging each) uploads never signed and ciphertext no recording names.
 pub fn open_state(cfg: &Config) -> anyhow::Result<AppState> {
     let dir = DataDir::new(&cfg.data_dir);
-    dir.check()?;
+    dir.check_servable()?;
     let lock = dir.lock_for_serving()?;
     let db = Db::open(&dir.db_path())?;
     let (entries, _) = db

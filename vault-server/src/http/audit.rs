@@ -86,6 +86,8 @@ pub struct EntriesParams {
     limit: Option<u32>,
     case: Option<String>,
     recording: Option<String>,
+    /// Only entries of this action (`log-restore`, say).
+    action: Option<String>,
     /// With it, only entries below `size`, each with its inclusion proof in the tree of
     /// that size (which the auditor has from a checkpoint).
     size: Option<u64>,
@@ -99,14 +101,19 @@ pub async fn entries(
 ) -> ApiResult<Json<Vec<ProvenEntry>>> {
     let list = log
         .logged(&st.db, move |s, rec| {
-            let about = match (&q.case, &q.recording) {
-                (None, None) => None,
-                (Some(c), None) => Some(About::Case(c.parse().map_err(bad_id)?)),
-                (None, Some(r)) => Some(About::Recording(r.parse().map_err(bad_id)?)),
-                (Some(_), Some(_)) => return Err(ApiError::bad_request("give a case or a recording, not both")),
+            let about = match (&q.case, &q.recording, &q.action) {
+                (None, None, None) => None,
+                (Some(c), None, None) => Some(About::Case(c.parse().map_err(bad_id)?)),
+                (None, Some(r), None) => Some(About::Recording(r.parse().map_err(bad_id)?)),
+                (None, None, Some(a)) => Some(About::Action(
+                    a.parse()
+                        .map_err(|_| ApiError::bad_request("unknown action; see LOG-FORMAT.md for the actions"))?,
+                )),
+                _ => return Err(ApiError::bad_request("give a case, a recording or an action, not several")),
             };
-            rec.details =
-                json!({ "from": q.from, "case": q.case, "recording": q.recording, "size": q.size }).to_string();
+            rec.details = json!({ "from": q.from, "case": q.case, "recording": q.recording, "action": q.action,
+                "size": q.size })
+            .to_string();
             let to = match q.size {
                 Some(size) => within_log(s, size)?,
                 None => u64::MAX,

@@ -41,6 +41,9 @@ impl merkle::PerfectNodes for Nodes<'_, '_> {
 pub enum About {
     Case(CaseId),
     Recording(RecordingId),
+    /// Entries of one action (auditors looking for `log-restore`; not indexed, so a scan
+    /// of the log, which only that rare question pays).
+    Action(vault_core::log::Action),
 }
 
 /// The columns of a log row, in the order [`Store::for_each_encoded`] reads them.
@@ -239,8 +242,8 @@ impl Store<'_> {
         Ok(out)
     }
 
-    /// Up to `limit` entries with `from <= seq < to`, only those about `about` (a case or
-    /// a recording) if given.
+    /// Up to `limit` entries with `from <= seq < to`, only those about `about` (a case, a
+    /// recording or an action) if given.
     pub fn log_entries(
         &self,
         from: u64,
@@ -248,17 +251,19 @@ impl Store<'_> {
         about: Option<&About>,
         limit: u32,
     ) -> rusqlite::Result<Vec<ChainedEntry>> {
-        let (case, recording) = match about {
-            None => (None, None),
-            Some(About::Case(c)) => (Some(c.as_str()), None),
-            Some(About::Recording(r)) => (None, Some(r.as_str())),
+        let (case, recording, action) = match about {
+            None => (None, None, None),
+            Some(About::Case(c)) => (Some(c.as_str()), None, None),
+            Some(About::Recording(r)) => (None, Some(r.as_str()), None),
+            Some(About::Action(a)) => (None, None, Some(a.as_str())),
         };
         self.c
             .prepare_cached(&format!(
                 "SELECT {LOG_COLUMNS} FROM access_log WHERE seq >= ?1 AND seq < ?2
-                 AND (?3 IS NULL OR case_id = ?3) AND (?4 IS NULL OR recording_id = ?4) ORDER BY seq LIMIT ?5"
+                 AND (?3 IS NULL OR case_id = ?3) AND (?4 IS NULL OR recording_id = ?4)
+                 AND (?6 IS NULL OR action = ?6) ORDER BY seq LIMIT ?5"
             ))?
-            .query_map(params![from as i64, to.min(i64::MAX as u64) as i64, case, recording, limit], |r| {
+            .query_map(params![from as i64, to.min(i64::MAX as u64) as i64, case, recording, limit, action], |r| {
                 let link = |i| -> rusqlite::Result<[u8; 32]> {
                     r.get::<_, Vec<u8>>(i)?.try_into().map_err(|_| rusqlite::Error::InvalidQuery)
                 };

@@ -164,6 +164,20 @@ impl Store<'_> {
             .collect()
     }
 
+    /// Calls `f` with every recording's id, size and SHA-256 (empty until its recorder
+    /// signed), signed or not: the files `blobs/` must hold, in rowid order.
+    pub fn for_each_recording_blob(
+        &self,
+        mut f: impl FnMut(RecordingId, u64, &str) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        let mut stmt = self.c.prepare("SELECT id, size, sha256 FROM recordings ORDER BY rowid")?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            f(parsed(r, 0)?, r.get::<_, i64>(1)? as u64, r.get_ref(2)?.as_str()?)?;
+        }
+        Ok(())
+    }
+
     /// Removes the row of a recording that was never signed (never listed or served).
     pub fn remove_unsigned(&self, id: &RecordingId) -> rusqlite::Result<()> {
         self.c.prepare_cached("DELETE FROM recordings WHERE id = ?1 AND statement IS NULL")?.execute([id.as_str()])?;

@@ -24,6 +24,7 @@ const MAX_NOTE: u64 = 64 * 1024;
 
 mod export;
 mod log;
+mod restore;
 mod verify;
 
 #[derive(Subcommand)]
@@ -162,7 +163,7 @@ pub(crate) fn check_consistent(client: &mut Client, a: &Checkpoint, b: &Checkpoi
 /// Checks that `now` extends the tree of `size` entries with head `root`, by a
 /// consistency proof from the server (none is needed for equal sizes, and none can help
 /// a smaller `now`: that is a rollback).
-fn extends(client: &mut Client, size: u64, root: &[u8; 32], now: &Checkpoint) -> anyhow::Result<()> {
+pub(crate) fn extends(client: &mut Client, size: u64, root: &[u8; 32], now: &Checkpoint) -> anyhow::Result<()> {
     let proof = if size > 0 && size < now.size {
         let p: ConsistencyProof = client.get_json(&format!("/v1/audit/consistency?from={size}&to={}", now.size))?;
         anyhow::ensure!(

@@ -36,6 +36,12 @@ pub struct Verify {
     /// With --file: verify an export older than your last checkpoint on its own.
     #[arg(long, requires = "file")]
     ignore_pin: bool,
+    /// Accept that the server was restored from a backup: only if its log holds the
+    /// operator's restore statement, signed into a checkpoint, for fewer entries than you
+    /// verified last. Prints how many entries are lost, verifies every entry of the
+    /// restored log and pins it (see the README, "Backup and restore").
+    #[arg(long, conflicts_with_all = ["file", "full", "ignore_pin", "keys"])]
+    accept_restore: bool,
     #[command(flatten)]
     witnesses: super::Witnesses,
 }
@@ -67,50 +73,64 @@ impl Verify {
                 }
                 full(r, &known, pinned)?
             }
+            None if self.accept_restore => {
+                return super::restore::accept(&mut Client::new(g)?, &key, g.json);
+            }
             None => {
                 let mut client = Client::new(g)?;
-                match pinned {
-                    Some(Pin::Tree { .. }) if !self.full => {
-                        let now = super::current_checkpoint(&mut client, &key, &self.witnesses, pinned)?;
-                        Outcome {
-                            checkpoint: now.checkpoint,
-                            note: now.note,
-                            signer: now.signer,
-                            checked: 0,
-                            pin: true,
+                let online = (|| {
+                    anyhow::Ok(match pinned {
+                        Some(Pin::Tree { .. }) if !self.full => {
+                            let now = super::current_checkpoint(&mut client, &key, &self.witnesses, pinned)?;
+                            Outcome {
+                                checkpoint: now.checkpoint,
+                                note: now.note,
+                                signer: now.signer,
+                                checked: 0,
+                                pin: true,
+                            }
+                        }
+                        _ => {
+                            // The key that signs now, followed from the one trusted here
+                            // (its transitions' trees checked against a pin of the tree).
+                            let (signer, since) = super::follow(&mut client, &known, pinned)?;
+                            let url = client.url("/v1/audit/export");
+                            // Every entry streams: hours for a big log, not --timeout-secs.
+                            let resp =
+                                client.send(|h, _| h.get(&url).timeout(std::time::Duration::from_secs(24 * 3600)))?;
+                            let mut out = full(BufReader::with_capacity(1 << 20, resp), &signer, pinned)?;
+                            if signer != known
+                                && let Some(Pin::Tree { size, root }) = since
+                            {
+                                // The log read extends the last change of key.
+                                anyhow::ensure!(
+                                    out.checkpoint.size >= size,
+                                    "ACCESS LOG VERIFICATION FAILED: the log is shorter than the change of its key"
+                                );
+                                let t = Checkpoint { origin: out.checkpoint.origin.clone(), size, root };
+                                super::check_consistent(&mut client, &t, &out.checkpoint)?;
+                            }
+                            if !self.witnesses.keys.is_empty() {
+                                // The export's checkpoint is the server's alone: what gets
+                                // pinned is the witnessed one, shown consistent with it.
+                                let tree_pin = pinned.filter(|p| matches!(p, Pin::Tree { .. }));
+                                let w = super::current_checkpoint(&mut client, &key, &self.witnesses, tree_pin)?;
+                                super::check_consistent(&mut client, &w.checkpoint, &out.checkpoint)?;
+                                out.checkpoint = w.checkpoint;
+                                out.note = w.note;
+                            }
+                            out
+                        }
+                    })
+                })();
+                match (online, pinned) {
+                    (Err(e), Some(Pin::Tree { size, .. })) if super::restore::is_divergence(&e) => {
+                        match super::restore::hint(&mut client, &key, size) {
+                            Some(hint) => return Err(anyhow::anyhow!("{e:#}\n{hint}")),
+                            None => return Err(e),
                         }
                     }
-                    _ => {
-                        // The key that signs now, followed from the one trusted here (its
-                        // transitions' trees checked against a pin of the tree, if any).
-                        let (signer, since) = super::follow(&mut client, &known, pinned)?;
-                        let url = client.url("/v1/audit/export");
-                        // Every entry streams: hours for a big log, not --timeout-secs.
-                        let resp =
-                            client.send(|h, _| h.get(&url).timeout(std::time::Duration::from_secs(24 * 3600)))?;
-                        let mut out = full(BufReader::with_capacity(1 << 20, resp), &signer, pinned)?;
-                        if signer != known
-                            && let Some(Pin::Tree { size, root }) = since
-                        {
-                            // The log read extends the last change of key.
-                            anyhow::ensure!(
-                                out.checkpoint.size >= size,
-                                "ACCESS LOG VERIFICATION FAILED: the log is shorter than the change of its key"
-                            );
-                            let t = Checkpoint { origin: out.checkpoint.origin.clone(), size, root };
-                            super::check_consistent(&mut client, &t, &out.checkpoint)?;
-                        }
-                        if !self.witnesses.keys.is_empty() {
-                            // The export's checkpoint is the server's alone: what gets
-                            // pinned is the witnessed one, shown consistent with it.
-                            let tree_pin = pinned.filter(|p| matches!(p, Pin::Tree { .. }));
-                            let w = super::current_checkpoint(&mut client, &key, &self.witnesses, tree_pin)?;
-                            super::check_consistent(&mut client, &w.checkpoint, &out.checkpoint)?;
-                            out.checkpoint = w.checkpoint;
-                            out.note = w.note;
-                        }
-                        out
-                    }
+                    (result, _) => result?,
                 }
             }
         };
