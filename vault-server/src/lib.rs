@@ -12,7 +12,9 @@
 //! - `auth`: session tokens and login challenges; `server_keys`: the server's own keys.
 //! - `blobs`: recording ciphertext on disk; `retention`: destruction and purges;
 //!   `orphans`: ciphertext no recording names, found and removed at start-up.
-//! - `datadir`: the data directory; `state`: opening it; `server`: serving it.
+//! - `datadir`: the data directory; `state`: opening it; `server`: serving it, and
+//!   `drain`: what it lets finish at shutdown.
+//! - `monitoring`: the Prometheus metrics and their own listener.
 //!
 //! [`open_state`] checks and opens a data directory, [`app`] builds the router (the
 //! in-process tests in `http` drive it without a socket), and [`serve`] runs it on a
@@ -25,8 +27,10 @@ mod blobs;
 mod clock;
 mod datadir;
 mod db;
+mod drain;
 mod error;
 mod http;
+mod monitoring;
 mod orphans;
 mod policy;
 mod retention;
@@ -43,6 +47,7 @@ pub use accesslog::{LogRecord, append as append_to_log, verify as verify_log};
 pub use blobs::BlobStore;
 pub use datadir::{DataDir, log_verifier_key, trust_root};
 pub use db::Db;
+pub use monitoring::{install as install_metrics, serve as serve_metrics};
 pub use orphans::{Orphan, Orphans, find as find_orphans, sweep as sweep_orphans};
 pub use retention::purge_due;
 pub use server::{ConnLimits, app, serve, tls_acceptor};
