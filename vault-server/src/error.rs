@@ -231,12 +231,11 @@ impl IntoResponse for ApiError {
             // capped, since a detail can quote what an unauthenticated caller sent.
             tracing::debug!(code = self.code, detail = %crate::accesslog::cap(d, REFUSAL_TEXT_CAP), "request refused");
         }
-        let refusal =
-            self.status.is_client_error().then(|| Refusal {
-                code: self.code,
-                message: self.message.clone(),
-                why: self.detail.clone(),
-            });
+        let refusal = self.status.is_client_error().then(|| Refusal {
+            code: self.code,
+            message: self.message.clone(),
+            why: self.detail.clone(),
+        });
         let mut response =
             (self.status, Json(ErrorBody { error: self.code.into(), message: self.message })).into_response();
         if let Some(secs) = self.retry_after {

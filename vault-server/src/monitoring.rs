@@ -100,13 +100,12 @@ pub async fn serve(listener: tokio::net::TcpListener, handle: PrometheusHandle, 
             upkeep.run_upkeep();
         }
     });
-    let app = axum::Router::new()
-        .route("/metrics", axum::routing::get(render))
-        .with_state((handle, state))
-        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+    let app = axum::Router::new().route("/metrics", axum::routing::get(render)).with_state((handle, state)).layer(
+        tower_http::timeout::TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(30),
-        ));
+        ),
+    );
     if let Err(e) = axum::serve(listener, app).await {
         tracing::error!(detail = %e, "the metrics listener failed");
     }

@@ -12,8 +12,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
-use futures_util::StreamExt;
 use base64::engine::general_purpose::STANDARD as B64;
+use futures_util::StreamExt;
 use serde_json::json;
 use vault_core::api::{
     Done, HEADER_CASE_RECIPIENT, HEADER_CRC32, HEADER_ENVELOPE, HEADER_KEY_STATEMENT, HEADER_META, HEADER_SHA256,
