@@ -220,7 +220,9 @@ fn init_logging(format: LogFormat) {
     match format {
         // Escape codes only for a person at a terminal, never into a file or a journal.
         LogFormat::Text => fmt.with_ansi(std::io::stderr().is_terminal()).init(),
-        LogFormat::Json => fmt.json().flatten_event(true).with_current_span(true).with_span_list(false).init(),
+        LogFormat::Json => {
+            fmt.json().with_ansi(false).flatten_event(true).with_current_span(true).with_span_list(false).init()
+        }
     }
 }
 
