@@ -267,6 +267,39 @@ impl Vault {
         self.stop();
     }
 
+    /// The running server's process id.
+    pub fn pid(&self) -> u32 {
+        self.server.as_ref().expect("the server runs").id()
+    }
+
+    /// Sends the server SIGTERM, as an init system stopping it would.
+    pub fn sigterm(&self) {
+        let out = run(Command::new("kill").args(["-TERM", &self.pid().to_string()]));
+        assert_eq!(out.code, 0, "kill -TERM: {out:?}");
+    }
+
+    /// Waits (at most `within`) for the server to exit on its own, and returns its exit
+    /// status; the server is then stopped, and `restart` starts it again.
+    pub fn wait_exit(&mut self, within: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + within;
+        let child = self.server.as_mut().expect("the server runs");
+        loop {
+            if let Some(status) = child.try_wait().expect("wait for vault-server") {
+                self.server = None;
+                return status;
+            }
+            assert!(Instant::now() < deadline, "vault-server did not exit within {within:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The rest of the first line of the server's stderr that starts with `prefix`, once
+    /// it is there.
+    pub fn log_value(&self, prefix: &str) -> Option<String> {
+        let text = std::fs::read_to_string(self.server_log()).unwrap_or_default();
+        text.lines().find_map(|l| l.strip_prefix(prefix)).map(|v| v.trim().to_owned())
+    }
+
     fn stop(&mut self) {
         if let Some(mut c) = self.server.take() {
             let _ = c.kill();
@@ -366,6 +399,19 @@ impl Vault {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> (u16, String) {
+        let (status, _, body) = self.raw_with_head(method, path, token, headers, body);
+        (status, body)
+    }
+
+    /// As [`Vault::raw`], also returning the answer's head (status line and headers).
+    pub fn raw_with_head(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> (u16, String, String) {
         let addr = self.url.trim_start_matches("http://");
         let mut s = TcpStream::connect(addr).expect("connect");
         s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
@@ -386,10 +432,15 @@ impl Vault {
         if headers.iter().any(|(k, _)| *k == "x-test-cut") {
             // Hang up mid-body, as a client that crashed or lost its network would.
             let _ = s.shutdown(std::net::Shutdown::Both);
-            return (0, String::new());
+            return (0, String::new(), String::new());
         }
         sent.expect("send request");
-        read_answer(&mut s)
+        let mut resp = Vec::new();
+        let _ = s.read_to_end(&mut resp);
+        let text = String::from_utf8_lossy(&resp).into_owned();
+        let status = text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        (status, head.to_owned(), body.to_owned())
     }
 }
 
@@ -441,4 +492,95 @@ pub fn grep_dir(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
         .into_iter()
         .filter(|p| std::fs::read(p).map(|b| b.windows(needle.len()).any(|w| w == needle)).unwrap_or(false))
         .collect()
+}
+
+/// The value of header `name` in an answer's head (as [`Vault::raw_with_head`] returns it).
+pub fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().skip(1).find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+/// One sample of a Prometheus text exposition: name, labels, value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    pub name: String,
+    pub labels: std::collections::BTreeMap<String, String>,
+    pub value: f64,
+}
+
+/// Parses a Prometheus text exposition (format 0.0.4), panicking on any line that is
+/// neither a comment, blank, nor `name{label="value",...} number`.
+pub fn parse_metrics(text: &str) -> Vec<Sample> {
+    let mut out = Vec::new();
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+        let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| bad(line));
+        let value: f64 = match value {
+            "+Inf" => f64::INFINITY,
+            "-Inf" => f64::NEG_INFINITY,
+            v => v.parse().unwrap_or_else(|_| bad(line)),
+        };
+        let (name, labels) = match series.split_once('{') {
+            None => (series, std::collections::BTreeMap::new()),
+            Some((name, rest)) => {
+                let mut rest = rest.strip_suffix('}').unwrap_or_else(|| bad(line));
+                let mut labels = std::collections::BTreeMap::new();
+                while !rest.is_empty() {
+                    let (key, after) = rest.split_once("=\"").unwrap_or_else(|| bad(line));
+                    // Values escape `\`, `"` and newlines with a backslash.
+                    let (mut value, mut chars, mut end) = (String::new(), after.char_indices(), None);
+                    while let Some((i, c)) = chars.next() {
+                        match c {
+                            '\\' => match chars.next() {
+                                Some((_, 'n')) => value.push('\n'),
+                                Some((_, c)) => value.push(c),
+                                None => bad(line),
+                            },
+                            '"' => {
+                                end = Some(i);
+                                break;
+                            }
+                            c => value.push(c),
+                        }
+                    }
+                    let end = end.unwrap_or_else(|| bad(line));
+                    labels.insert(key.to_owned(), value);
+                    rest = after[end + 1..].trim_start_matches(',');
+                }
+                (name, labels)
+            }
+        };
+        let name_ok = !name.is_empty()
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+            && !name.starts_with(|c: char| c.is_ascii_digit());
+        if !name_ok {
+            bad::<()>(line);
+        }
+        out.push(Sample { name: name.to_owned(), labels, value });
+    }
+    out
+}
+
+fn bad<T>(line: &str) -> T {
+    panic!("not a Prometheus sample line: {line:?}")
+}
+
+/// The sum of the samples named `name` whose labels include every one of `labels`.
+pub fn metric(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
+    samples
+        .iter()
+        .filter(|s| s.name == name && labels.iter().all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v)))
+        .map(|s| s.value)
+        .sum()
+}
+
+/// GETs `url` (plain HTTP on loopback) and returns (status, body).
+pub fn http_get(url: &str) -> (u16, String) {
+    let rest = url.strip_prefix("http://").expect("an http:// URL");
+    let (addr, path) = rest.split_once('/').map_or((rest, "/".to_owned()), |(a, p)| (a, format!("/{p}")));
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").expect("send request");
+    read_answer(&mut s)
 }

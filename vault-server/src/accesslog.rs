@@ -445,7 +445,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.status, axum::http::StatusCode::FORBIDDEN);
         assert_eq!(db.with(|c| Store::new(c).log_head().unwrap().0), 0, "the work's own entry must roll back");
-        let refusal = Refusal { message: "no grant".into(), why: None };
+        let refusal = Refusal { code: "access_denied", message: "no grant".into(), why: None };
         rt.block_on(log.write_refusal(&db, &refusal)).unwrap();
         let entries = db.with(|c| Store::new(c).log_entries(0, u64::MAX, None, 10).unwrap());
         let e = &entries[0].entry;

@@ -321,7 +321,10 @@ fn write_chunks<S: Sink>(mut sink: S, mut chunks: tokio::sync::mpsc::Receiver<To
     while let Some(next) = chunks.blocking_recv() {
         match next {
             ToDisk::Data(bytes) => sink.write_all(&bytes)?,
-            ToDisk::Sync => return sink.sync(),
+            ToDisk::Sync => {
+                let _sync = crate::monitoring::Timer::start(crate::monitoring::BLOB_FSYNC_SECONDS);
+                return sink.sync();
+            }
         }
     }
     Ok(())
@@ -329,6 +332,7 @@ fn write_chunks<S: Sink>(mut sink: S, mut chunks: tokio::sync::mpsc::Receiver<To
 
 async fn sync_dir(dir: &Path) -> std::io::Result<()> {
     let dir = dir.to_owned();
+    let _sync = crate::monitoring::Timer::start(crate::monitoring::BLOB_FSYNC_SECONDS);
     tokio::task::spawn_blocking(move || std::fs::File::open(dir)?.sync_all()).await.map_err(std::io::Error::other)?
 }
 

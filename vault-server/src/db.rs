@@ -310,6 +310,8 @@ fn writer(mut conn: Connection, jobs: mpsc::Receiver<Job>) {
             tracing::error!("the database rolled the group's transaction back (disk full?); every request in it fails");
             false
         } else {
+            metrics::histogram!(crate::monitoring::COMMIT_GROUP_SIZE).record(group.len() as f64);
+            let _commit = crate::monitoring::Timer::start(crate::monitoring::COMMIT_SECONDS);
             match conn.execute_batch("COMMIT") {
                 Ok(()) => true,
                 Err(e) => {

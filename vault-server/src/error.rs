@@ -184,6 +184,9 @@ impl From<std::io::Error> for ApiError {
 /// detail behind it. Travels as an extension of the refusing response.
 #[derive(Debug, Clone)]
 pub struct Refusal {
+    /// Why, in one word from a fixed set (an [`ApiError`] code, or one of
+    /// [`code_for_status`]): the refusal metric's label and the refusal log line's reason.
+    pub code: &'static str,
     pub message: String,
     pub why: Option<String>,
 }
@@ -194,6 +197,25 @@ impl Refusal {
     pub fn details(&self) -> String {
         let cap = |s: &str| crate::accesslog::cap(s, REFUSAL_TEXT_CAP).into_owned();
         serde_json::json!({ "refusal": cap(&self.message), "why": self.why.as_deref().map(cap) }).to_string()
+    }
+}
+
+/// The code of a client error that no [`ApiError`] made (the router's own 404 and 405, a
+/// layer's 408 or 413, hyper's 431): one of a fixed set, so that it can label a metric.
+pub fn code_for_status(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::BAD_REQUEST | StatusCode::UNPROCESSABLE_ENTITY => "bad_request",
+        StatusCode::UNAUTHORIZED => "unauthenticated",
+        StatusCode::FORBIDDEN => "access_denied",
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::REQUEST_TIMEOUT => "timeout",
+        StatusCode::CONFLICT => "conflict",
+        StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::TOO_MANY_REQUESTS => "rate_limited",
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => "headers_too_large",
+        _ => "client_error",
     }
 }
 
@@ -209,8 +231,11 @@ impl IntoResponse for ApiError {
             // capped, since a detail can quote what an unauthenticated caller sent.
             tracing::debug!(code = self.code, detail = %crate::accesslog::cap(d, REFUSAL_TEXT_CAP), "request refused");
         }
-        let refusal =
-            self.status.is_client_error().then(|| Refusal { message: self.message.clone(), why: self.detail.clone() });
+        let refusal = self.status.is_client_error().then(|| Refusal {
+            code: self.code,
+            message: self.message.clone(),
+            why: self.detail.clone(),
+        });
         let mut response =
             (self.status, Json(ErrorBody { error: self.code.into(), message: self.message })).into_response();
         if let Some(secs) = self.retry_after {

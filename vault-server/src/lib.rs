@@ -14,7 +14,9 @@
 //! - `blobs`: recording ciphertext on disk; `retention`: destruction and purges;
 //!   `orphans`: ciphertext no recording names, found and removed at start-up.
 //! - `backup`: online backups, their verification, and restoring one.
-//! - `datadir`: the data directory; `state`: opening it; `server`: serving it.
+//! - `datadir`: the data directory; `state`: opening it; `server`: serving it, and
+//!   `drain`: what it lets finish at shutdown.
+//! - `monitoring`: the Prometheus metrics and their own listener.
 //!
 //! [`open_state`] checks and opens a data directory, [`app`] builds the router (the
 //! in-process tests in `http` drive it without a socket), and [`serve`] runs it on a
@@ -29,8 +31,10 @@ mod clock;
 pub mod config;
 mod datadir;
 mod db;
+mod drain;
 mod error;
 mod http;
+mod monitoring;
 mod orphans;
 mod policy;
 mod retention;
@@ -49,6 +53,7 @@ pub use backup::{Checked, Manifest, backup, restore, verify_backup, verify_dir};
 pub use blobs::BlobStore;
 pub use datadir::{DataDir, log_key, log_verifier_key, trust_root};
 pub use db::Db;
+pub use monitoring::{install as install_metrics, serve as serve_metrics};
 pub use orphans::{Orphan, Orphans, find as find_orphans, sweep as sweep_orphans};
 pub use retention::purge_due;
 pub use rotate::{Which as KeyKind, check_transitions, rotate as rotate_key};

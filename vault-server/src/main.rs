@@ -1,5 +1,6 @@
 //! `vault-server`: initialise a data directory, serve it, and check it offline.
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -20,7 +21,7 @@ struct Cli {
     command: Command,
 }
 
-// Parsed once per run: the size of the `serve` variant costs nothing.
+// Parsed once per process: the size of `Serve` costs nothing worth boxing it for.
 #[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
@@ -86,6 +87,23 @@ enum Command {
         /// many MiB free.
         #[arg(long, env = "VAULT_READY_MIN_FREE_MIB", default_value_t = 1024)]
         ready_min_free_mib: u64,
+        /// Serve Prometheus metrics at http://ADDR/metrics, without a token (off unless
+        /// given). Metrics show how busy the vault is, so ADDR must be a loopback address
+        /// unless --metrics-beyond-loopback is given too.
+        #[arg(long, env = "VAULT_METRICS_LISTEN")]
+        metrics_listen: Option<SocketAddr>,
+        /// Allow --metrics-listen on an address beyond loopback (plain HTTP, no token:
+        /// only where a firewall lets nobody but the scraper reach it).
+        #[arg(long, env = "VAULT_METRICS_BEYOND_LOOPBACK")]
+        metrics_beyond_loopback: bool,
+        /// Log lines as JSON objects, one per line (for log collectors), or as text.
+        /// Text is coloured only when stderr is a terminal.
+        #[arg(long, env = "VAULT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+        log_format: LogFormat,
+        /// Seconds that requests in progress (an upload, and its signature) get to finish
+        /// after SIGTERM or Ctrl-C; then the server closes what is left and stops.
+        #[arg(long, env = "VAULT_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
+        shutdown_grace_secs: u64,
     },
     /// Purge recordings past their retention period now (also while `serve` runs).
     Purge {
@@ -154,6 +172,13 @@ enum Command {
     },
 }
 
+/// How the server writes its log lines (to stderr).
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
 /// Limits on callers without a session and on connections (see the README's "Limits").
 #[derive(clap::Args)]
 struct LimitArgs {
@@ -208,8 +233,9 @@ impl LimitArgs {
         }
     }
 
-    fn connections(&self) -> vault_server::ConnLimits {
+    fn connections(&self, shutdown_grace_secs: u64) -> vault_server::ConnLimits {
         vault_server::ConnLimits {
+            shutdown_grace: std::time::Duration::from_secs(shutdown_grace_secs),
             max_connections: self.max_connections.max(1),
             per_source: self.max_connections_per_address.max(1),
             header_timeout: std::time::Duration::from_secs(self.header_timeout_secs.max(1)),
@@ -219,12 +245,6 @@ impl LimitArgs {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("VAULT_LOG").unwrap_or_else(|_| "info,tower_http=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     // The config file's settings become flags, below real flags and variables.
     let args = match vault_server::config::apply(Cli::command(), std::env::args_os().collect(), "serve") {
         Ok(args) => args,
@@ -233,11 +253,32 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match run(Cli::parse_from(args)) {
+    let cli = Cli::parse_from(args);
+    let format = match &cli.command {
+        Command::Serve { log_format, .. } => *log_format,
+        _ => LogFormat::Text,
+    };
+    init_logging(format);
+    match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("vault-server: error: {e:#}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// Log lines to stderr, filtered by `VAULT_LOG` (default `info`). JSON lines carry the
+/// event's fields at the top level and the request's span (its `request_id`) in `span`.
+fn init_logging(format: LogFormat) {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("VAULT_LOG").unwrap_or_else(|_| "info,tower_http=warn".into());
+    let fmt = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        // Escape codes only for a person at a terminal, never into a file or a journal.
+        LogFormat::Text => fmt.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => {
+            fmt.json().with_ansi(false).flatten_event(true).with_current_span(true).with_span_list(false).init()
         }
     }
 }
@@ -376,8 +417,22 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             witness_every_secs,
             witness_on_demand_millis,
             ready_min_free_mib,
+            metrics_listen,
+            metrics_beyond_loopback,
+            log_format: _,
+            shutdown_grace_secs,
         } => {
             DataDir::new(&data_dir).check_servable()?;
+            if let Some(m) = metrics_listen
+                && !m.ip().is_loopback()
+                && !metrics_beyond_loopback
+            {
+                anyhow::bail!(
+                    "refusing to serve metrics on {m}, beyond loopback: they have no token and show how busy the vault is. \
+                     Use a loopback address (--metrics-listen 127.0.0.1:9700), or add --metrics-beyond-loopback if only \
+                     your scraper can reach {m}"
+                );
+            }
             let tls = tls_cert.zip(tls_key);
             // Session tokens and login answers must not cross a network in clear.
             let behind_tls_proxy = public_url.as_deref().is_some_and(|u| u.starts_with("https://"));
@@ -411,10 +466,22 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     ready_min_free: ready_min_free_mib.saturating_mul(1024 * 1024),
                 };
                 let state = vault_server::open_state(&cfg)?;
+                if let Some(m) = metrics_listen {
+                    let handle = vault_server::install_metrics()?;
+                    let listener = tokio::net::TcpListener::bind(m)
+                        .await
+                        .map_err(|e| anyhow::anyhow!("cannot listen on {m} for metrics: {e}"))?;
+                    let bound = listener.local_addr()?;
+                    tokio::spawn(vault_server::serve_metrics(listener, handle, state.clone()));
+                    tracing::info!(addr = %bound, "serving metrics");
+                    // Tests and scripts read this line to learn the port when it is 0.
+                    eprintln!("metrics on http://{bound}/metrics");
+                }
                 tracing::info!(%addr, origin = %cfg.origin, tls = tls.is_some(), "serving");
                 // Tests and scripts read this line to learn the port when --listen has port 0.
                 eprintln!("listening on {scheme}://{addr}");
-                vault_server::serve(listener, tls, limits.connections(), state, shutdown_signal()).await?;
+                let conns = limits.connections(shutdown_grace_secs);
+                vault_server::serve(listener, tls, conns, state, shutdown_signal()).await?;
                 Ok(())
             })
         }

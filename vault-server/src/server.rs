@@ -14,6 +14,11 @@
 //! requests) is closed to make room. Slow connections from many addresses therefore
 //! cannot keep users out, and a request in progress (an upload, a fetch streaming its
 //! answer) is never cut for a newcomer.
+//!
+//! At shutdown the server drains (see `crate::drain`): for at most
+//! [`ConnLimits::shutdown_grace`] it finishes the requests in progress and takes the
+//! signatures of the uploads it committed, refusing new work with 503; then it closes
+//! whatever is left, and logs what it cut off.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -46,6 +51,8 @@ pub struct ConnLimits {
     pub per_source: usize,
     pub header_timeout: Duration,
     pub idle_timeout: Duration,
+    /// How long requests in progress get to finish at shutdown.
+    pub shutdown_grace: Duration,
 }
 
 impl Default for ConnLimits {
@@ -55,6 +62,7 @@ impl Default for ConnLimits {
             per_source: 64,
             header_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
+            shutdown_grace: Duration::from_secs(10),
         }
     }
 }
@@ -63,8 +71,8 @@ impl Default for ConnLimits {
 /// headers are a few KiB at most (a token, encrypted call metadata).
 const MAX_HEADERS: usize = 64 * 1024;
 
-/// How long connections get to finish their requests at shutdown.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// How often a draining server checks whether it has finished.
+const DRAIN_POLL: Duration = Duration::from_millis(50);
 
 /// Serves `state` on `listener` until `shutdown` completes: over TLS with `tls`, else
 /// plain HTTP.
@@ -95,24 +103,12 @@ pub async fn serve(
     http.http2().timer(TokioTimer::new()).max_concurrent_streams(64).max_header_list_size(MAX_HEADERS as u32);
     let http = Arc::new(http);
     tokio::pin!(shutdown);
-    loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    // Out of file descriptors, say: wait a moment rather than spin.
-                    tracing::warn!(detail = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
+    let accept = |stream: tokio::net::TcpStream, peer: std::net::SocketAddr| {
         let source = Source::of(peer.ip());
         let Some(slot) = Open::take(&open, source, &limits) else {
             // Closed at once: no request was read, so there is nothing to log but a count.
             drop(stream);
-            continue;
+            return;
         };
         let _ = stream.set_nodelay(true);
         let (app, http, tls, watcher) = (app.clone(), http.clone(), tls.clone(), graceful.watcher());
@@ -143,22 +139,79 @@ pub async fn serve(
                     }
                 }
             };
-            // Closed for a newcomer when the server is full: the connection is dropped.
+            // Closed for a newcomer when the server is full, or at the end of the
+            // shutdown grace: the connection is dropped.
             tokio::select! {
                 () = served => {}
                 () = close.cancelled() => {}
             }
             drop(slot);
         });
+    };
+    let accepted = |accepted: std::io::Result<(tokio::net::TcpStream, std::net::SocketAddr)>| match accepted {
+        Ok(a) => Some(a),
+        Err(e) => {
+            tracing::warn!(detail = %e, "accept failed");
+            None
+        }
+    };
+    loop {
+        tokio::select! {
+            a = listener.accept() => match accepted(a) {
+                Some((stream, peer)) => accept(stream, peer),
+                // Out of file descriptors, say: wait a moment rather than spin.
+                None => tokio::time::sleep(Duration::from_millis(50)).await,
+            },
+            () = &mut shutdown => break,
+        }
+    }
+    // Draining: new connections are still taken, for the signatures of uploads that
+    // commit meanwhile; everything else is answered 503 (see `crate::drain`).
+    let deadline = tokio::time::Instant::now() + limits.shutdown_grace;
+    state.drain.start();
+    tracing::info!(
+        connections = open.connections(),
+        requests_in_progress = open.busy(),
+        uploads_in_progress = state.drain.uploads_in_progress(),
+        grace_secs = limits.shutdown_grace.as_secs_f64(),
+        "stopping: finishing requests in progress, refusing new ones"
+    );
+    let mut poll = tokio::time::interval(DRAIN_POLL);
+    loop {
+        tokio::select! {
+            a = listener.accept() => if let Some((stream, peer)) = accepted(a) { accept(stream, peer) },
+            _ = poll.tick() => {
+                if open.busy() == 0 && state.drain.awaiting_signatures() == 0 {
+                    break;
+                }
+            }
+            () = tokio::time::sleep_until(deadline) => break,
+        }
     }
     drop(listener);
-    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await.is_err() {
-        tracing::warn!("connections still open after the shutdown grace period; closing them");
+    // Idle connections close now; those with a request in progress once it is answered.
+    let finished = tokio::time::timeout_at(deadline, graceful.shutdown()).await.is_ok();
+    let (cut_requests, cut_uploads) = (open.busy(), state.drain.uploads_in_progress());
+    let unsigned = state.drain.awaiting_signatures();
+    if !finished {
+        // An upload cut off here drops its temporary file as its request is dropped.
+        open.close_all();
     }
     windows.abort();
     // What the gate counted in the last window is written before the process ends.
     if let Err(e) = state.gate.flush(&state.db).await {
         tracing::error!(detail = %e, "cannot write the last aggregated log entries");
+    }
+    if finished && unsigned == 0 {
+        tracing::info!("stopped: every request finished");
+    } else {
+        tracing::warn!(
+            requests_cut_off = cut_requests,
+            uploads_cut_off = cut_uploads,
+            uploads_left_unsigned = unsigned,
+            "stopped at the end of the shutdown grace period; cut-off uploads left nothing, and uploads left \
+             unsigned are never listed and are removed after an hour"
+        );
     }
     Ok(())
 }
@@ -251,6 +304,25 @@ impl Open {
         p.conns.insert(id, conn.clone());
         *p.per_source.entry(source).or_default() += 1;
         Some(Slot { open: open.clone(), id, conn })
+    }
+
+    /// Connections open now.
+    fn connections(&self) -> usize {
+        self.places.lock().unwrap_or_else(|e| e.into_inner()).conns.len()
+    }
+
+    /// Requests in progress now, their answers included until sent.
+    fn busy(&self) -> usize {
+        let p = self.places.lock().unwrap_or_else(|e| e.into_inner());
+        p.conns.values().map(|c| c.busy.load(Ordering::Relaxed)).sum()
+    }
+
+    /// Closes every connection (the end of the shutdown grace).
+    fn close_all(&self) {
+        let p = self.places.lock().unwrap_or_else(|e| e.into_inner());
+        for c in p.conns.values() {
+            c.close.cancel();
+        }
     }
 }
 

@@ -61,6 +61,8 @@ pub struct Inner {
     /// The data directory, and the free space `/readyz` wants on its disk.
     pub data_dir: std::path::PathBuf,
     pub ready_min_free: u64,
+    /// Whether the server is shutting down, and what it waits for.
+    pub drain: crate::drain::Drain,
     /// Held while the server runs: no second `serve` on this data directory.
     _lock: std::fs::File,
 }
@@ -137,6 +139,7 @@ pub fn open_state(cfg: &Config) -> anyhow::Result<AppState> {
         witness_every: cfg.witness_every,
         data_dir: cfg.data_dir.clone(),
         ready_min_free: cfg.ready_min_free,
+        drain: crate::drain::Drain::default(),
         _lock: lock,
     })))
 }

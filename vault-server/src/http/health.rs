@@ -29,8 +29,10 @@ pub async fn readyz(State(st): State<AppState>) -> Response {
         .is_ok();
     let free = free_bytes(&st.data_dir);
     let disk = free.is_some_and(|f| f >= st.ready_min_free);
-    // Serving at all means the log and its tree were verified at start.
-    let ready = database && disk;
+    // Serving at all means the log and its tree were verified at start. A draining server
+    // is not ready, so that load balancers send nothing new to it.
+    let draining = st.drain.is_draining();
+    let ready = database && disk && !draining;
     let body = json!({
         "ready": ready,
         "checks": {
@@ -38,6 +40,7 @@ pub async fn readyz(State(st): State<AppState>) -> Response {
             "log_verified_at_start": true,
             "disk_free_bytes": free,
             "disk_free_enough": disk,
+            "draining": draining,
         }
     });
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
@@ -45,7 +48,7 @@ pub async fn readyz(State(st): State<AppState>) -> Response {
 }
 
 /// Bytes available to the server on the file system of `dir`.
-fn free_bytes(dir: &std::path::Path) -> Option<u64> {
+pub(crate) fn free_bytes(dir: &std::path::Path) -> Option<u64> {
     let s = rustix::fs::statvfs(dir).ok()?;
     Some(s.f_bavail.saturating_mul(s.f_frsize))
 }

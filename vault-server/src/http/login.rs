@@ -37,7 +37,10 @@ pub async fn challenge(
     // through the same gate) and get the same answer; only the log tells them apart.
     let (recipient, refusal) = match &user {
         Some(u) if u.enabled => (u.recipient.as_str(), None),
-        _ => (st.challenges.decoy(), Some(Refusal { message: "unknown or disabled user".into(), why: None })),
+        _ => (
+            st.challenges.decoy(),
+            Some(Refusal { code: "access_denied", message: "unknown or disabled user".into(), why: None }),
+        ),
     };
     let recipient = vault_core::crypto::parse_recipient(recipient).map_err(ApiError::internal)?;
     let ciphertext = vault_core::crypto::encrypt_small(&recipient, text.as_bytes());

@@ -13,6 +13,7 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
+use futures_util::StreamExt;
 use serde_json::json;
 use vault_core::api::{
     Done, HEADER_CASE_RECIPIENT, HEADER_CRC32, HEADER_ENVELOPE, HEADER_KEY_STATEMENT, HEADER_META, HEADER_SHA256,
@@ -31,6 +32,7 @@ use crate::accesslog::RequestLog;
 use crate::blobs::UploadError;
 use crate::clock::now_rfc3339;
 use crate::error::{ApiError, ApiResult};
+use crate::monitoring;
 use crate::policy;
 use crate::state::AppState;
 use crate::store::About;
@@ -140,6 +142,9 @@ pub async fn upload(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<([(&'static str, String); 1], Json<RecordingInfo>)> {
+    // Counted from here, so that a draining server waits for it (see `crate::drain`).
+    let _uploading = st.drain.upload();
+    let started = std::time::Instant::now();
     let recorded_at = recorded_at(params.recorded_at.as_deref())?;
     let meta = call_meta(&headers)?;
     let announced = params.announced;
@@ -151,7 +156,7 @@ pub async fn upload(
     let length = announced_length(&headers).map_err(refused_upload)?;
     let staged = st.blobs.receive(body, st.max_upload, length).await.map_err(refused_upload)?;
     let rid = RecordingId::random();
-    let crc32 = staged.crc32;
+    let (crc32, staged_size) = (staged.crc32, staged.size);
     let mut info = RecordingInfo {
         id: rid.clone(),
         case_id: id.clone(),
@@ -183,6 +188,10 @@ pub async fn upload(
         .await;
     if result.is_err() {
         let _ = st.blobs.remove(&rid).await;
+    } else {
+        st.drain.committed(&rid);
+        metrics::counter!(monitoring::UPLOAD_BYTES).increment(staged_size);
+        metrics::histogram!(monitoring::UPLOAD_SECONDS).record(started.elapsed());
     }
     Ok(([(HEADER_CRC32, format!("{crc32:08x}"))], Json(result?)))
 }
@@ -221,6 +230,7 @@ pub async fn sign(
         Ok(())
     })
     .await?;
+    st.drain.signed(&out);
     Ok(Json(Done { id: out }))
 }
 
@@ -279,7 +289,15 @@ pub async fn fetch(
     if let Some(meta) = stored.meta {
         headers.insert(HEADER_META, hv(B64.encode(meta))?);
     }
-    let body = Body::from_stream(tokio_util::io::ReaderStream::with_capacity(file, 1 << 20));
+    // Counted as sent, and timed until the last byte (or the client going away).
+    let fetch = monitoring::Timer::start(monitoring::FETCH_SECONDS);
+    let body = Body::from_stream(tokio_util::io::ReaderStream::with_capacity(file, 1 << 20).map(move |chunk| {
+        let _timed = &fetch;
+        if let Ok(c) = &chunk {
+            metrics::counter!(monitoring::FETCH_BYTES).increment(c.len() as u64);
+        }
+        chunk
+    }));
     Ok((headers, body).into_response())
 }
 
