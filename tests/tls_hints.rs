@@ -63,6 +63,9 @@ fn fail_a_ca_certificate_as_the_servers_own_says_how_to_make_a_leaf() {
     // The hint comes first; rustls's own words stay at the end of the chain for a search.
     assert!(stderr.starts_with("vault-cli: error: the server's TLS certificate is a CA"), "{stderr}");
     assert!(stderr.contains("CaUsedAsEndEntity"), "{stderr}");
+    // The server said so when it started, and serves all the same (other clients may take it).
+    let log = std::fs::read_to_string(v.server_log()).unwrap();
+    assert!(log.contains("--tls-cert is a CA certificate (basicConstraints CA:TRUE"), "{log}");
 }
 
 #[test]
@@ -113,4 +116,6 @@ fn a_leaf_signed_by_the_given_ca_logs_in() {
     serve(&mut v, &cert, &key, &ca.pem());
     let out = v.cli(&v.admin, &["login"]);
     out.ok();
+    let log = std::fs::read_to_string(v.server_log()).unwrap();
+    assert!(!log.contains("is a CA certificate"), "{log}");
 }
