@@ -23,10 +23,8 @@ fn routed() -> BTreeSet<(String, String)> {
     for line in source.lines().map(str::trim).filter(|l| l.starts_with(".route(\"")) {
         let route = &line[".route(\"".len()..];
         let (p, rest) = route.split_once('"').unwrap();
-        let methods: Vec<&str> = ["get", "post", "put", "delete", "patch"]
-            .into_iter()
-            .filter(|m| rest.contains(&format!("{m}(")))
-            .collect();
+        let methods: Vec<&str> =
+            ["get", "post", "put", "delete", "patch"].into_iter().filter(|m| rest.contains(&format!("{m}("))).collect();
         assert_eq!(methods.len(), 1, "cannot tell the method of {line}");
         out.insert((methods[0].to_uppercase(), p.to_owned()));
     }
@@ -77,7 +75,11 @@ fn every_route_is_documented_and_every_documented_route_is_served() {
 
     let v = Vault::start();
     for (method, p) in &documented {
-        let id = if p.starts_with("/v1/recordings/") { format!("rec_{}", "0".repeat(32)) } else { format!("case_{}", "0".repeat(32)) };
+        let id = if p.starts_with("/v1/recordings/") {
+            format!("rec_{}", "0".repeat(32))
+        } else {
+            format!("case_{}", "0".repeat(32))
+        };
         let concrete = p.replace("{id}", &id).replace("{name}", "alice").replace("{user}", "alice");
         let (status, body) = v.raw(method, &concrete, None, &[], b"");
         assert!(

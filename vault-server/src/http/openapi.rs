@@ -65,12 +65,7 @@ mod tests {
         };
         match ty.as_str() {
             Some("object") => Value::Object(
-                s["properties"]
-                    .as_object()
-                    .into_iter()
-                    .flatten()
-                    .map(|(k, v)| (k.clone(), example(doc, v)))
-                    .collect(),
+                s["properties"].as_object().into_iter().flatten().map(|(k, v)| (k.clone(), example(doc, v))).collect(),
             ),
             Some("array") => json!([example(doc, &s["items"])]),
             Some("string") => match s["format"].as_str() {
