@@ -193,6 +193,38 @@ mod tests {
         assert_eq!(listed, codes, "ErrorBody.error: the document's codes differ from error.rs");
     }
 
+    /// The query parameters of an operation, as the object the server deserializes them
+    /// into.
+    fn query_object(doc: &Value, path: &str, method: &str) -> Value {
+        let op = &doc["paths"][path][method];
+        let params = op["parameters"].as_array().unwrap_or_else(|| panic!("{method} {path} has no parameters"));
+        Value::Object(
+            params
+                .iter()
+                .filter(|p| p["in"] == "query")
+                .map(|p| (p["name"].as_str().unwrap().to_owned(), example(doc, &p["schema"])))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn query_parameters_match_their_types_both_ways() {
+        let d = doc();
+        for (path, method, check) in [
+            ("/v1/cases/{id}/recordings", "post", round_trip_value::<api::UploadParams> as fn(&str, Value)),
+            ("/v1/cases/{id}/recordings", "get", round_trip_value::<api::PageParams>),
+        ] {
+            check(&format!("{method} {path}"), query_object(&d, path, method));
+        }
+    }
+
+    #[track_caller]
+    fn round_trip_value<T: Serialize + DeserializeOwned>(what: &str, ex: Value) {
+        let typed: T = serde_json::from_str(&ex.to_string())
+            .unwrap_or_else(|e| panic!("{what}: the documented parameters do not fit the type: {e}\n{ex:#}"));
+        assert_eq!(serde_json::to_value(&typed).unwrap(), ex, "{what}: the type and the documented parameters differ");
+    }
+
     #[test]
     fn upload_and_fetch_document_every_vault_header() {
         let d = doc();
