@@ -356,6 +356,8 @@ fn transport(e: reqwest::Error) -> anyhow::Error {
         anyhow::Error::new(e).context(
             "the server did not answer in time; is it overloaded or unreachable? (wait longer with --timeout-secs)",
         )
+    } else if let Some(hint) = crate::tls_hint::hint(&e) {
+        anyhow::Error::new(e).context(hint)
     } else if e.is_connect() {
         anyhow::Error::new(e)
             .context("cannot reach the server; is vault-server running, and are --server (and --ca-cert) right?")

@@ -13,6 +13,7 @@ mod cmd;
 mod custody;
 mod local;
 mod output;
+mod tls_hint;
 mod transfer;
 mod trust;
 

@@ -43,6 +43,7 @@ mod server;
 mod server_keys;
 mod state;
 mod store;
+mod tls_check;
 mod trust;
 mod witnessing;
 

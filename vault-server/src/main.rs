@@ -480,6 +480,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 tracing::info!(%addr, origin = %cfg.origin, tls = tls.is_some(), "serving");
                 // Tests and scripts read this line to learn the port when --listen has port 0.
                 eprintln!("listening on {scheme}://{addr}");
+                // systemd (Type=notify) starts dependants only now: the listener is bound and
+                // the state opened (log verified). Without NOTIFY_SOCKET this does nothing.
+                notify(sd_notify::NotifyState::Ready);
                 let conns = limits.connections(shutdown_grace_secs);
                 vault_server::serve(listener, tls, conns, state, shutdown_signal()).await?;
                 Ok(())
@@ -494,5 +497,14 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => {},
         _ = term.recv() => {},
+    }
+    notify(sd_notify::NotifyState::Stopping);
+}
+
+/// Tells systemd the server's state. A socket that cannot be reached is logged, not
+/// fatal: systemd then times the start out, which says more than a server that refused.
+fn notify(state: sd_notify::NotifyState) {
+    if let Err(e) = sd_notify::notify(&[state]) {
+        tracing::warn!("cannot notify systemd (NOTIFY_SOCKET): {e}");
     }
 }

@@ -227,6 +227,9 @@ pub fn tls_acceptor(cert: &std::path::Path, key: &std::path::Path) -> anyhow::Re
         .map_err(|e| anyhow::anyhow!("cannot load {}: {e}", what()))?;
     let key = PrivateKeyDer::from_pem_file(key).map_err(|e| anyhow::anyhow!("cannot load {}: {e}", what()))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
+    if chain.first().is_some_and(|leaf| crate::tls_check::is_ca(leaf, &provider)) {
+        tracing::warn!("{}", crate::tls_check::CA_AS_SERVER_CERT);
+    }
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .and_then(|b| b.with_no_client_auth().with_single_cert(chain, key))

@@ -7,11 +7,13 @@ use crate::Global;
 
 mod audit;
 mod case;
+mod completions;
 mod evidence;
 mod fetch;
 mod grant;
 mod keygen;
 mod login;
+mod man;
 mod public_id;
 mod recordings;
 mod report;
@@ -55,6 +57,10 @@ pub enum Command {
     /// Run a witness that cosigns the access log's checkpoints, or print its key.
     #[command(subcommand)]
     Witness(witness::WitnessCommand),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(completions::Completions),
+    /// Write man pages for vault-cli and each of its commands.
+    Man(man::Man),
 }
 
 impl Command {
@@ -74,6 +80,8 @@ impl Command {
             Command::Audit(c) => c.run(g),
             Command::Report(c) => c.run(g),
             Command::Witness(c) => c.run(g),
+            Command::Completions(c) => c.run(g),
+            Command::Man(c) => c.run(g),
         }
     }
 }

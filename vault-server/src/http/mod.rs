@@ -51,6 +51,7 @@ mod grants;
 mod health;
 mod lifecycle;
 mod login;
+mod openapi;
 mod recordings;
 mod users;
 mod validate;
@@ -84,6 +85,7 @@ pub fn router(state: AppState) -> Router {
         // Probes: no token, no log entry (see `health`).
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/v1/openapi.json", get(openapi::document))
         .route("/v1/login/challenge", on(Action::LoginChallenge, post(login::challenge)))
         .route("/v1/login", on(Action::Login, post(login::login)))
         .route("/v1/users", on(Action::UserList, get(users::list)))
