@@ -71,3 +71,25 @@ fn systemd_accepts_the_unit_and_rates_its_hardening_ok() {
         .unwrap_or_else(|| panic!("no exposure level in: {out}"));
     assert!(level <= 2.0, "the unit's exposure is {level} (systemd calls up to 2.0 OK): {out}");
 }
+
+#[test]
+fn systemd_accepts_the_backup_service_and_its_timer() {
+    if Command::new("systemd-analyze").arg("--version").output().is_err() {
+        eprintln!("systemd-analyze is not installed; the units were not checked");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut paths = Vec::new();
+    for name in ["vault-backup.service", "vault-backup.timer"] {
+        let (_, text) = deploy(name);
+        let path = dir.path().join(name);
+        std::fs::write(&path, text.replace("/usr/local/bin/vault-server", bin("vault-server").to_str().unwrap()))
+            .unwrap();
+        paths.push(path);
+    }
+    let (_, service) = deploy("vault-backup.service");
+    assert!(service.contains("vault-server backup --data-dir /var/lib/vault-server/data"), "{service}");
+    let verify = Command::new("systemd-analyze").arg("verify").args(&paths).output().unwrap();
+    let said = String::from_utf8_lossy(&verify.stderr);
+    assert!(verify.status.success() && said.trim().is_empty(), "systemd-analyze verify: {said}");
+}

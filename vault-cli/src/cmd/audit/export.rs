@@ -96,12 +96,7 @@ fn slice(
             client.get_json(&format!("/v1/audit/entries?from={from}&limit=1000&size={}{filter}", cp.size))?;
         let done = page.len() < 1000;
         for e in &page {
-            e.verify(&cp).map_err(|why| {
-                anyhow!(
-                    "ACCESS LOG VERIFICATION FAILED: entry {} is not in the signed log ({why})",
-                    e.chained.entry.seq
-                )
-            })?;
+            super::prove(e, &cp)?;
             let mut encoding = Vec::new();
             e.chained.entry.encode_into(&mut encoding);
             entries.push(SliceEntry { encoding, proof: e.proof.clone() });

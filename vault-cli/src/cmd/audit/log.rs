@@ -80,13 +80,7 @@ impl Log {
         match &proven {
             Some(cp) => {
                 for e in &all {
-                    e.verify(cp).map_err(|why| {
-                        anyhow::anyhow!(
-                            "ACCESS LOG VERIFICATION FAILED: entry {} is not in the log the checkpoint of {} entries signs ({why})",
-                            e.chained.entry.seq,
-                            cp.size
-                        )
-                    })?;
+                    super::prove(e, cp)?;
                 }
                 eprintln!("{} entries, each proven to be in the log's checkpoint of {} entries", all.len(), cp.size);
             }

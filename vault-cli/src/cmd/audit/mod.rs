@@ -153,6 +153,17 @@ pub(crate) fn follow(
     Ok((key, at))
 }
 
+/// Checks that entry `e` is in the tree `cp` signs, by its inclusion proof.
+pub(crate) fn prove(e: &vault_core::proof::ProvenEntry, cp: &Checkpoint) -> anyhow::Result<()> {
+    e.verify(cp).map_err(|why| {
+        anyhow::anyhow!(
+            "ACCESS LOG VERIFICATION FAILED: entry {} is not in the log the checkpoint of {} entries signs ({why})",
+            e.chained.entry.seq,
+            cp.size
+        )
+    })
+}
+
 /// Checks that two checkpoints of one log are consistent (the smaller extended by the
 /// larger), asking the server for the proof.
 pub(crate) fn check_consistent(client: &mut Client, a: &Checkpoint, b: &Checkpoint) -> anyhow::Result<()> {

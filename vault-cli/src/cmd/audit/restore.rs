@@ -166,13 +166,7 @@ fn statements(client: &mut Client, cp: &Checkpoint) -> anyhow::Result<Vec<Statem
             cp.size
         ))?;
         for e in &page {
-            e.verify(cp).map_err(|why| {
-                anyhow::anyhow!(
-                    "ACCESS LOG VERIFICATION FAILED: entry {} is not in the log the checkpoint of {} entries signs ({why})",
-                    e.chained.entry.seq,
-                    cp.size
-                )
-            })?;
+            super::prove(e, cp)?;
             let entry = &e.chained.entry;
             if entry.action != Action::LogRestore.as_str() || entry.outcome != "allowed" {
                 continue;
