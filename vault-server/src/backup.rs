@@ -386,7 +386,12 @@ fn split(path: &Path) -> anyhow::Result<(PathBuf, String)> {
         _ => PathBuf::from("."),
     };
     if !parent.is_dir() {
-        bail!("{} is not a directory", parent.display());
+        bail!(
+            "{} does not exist or is not a directory; create it first (mkdir -m 0700 {}): a backup holds the \
+             server's keys",
+            parent.display(),
+            parent.display()
+        );
     }
     Ok((parent, name))
 }
