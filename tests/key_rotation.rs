@@ -275,3 +275,42 @@ fn an_interrupted_log_key_rotation_is_completed_or_abandoned_at_start() {
         .arg(v.data()));
     out.error("is not the log key the last transition introduced");
 }
+
+#[test]
+fn a_backup_never_pairs_a_log_with_a_key_from_the_other_side_of_a_rotation() {
+    let mut v = Vault::start();
+    let first_file = std::fs::read(v.data().join("log-key.pk8")).unwrap();
+    let out = rotate(&mut v, "log");
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let second_file = std::fs::read(v.data().join("log-key.pk8")).unwrap();
+    // The key file from before the rotation beside the log that records it: what a copy
+    // of the keys taken before the rotation's rename would pair with its snapshot.
+    v.kill();
+    std::fs::write(v.data().join("log-key.pk8"), &first_file).unwrap();
+    let dest = v.dir.path().join("backup-1");
+    let out = run(Command::new(vault_tests::bin("vault-server"))
+        .args(["backup", "--data-dir"])
+        .arg(v.data())
+        .arg("--out")
+        .arg(&dest));
+    out.error("the server's keys changed while the backup was taken");
+    assert!(out.stderr.contains("is not the log key the last transition introduced"), "{}", out.stderr);
+    assert!(!dest.exists(), "no backup was written");
+    let leftovers: Vec<_> = std::fs::read_dir(v.dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains("partial"))
+        .collect();
+    assert!(leftovers.is_empty(), "nothing half-written is left: {leftovers:?}");
+    // `vault-server verify` says the same of the data dir.
+    server(&["verify"], &v.data()).error("is not the log key the last transition introduced");
+    // With the right key, the backup is taken, and its restore serves the new key.
+    std::fs::write(v.data().join("log-key.pk8"), &second_file).unwrap();
+    let out = run(Command::new(vault_tests::bin("vault-server"))
+        .args(["backup", "--data-dir"])
+        .arg(v.data())
+        .arg("--out")
+        .arg(&dest));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(std::fs::read(dest.join("log-key.pk8")).unwrap(), second_file);
+}

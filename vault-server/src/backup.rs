@@ -88,6 +88,28 @@ pub struct Checked {
 #[error("the blob of recording {0} was deleted while the backup was taken")]
 struct BlobGone(RecordingId);
 
+/// The server's keys changed while the backup was taken (`rotate-key` ran beside it), or
+/// the snapshot and the keys copied do not belong together. Makes the backup start again:
+/// a database and keys from either side of a rotation would restore into a vault whose
+/// checkpoints no auditor's client accepts.
+#[derive(Debug, thiserror::Error)]
+#[error("the server's keys changed while the backup was taken ({0})")]
+struct KeysChanged(String);
+
+/// A digest of the key files of `dir` (names and contents), to see whether they changed.
+fn keys_digest(dir: &DataDir) -> anyhow::Result<[u8; 32]> {
+    let mut all = Zeroizing::new(Vec::new());
+    for key in dir.key_files() {
+        all.extend_from_slice(key.file_name().map(|n| n.as_encoded_bytes()).unwrap_or_default());
+        all.push(0);
+        all.extend_from_slice(&Zeroizing::new(
+            fs::read(&key).with_context(|| format!("cannot read {}", key.display()))?,
+        ));
+        all.push(0);
+    }
+    Ok(vault_core::sha256(&all))
+}
+
 /// Takes a backup of the data directory `dir` (served or not; `serve`'s lock is neither
 /// needed nor taken) into the new directory `out`, and verifies it. With `link`, blobs
 /// are hard-linked rather than copied where `out` is on the same filesystem (blobs are
@@ -111,11 +133,20 @@ pub fn backup(dir: &DataDir, out: &Path, link: bool) -> anyhow::Result<Manifest>
             }
             Err(e) => {
                 let _ = fs::remove_dir_all(&staging);
-                match e.downcast_ref::<BlobGone>() {
-                    Some(gone) if attempt < ATTEMPTS => {
-                        tracing::info!(attempt, "{gone}; starting again from a new snapshot");
+                let again = e
+                    .downcast_ref::<BlobGone>()
+                    .map(ToString::to_string)
+                    .or_else(|| e.downcast_ref::<KeysChanged>().map(ToString::to_string));
+                match again {
+                    Some(why) if attempt < ATTEMPTS => {
+                        tracing::info!(attempt, "{why}; starting again from a new snapshot");
                         attempt += 1;
                     }
+                    Some(_) if e.downcast_ref::<KeysChanged>().is_some() => bail!(
+                        "{e}, in each of {ATTEMPTS} snapshots: the data dir's log key is not the one its log's key \
+                         transitions lead to (run `vault-server verify`), or keys are being rotated; no backup was \
+                         written"
+                    ),
                     Some(_) => bail!(
                         "{e}, in each of {ATTEMPTS} snapshots: recordings are being destroyed or purged faster than \
                          they can be copied; try again when the purge or destruction is over"
@@ -132,6 +163,8 @@ fn take(dir: &DataDir, staging: &Path, link: bool) -> anyhow::Result<Manifest> {
     let taken_at = now_rfc3339();
     let copy = DataDir::new(staging);
     fs::File::create(staging.join(INCOMPLETE))?.sync_all()?;
+    // The keys before the snapshot, compared with those copied after it (below).
+    let keys_before = keys_digest(dir)?;
     db::copy_snapshot(&dir.db_path(), &copy.db_path())?;
     {
         let conn = db::open_read_only(&copy.db_path())?;
@@ -160,6 +193,18 @@ fn take(dir: &DataDir, staging: &Path, link: bool) -> anyhow::Result<Manifest> {
         let name = key.file_name().context("a key file has no name")?.to_owned();
         copy_secret(&key, &staging.join(&name))?;
         keys.push(name.to_string_lossy().into_owned());
+    }
+    if keys_digest(&copy)? != keys_before {
+        return Err(KeysChanged("a key file changed between the snapshot and the copy".into()).into());
+    }
+    {
+        // A rotation commits its transition before it replaces the key file: a snapshot
+        // with the transition and the old key (or the reverse) is refused here.
+        let conn = db::open_read_only(&copy.db_path())?;
+        let s = Store::new(&conn);
+        let origin = s.log_origin()?.context("the database has no log origin")?;
+        let (log_key, _) = server_keys::load(&copy.log_key_path())?;
+        crate::rotate::check_transitions_in(&s, &origin, &log_key).map_err(|e| KeysChanged(format!("{e:#}")))?;
     }
     let checked = verify_dir(&copy, false)?;
     let manifest = Manifest {
@@ -204,7 +249,8 @@ pub fn verify_dir(dir: &DataDir, live: bool) -> anyhow::Result<Checked> {
     let (entries, head) = accesslog::verify(&s).context("the access log is broken")?;
     let root = s.merkle_root(entries)?;
     let log_origin = s.log_origin()?.context("the database has no log origin")?;
-    server_keys::load(&dir.log_key_path()).context("the log key is unusable")?;
+    let (log_key, _) = server_keys::load(&dir.log_key_path()).context("the log key is unusable")?;
+    crate::rotate::check_transitions_in(&s, &log_origin, &log_key)?;
     let (mut recordings, mut blob_bytes) = (0u64, 0u64);
     let mut problems = Vec::new();
     s.for_each_recording_blob(|id, size, sha256| {

@@ -221,28 +221,31 @@ pub fn transitions(s: &Store<'_>) -> anyhow::Result<Vec<KeyTransition>> {
 /// log has at that size, and the last introducing the key in use. A log key that is not
 /// the one the transitions lead to is refused: clients would reject everything it signs.
 pub fn check_transitions(db: &Db, origin: &str, key: &Ed25519KeyPair) -> anyhow::Result<usize> {
+    db.snapshot(|s| check_transitions_in(s, origin, key))?
+}
+
+/// [`check_transitions`] in a read transaction of the caller's.
+pub fn check_transitions_in(s: &Store<'_>, origin: &str, key: &Ed25519KeyPair) -> anyhow::Result<usize> {
     let current = VerifierKey::from_pair(origin, key);
-    db.snapshot(|s| {
-        let all = transitions(s)?;
-        let Some(first) = all.first() else { return Ok(0) };
-        let mut at = VerifierKey::parse(&first.old_key).context("the first log key transition names no valid key")?;
-        let mut size = 0;
-        for (i, t) in all.iter().enumerate() {
-            let (cp, next) = t.open(&at).with_context(|| format!("log key transition {} is invalid", i + 1))?;
-            if cp.origin != origin || cp.size <= size || cp.root != s.merkle_root(cp.size)? {
-                bail!("log key transition {} does not sign this log's tree at its size", i + 1);
-            }
-            (at, size) = (next, cp.size);
+    let all = transitions(s)?;
+    let Some(first) = all.first() else { return Ok(0) };
+    let mut at = VerifierKey::parse(&first.old_key).context("the first log key transition names no valid key")?;
+    let mut size = 0;
+    for (i, t) in all.iter().enumerate() {
+        let (cp, next) = t.open(&at).with_context(|| format!("log key transition {} is invalid", i + 1))?;
+        if cp.origin != origin || cp.size <= size || cp.root != s.merkle_root(cp.size)? {
+            bail!("log key transition {} does not sign this log's tree at its size", i + 1);
         }
-        if at != current {
-            bail!(
-                "{} is not the log key the last transition introduced ({}); restore that key file",
-                "log-key.pk8",
-                at.to_text()
-            );
-        }
-        Ok(all.len())
-    })?
+        (at, size) = (next, cp.size);
+    }
+    if at != current {
+        bail!(
+            "{} is not the log key the last transition introduced ({}); restore that key file",
+            "log-key.pk8",
+            at.to_text()
+        );
+    }
+    Ok(all.len())
 }
 
 /// The public keys of retired token keys whose tokens may still be valid.
