@@ -289,3 +289,37 @@ fn fail_a_lying_server_cannot_make_the_exporter_write_a_bundle_with_a_custody_of
     liar.honest();
     w.v.cli(&w.bob, &args).ok();
 }
+
+#[test]
+fn a_bundle_exported_after_a_log_key_rotation_verifies_with_the_earlier_key() {
+    let mut w = world();
+    let rec = w.upload(&random(50_000, 7));
+    // The operator rotates the log key; the court (and bob) still hold the first one.
+    w.v.kill();
+    let out =
+        run(Command::new(vault_tests::bin("vault-server")).args(["rotate-key", "log", "--data-dir"]).arg(w.v.data()));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    w.v.restart();
+    let new_key =
+        run(Command::new(vault_tests::bin("vault-server")).args(["log-key", "--data-dir"]).arg(w.v.data())).ok();
+    assert_ne!(new_key, w.key);
+    let bundle = w.export(&rec, "after-rotation.tar", &["--to", &w.pbx.age_recipient()]);
+    w.verify(&bundle).ok();
+
+    // Without the transitions, the earlier key cannot reach the signature; the current one can.
+    let dir = w.path("untarred-rotation");
+    untar(&bundle, &dir);
+    let manifest = dir.join("evidence.json");
+    let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(&manifest).unwrap()).unwrap();
+    assert_eq!(m["key_transitions"].as_array().map(Vec::len), Some(1), "the bundle carries the change of key");
+    m.as_object_mut().unwrap().remove("key_transitions");
+    std::fs::write(&manifest, serde_json::to_vec_pretty(&m).unwrap()).unwrap();
+    // In the bundle's own order (evidence.json first).
+    let listed = run(Command::new("tar").arg("-tf").arg(&bundle)).ok();
+    let names: Vec<&str> = listed.lines().collect();
+    let stripped = w.path("stripped.tar");
+    retar(&dir, &names, &stripped);
+    w.verify(&stripped).error("EVIDENCE VERIFICATION FAILED");
+    w.key = new_key;
+    w.verify(&stripped).ok();
+}

@@ -134,6 +134,10 @@ pub struct Manifest {
     pub key_statement: crate::trust::Signed,
     /// The custody entries and the export's entry, with proofs, under a checkpoint.
     pub log: Custody,
+    /// The log key's transitions up to the export, oldest first (`rotation`): how a
+    /// verifier given an earlier log key reaches the key that signed `log`'s checkpoint.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub key_transitions: Vec<crate::rotation::KeyTransition>,
 }
 
 /// The leaf hash of an entry given by its encoding.
@@ -156,6 +160,26 @@ pub enum EvidenceError {
     Custody(String),
     #[error("{0}")]
     Content(String),
+}
+
+/// The log key reached from `given` through `transitions` (from the first that is from
+/// `given` on, each from the key the one before introduced and signed by both keys), and
+/// the size of the last transition's checkpoint (0 if none applied). Offline there are no
+/// consistency proofs: a transition is trusted as far as the key that signed it is.
+fn follow_key(
+    given: &crate::note::VerifierKey,
+    transitions: &[crate::rotation::KeyTransition],
+) -> Result<(crate::note::VerifierKey, u64), EvidenceError> {
+    let (mut key, mut size) = (given.clone(), 0);
+    let Some(first) = transitions.iter().position(|t| t.is_from(given)) else { return Ok((key, size)) };
+    for t in &transitions[first..] {
+        let (cp, next) = t.open(&key).map_err(|e| EvidenceError::Custody(format!("a change of the log key: {e}")))?;
+        if cp.size <= size {
+            return Err(EvidenceError::Custody("the log key's changes are out of order".into()));
+        }
+        (key, size) = (next, cp.size);
+    }
+    Ok((key, size))
 }
 
 /// A manifest whose every signature, proof and commitment holds.
@@ -225,7 +249,14 @@ pub fn verify_manifest(
         checkpoint: m.log.checkpoint.clone(),
         entries: m.log.entries.clone(),
     };
-    let (checkpoint, mut entries) = slice.verify(log_key)?;
+    let (signer, since) = follow_key(log_key, &m.key_transitions)?;
+    let (checkpoint, mut entries) = slice.verify(&signer)?;
+    if checkpoint.size < since {
+        return Err(EvidenceError::Custody(format!(
+            "the custody checkpoint ({} entries) is older than the change of the log key it is signed with ({since})",
+            checkpoint.size
+        )));
+    }
     let custody_err = |s: String| EvidenceError::Custody(s);
     let export = entries.pop().ok_or_else(|| custody_err("no entries".into()))?;
     if export.action != "evidence-export" || export.outcome != "allowed" || export.recording_id != m.recording {

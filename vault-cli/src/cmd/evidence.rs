@@ -109,6 +109,9 @@ impl Export {
             plaintext_sha256: plaintext.as_ref().map(|(_, sha, _)| sha.clone()),
             to: self.to.clone(),
         };
+        // So that a court given an earlier log key can follow it to the one that signs the
+        // custody checkpoint. Asked first: the export's own entry stays the log's last.
+        let key_transitions: Vec<vault_core::rotation::KeyTransition> = client.get_json("/v1/log/key-transitions")?;
         let custody: Custody = client.post_json(&format!("/v1/recordings/{}/evidence", self.recording), &request)?;
         let manifest = Manifest {
             format: evidence::FORMAT.into(),
@@ -127,6 +130,7 @@ impl Export {
             recording_statement: opened.recording_statement.clone(),
             key_statement: opened.key_statement.clone(),
             log: custody,
+            key_transitions,
         };
         // Checked here exactly as a court will check it.
         let fingerprint = vault_core::trust::Root::parse(&manifest.trust_root)?.fingerprint();
