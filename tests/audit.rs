@@ -4,11 +4,7 @@
 
 use std::process::Command;
 
-use vault_tests::{Person, Vault, run};
-
-fn log_key(v: &Vault) -> String {
-    run(Command::new(vault_tests::bin("vault-server")).args(["log-key", "--data-dir"]).arg(v.data())).ok()
-}
+use vault_tests::{Person, Vault, json, run};
 
 struct Audit {
     v: Vault,
@@ -20,7 +16,7 @@ fn setup() -> Audit {
     let v = Vault::start();
     let audrey = v.enrol("audrey", "auditor");
     v.enrol("bob", "investigator");
-    let key = log_key(&v);
+    let key = v.log_key();
     assert!(key.starts_with("recording-vault/"), "{key}");
     Audit { v, audrey, key }
 }
@@ -38,10 +34,6 @@ impl Audit {
             self.v.cli(&self.v.admin, &["user", "list"]).ok();
         }
     }
-}
-
-fn json(out: &str) -> serde_json::Value {
-    serde_json::from_str(out).unwrap_or_else(|e| panic!("{e}: {out}"))
 }
 
 #[test]
@@ -121,7 +113,7 @@ fn an_export_verifies_offline_and_tampering_with_it_is_caught() {
 
     // The wrong key refuses the checkpoint.
     let other = Vault::start();
-    let out = a.v.cli(&a.audrey, &["audit", "verify", "--file", f, "--server-key", &log_key(&other)]);
+    let out = a.v.cli(&a.audrey, &["audit", "verify", "--file", f, "--server-key", &other.log_key()]);
     out.error("no signature by key");
 }
 

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use vault_tests::{Out, Person, Vault, bin, grep_dir, run};
+use vault_tests::{Out, Person, Vault, bin, grep_dir, json, run};
 
 /// A vault with bob (investigator, granted on one customer case), pbx (recorder) and
 /// audrey (auditor).
@@ -30,7 +30,7 @@ fn world() -> World {
         .cli(&v.admin, &["case", "create", "--kind", "customer", "--title", "Q3", "--purpose", "complaint-handling"])
         .ok();
     v.cli(&v.admin, &["grant", &case, "bob", "--reason", "complaints"]).ok();
-    let key = server(&["log-key", "--data-dir", v.data().to_str().unwrap()]).ok();
+    let key = v.log_key();
     World { v, bob, pbx, audrey, case, key }
 }
 
@@ -95,10 +95,6 @@ impl World {
             self.v.cli(&self.v.admin, &["user", "list"]).ok();
         }
     }
-}
-
-fn json(out: &str) -> serde_json::Value {
-    serde_json::from_str(out).unwrap_or_else(|e| panic!("{e}: {out}"))
 }
 
 fn mode(p: &Path) -> u32 {

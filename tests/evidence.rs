@@ -24,7 +24,7 @@ fn world() -> W {
     let v = Vault::start();
     let bob = v.enrol("bob", "investigator");
     let pbx = v.enrol("pbx", "recorder");
-    let key = run(Command::new(vault_tests::bin("vault-server")).args(["log-key", "--data-dir"]).arg(v.data())).ok();
+    let key = v.log_key();
     let case = v
         .cli(
             &v.admin,
@@ -94,6 +94,19 @@ fn untar(file: &Path, into: &Path) {
 fn retar(dir: &Path, names: &[&str], file: &Path) {
     let _ = std::fs::remove_file(file);
     run(Command::new("tar").arg("-cf").arg(file).arg("-C").arg(dir).args(names)).ok();
+}
+
+/// Removes the first fetch entry from a list of slice entries (JSON, encodings in base64).
+fn remove_a_fetch(entries: &mut serde_json::Value) {
+    let entries = entries.as_array_mut().unwrap();
+    let at = entries
+        .iter()
+        .position(|e| {
+            let enc = B64.decode(e["encoding"].as_str().unwrap()).unwrap();
+            enc.windows(9).any(|w| w == b"\x00\x00\x00\x05fetch")
+        })
+        .expect("a fetch entry");
+    entries.remove(at);
 }
 
 #[test]
@@ -193,15 +206,7 @@ fn fail_tampered_bundles_do_not_verify() {
     // A fetch entry removed from the custody log.
     fresh();
     let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(work.join("evidence.json")).unwrap()).unwrap();
-    let entries = m["log"]["entries"].as_array_mut().unwrap();
-    let at = entries
-        .iter()
-        .position(|e| {
-            let enc = B64.decode(e["encoding"].as_str().unwrap()).unwrap();
-            enc.windows(9).any(|w| w == b"\x00\x00\x00\x05fetch")
-        })
-        .expect("a fetch entry");
-    entries.remove(at);
+    remove_a_fetch(&mut m["log"]["entries"]);
     std::fs::write(work.join("evidence.json"), serde_json::to_vec(&m).unwrap()).unwrap();
     retar(&work, &names, &bad);
     w.verify(&bad).error("an entry was removed, added or altered");
@@ -257,15 +262,7 @@ fn fail_a_lying_server_cannot_make_the_exporter_write_a_bundle_with_a_custody_of
     liar.lie(|req, resp| {
         if req.path.ends_with("/evidence") {
             let mut v = resp.json();
-            let entries = v["entries"].as_array_mut().unwrap();
-            let at = entries
-                .iter()
-                .position(|e| {
-                    let enc = B64.decode(e["encoding"].as_str().unwrap()).unwrap();
-                    enc.windows(9).any(|w| w == b"\x00\x00\x00\x05fetch")
-                })
-                .expect("a fetch entry");
-            entries.remove(at);
+            remove_a_fetch(&mut v["entries"]);
             resp.set_json(&v);
         }
     });
@@ -300,8 +297,7 @@ fn a_bundle_exported_after_a_log_key_rotation_verifies_with_the_earlier_key() {
         run(Command::new(vault_tests::bin("vault-server")).args(["rotate-key", "log", "--data-dir"]).arg(w.v.data()));
     assert_eq!(out.code, 0, "{}", out.stderr);
     w.v.restart();
-    let new_key =
-        run(Command::new(vault_tests::bin("vault-server")).args(["log-key", "--data-dir"]).arg(w.v.data())).ok();
+    let new_key = w.v.log_key();
     assert_ne!(new_key, w.key);
     let bundle = w.export(&rec, "after-rotation.tar", &["--to", &w.pbx.age_recipient()]);
     w.verify(&bundle).ok();

@@ -10,18 +10,10 @@ use std::process::Command;
 use vault_core::note::{Checkpoint, VerifierKey};
 use vault_core::rotation::KeyTransition;
 use vault_tests::proxy::{Request, Switch};
-use vault_tests::{Out, Person, Vault, run};
+use vault_tests::{Out, Person, Vault, json, run};
 
 fn server(args: &[&str], data: &Path) -> Out {
     run(Command::new(vault_tests::bin("vault-server")).args(args).arg("--data-dir").arg(data))
-}
-
-fn log_key(v: &Vault) -> String {
-    server(&["log-key"], &v.data()).ok()
-}
-
-fn json(out: &str) -> serde_json::Value {
-    serde_json::from_str(out).unwrap_or_else(|e| panic!("{e}: {out}"))
 }
 
 fn verify(v: &Vault, who: &Person, key: &str, extra: &[&str]) -> Out {
@@ -41,12 +33,12 @@ fn rotate(v: &mut Vault, which: &str) -> Out {
 #[test]
 fn rotation_is_refused_while_the_server_runs_and_changes_nothing() {
     let v = Vault::start();
-    let before = log_key(&v);
+    let before = v.log_key();
     let key_file = std::fs::read(v.data().join("log-key.pk8")).unwrap();
     for which in ["log", "token"] {
         server(&["rotate-key", which], &v.data()).error("another vault-server serve is running");
     }
-    assert_eq!(log_key(&v), before);
+    assert_eq!(v.log_key(), before);
     assert_eq!(std::fs::read(v.data().join("log-key.pk8")).unwrap(), key_file);
     assert_eq!(v.count("SELECT count(*) FROM access_log WHERE action = 'server-key-rotate'"), 0);
 }
@@ -122,7 +114,7 @@ impl Rotated {
         let audrey = v.enrol("audrey", "auditor");
         let liar = Switch::default();
         let proxy = v.behind_proxy(liar.clone());
-        let old_key = log_key(&v);
+        let old_key = v.log_key();
         let old_pkcs8 = std::fs::read(v.data().join("log-key.pk8")).unwrap();
         let first = json(&verify(&v, &audrey, &old_key, &[]).ok());
         assert!(first["previous_size"].is_null());
@@ -131,8 +123,10 @@ impl Rotated {
         assert_eq!(out.code, 0, "{}", out.stderr);
         proxy.set_upstream(&v.url);
         v.url = proxy.url.clone();
-        let new_key = log_key(&v);
+        let new_key = v.log_key();
         assert_ne!(new_key, old_key);
+        // Nothing can carry the old key's signature any more: its private key is gone.
+        assert!(vault_tests::grep_dir(&v.data(), &old_pkcs8[16..48]).is_empty(), "the old log key is deleted");
         assert!(out.stderr.contains(&new_key), "rotate-key prints the new key: {}", out.stderr);
         Rotated { v, audrey, old_key, new_key, old_pkcs8, liar, proxy }
     }
@@ -249,24 +243,24 @@ fn a_forked_transition_signed_with_a_stolen_old_key_does_not_extend_the_pin() {
 #[test]
 fn an_interrupted_log_key_rotation_is_completed_or_abandoned_at_start() {
     let mut v = Vault::start();
-    let first = log_key(&v);
+    let first = v.log_key();
     let first_file = std::fs::read(v.data().join("log-key.pk8")).unwrap();
     // A new key written but never recorded (a crash before the commit): abandoned.
     v.kill();
     std::fs::write(v.data().join("log-key.pk8.new"), b"not even a key").unwrap();
     v.restart();
     assert!(!v.data().join("log-key.pk8.new").exists());
-    assert_eq!(log_key(&v), first);
+    assert_eq!(v.log_key(), first);
     // Recorded, but the crash came before the new key replaced the old: completed.
     let out = rotate(&mut v, "log");
     assert_eq!(out.code, 0, "{}", out.stderr);
-    let second = log_key(&v);
+    let second = v.log_key();
     v.kill();
     std::fs::rename(v.data().join("log-key.pk8"), v.data().join("log-key.pk8.new")).unwrap();
     std::fs::write(v.data().join("log-key.pk8"), &first_file).unwrap();
     v.restart();
     assert!(!v.data().join("log-key.pk8.new").exists());
-    assert_eq!(log_key(&v), second);
+    assert_eq!(v.log_key(), second);
     // A log key that is not the one the transitions lead to is refused at start.
     v.kill();
     std::fs::write(v.data().join("log-key.pk8"), &first_file).unwrap();

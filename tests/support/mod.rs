@@ -37,6 +37,12 @@ pub fn bin(name: &str) -> PathBuf {
     path
 }
 
+/// `text` as JSON; panics with the text if it is not.
+#[track_caller]
+pub fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
 /// The result of running a binary.
 #[derive(Debug)]
 pub struct Out {
@@ -378,6 +384,12 @@ impl Vault {
 
     pub fn count(&self, sql: &str) -> i64 {
         self.db().query_row(sql, [], |r| r.get(0)).expect("count")
+    }
+
+    /// The access log's verifier key, as `vault-server log-key` prints it (what auditors
+    /// pass as `--server-key`).
+    pub fn log_key(&self) -> String {
+        run(Command::new(bin("vault-server")).args(["log-key", "--data-dir"]).arg(self.data())).ok()
     }
 
     /// The cached session token of `who` (after they have logged in).

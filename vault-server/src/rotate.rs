@@ -164,39 +164,45 @@ fn pending(path: &Path) -> PathBuf {
 /// Completes or abandons a rotation a crash interrupted (see the module's comment), for
 /// both keys. Runs at start-up and before each rotation.
 pub fn finish(dir: &DataDir, db: &Db) -> anyhow::Result<()> {
-    let recorded = db.transaction(|s| {
-        let log = transitions(s)?.last().map(|t| t.new_key.clone());
-        Ok((s.meta(TOKEN_KID)?, log))
-    })?;
-    let (token_kid, log_key) = recorded;
-    // Token key.
-    let path = dir.jwt_key_path();
-    let next = pending(&path);
-    if next.exists() {
-        // A key the database recorded was whole and durable before the commit; one that
-        // does not load was cut off before it.
-        let new = server_keys::load(&next).ok().map(|(p, _)| p);
-        if new.is_some_and(|new| token_kid.as_deref() == Some(kid(&server_keys::public_key(&new)).as_str())) {
-            let (old, _) = server_keys::load(&path)?;
-            retire(dir, &server_keys::public_key(&old))?;
-            replace(&next, &path)?;
-        } else {
-            fs::remove_file(&next).with_context(|| format!("cannot remove {}", next.display()))?;
-        }
+    settle(
+        &dir.jwt_key_path(),
+        |new| {
+            Ok(db.transaction(|s| Ok(s.meta(TOKEN_KID)?))?.as_deref()
+                == Some(kid(&server_keys::public_key(new)).as_str()))
+        },
+        |old| retire(dir, &server_keys::public_key(old)),
+    )?;
+    settle(
+        &dir.log_key_path(),
+        |new| {
+            let origin = datadir::log_origin(db)?;
+            let last = db.transaction(|s| Ok(transitions(s)?.last().map(|t| t.new_key.clone())))?;
+            Ok(last.as_deref() == Some(VerifierKey::from_pair(&origin, new).to_text().as_str()))
+        },
+        |_| Ok(()),
+    )
+}
+
+/// For the key at `path`: if a `KEY.new` is there, completes its rotation when the
+/// database `recorded` it (`retiring` the old key first), and deletes it otherwise. A
+/// key the database recorded was whole and durable before the commit; one that does not
+/// load was cut off before it.
+fn settle(
+    path: &Path,
+    recorded: impl FnOnce(&Ed25519KeyPair) -> anyhow::Result<bool>,
+    retiring: impl FnOnce(&Ed25519KeyPair) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let next = pending(path);
+    if !next.exists() {
+        return Ok(());
     }
-    // Log key.
-    let path = dir.log_key_path();
-    let next = pending(&path);
-    if next.exists() {
-        let origin = datadir::log_origin(db)?;
-        let new = server_keys::load(&next).ok().map(|(p, _)| p);
-        if new.is_some_and(|new| log_key.as_deref() == Some(VerifierKey::from_pair(&origin, &new).to_text().as_str())) {
-            replace(&next, &path)?;
-        } else {
-            fs::remove_file(&next).with_context(|| format!("cannot remove {}", next.display()))?;
+    match server_keys::load(&next) {
+        Ok((new, _)) if recorded(&new)? => {
+            retiring(&server_keys::load(path)?.0)?;
+            replace(&next, path)
         }
+        _ => fs::remove_file(&next).with_context(|| format!("cannot remove {}", next.display())),
     }
-    Ok(())
 }
 
 /// Renames `from` over `to` durably (the old key is gone once this returns).
@@ -240,8 +246,7 @@ pub fn check_transitions_in(s: &Store<'_>, origin: &str, key: &Ed25519KeyPair) -
     }
     if at != current {
         bail!(
-            "{} is not the log key the last transition introduced ({}); restore that key file",
-            "log-key.pk8",
+            "log-key.pk8 is not the log key the last transition introduced ({}); restore that key file",
             at.to_text()
         );
     }
@@ -249,8 +254,8 @@ pub fn check_transitions_in(s: &Store<'_>, origin: &str, key: &Ed25519KeyPair) -
 }
 
 /// The public keys of retired token keys whose tokens may still be valid.
-pub fn retired_token_keys(dir: &DataDir) -> anyhow::Result<Vec<RetiredTokenKey>> {
-    let path = retired_path(dir);
+fn retired_token_keys(dir: &DataDir) -> anyhow::Result<Vec<RetiredTokenKey>> {
+    let path = dir.retired_token_keys_path();
     let text = match fs::read_to_string(&path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -262,13 +267,22 @@ pub fn retired_token_keys(dir: &DataDir) -> anyhow::Result<Vec<RetiredTokenKey>>
     Ok(all.into_iter().filter(|k| still_checks(k, now)).collect())
 }
 
+/// The raw public keys of [`retired_token_keys`], which check the tokens they signed.
+pub fn retired_public_keys(dir: &DataDir) -> anyhow::Result<Vec<[u8; 32]>> {
+    retired_token_keys(dir)?
+        .iter()
+        .map(|k| {
+            hex::decode(&k.public)
+                .ok()
+                .and_then(|p| <[u8; 32]>::try_from(p).ok())
+                .with_context(|| format!("{} is damaged", dir.retired_token_keys_path().display()))
+        })
+        .collect()
+}
+
 /// Whether tokens a retired key signed may still be unexpired (with slack for clocks).
 fn still_checks(k: &RetiredTokenKey, now: i64) -> bool {
     now <= k.retired_at + crate::auth::TOKEN_LIFETIME_SECS + 60
-}
-
-fn retired_path(dir: &DataDir) -> PathBuf {
-    dir.retired_token_keys_path()
 }
 
 /// Adds a token key's public half to the retired keys (dropping those past use).
@@ -278,7 +292,7 @@ fn retire(dir: &DataDir, public: &[u8; 32]) -> anyhow::Result<()> {
     if !all.iter().any(|r| r.kid == k) {
         all.push(RetiredTokenKey { kid: k, public: hex::encode(public), retired_at: chrono::Utc::now().timestamp() });
     }
-    let path = retired_path(dir);
+    let path = dir.retired_token_keys_path();
     let tmp = pending(&path);
     let mut f = fs::OpenOptions::new()
         .write(true)

@@ -92,15 +92,7 @@ pub fn open_state(cfg: &Config) -> anyhow::Result<AppState> {
     // A key rotation a crash interrupted is completed (or abandoned) first.
     rotate::finish(&dir, &db)?;
     let (pair, pkcs8) = server_keys::load(&dir.jwt_key_path())?;
-    let retired = rotate::retired_token_keys(&dir)?
-        .iter()
-        .map(|k| {
-            hex::decode(&k.public)
-                .ok()
-                .and_then(|p| <[u8; 32]>::try_from(p).ok())
-                .context("jwt-retired.json is damaged")
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let retired = rotate::retired_public_keys(&dir)?;
     let tokens = Tokens::new(&pair, &pkcs8, &retired);
     let (log_key, _) = server_keys::load(&dir.log_key_path())?;
     let log_origin = datadir::log_origin(&db)?;
