@@ -9,7 +9,7 @@ use anyhow::{Context, anyhow};
 use clap::Args;
 use vault_core::ids::{CaseId, RecordingId};
 use vault_core::note::VerifierKey;
-use vault_core::proof::{ProvenEntry, SLICE_FORMAT, Slice, SliceEntry};
+use vault_core::proof::{SLICE_FORMAT, Slice, SliceEntry};
 
 use crate::Global;
 use crate::client::Client;
@@ -90,22 +90,11 @@ fn slice(
     let pinned = crate::local::pinned_checkpoint(key)?.map(|(p, _)| p);
     let super::Current { checkpoint: cp, note, signer } = super::current_checkpoint(client, key, witnesses, pinned)?;
     let mut entries = Vec::new();
-    let mut from = 0;
-    loop {
-        let page: Vec<ProvenEntry> =
-            client.get_json(&format!("/v1/audit/entries?from={from}&limit=1000&size={}{filter}", cp.size))?;
-        let done = page.len() < 1000;
-        for e in &page {
-            super::prove(e, &cp)?;
-            let mut encoding = Vec::new();
-            e.chained.entry.encode_into(&mut encoding);
-            entries.push(SliceEntry { encoding, proof: e.proof.clone() });
-        }
-        match page.last() {
-            Some(last) if !done => from = last.chained.entry.seq + 1,
-            _ => break,
-        }
-    }
+    super::for_each_proven(client, &cp, filter, |e| {
+        let mut encoding = Vec::new();
+        e.chained.entry.encode_into(&mut encoding);
+        entries.push(SliceEntry { encoding, proof: e.proof.clone() });
+    })?;
     if matches!(pinned, Some(vault_core::export::Pin::Tree { .. })) {
         crate::local::pin_checkpoint(key, &signer, &note)?;
     }

@@ -164,6 +164,30 @@ pub(crate) fn prove(e: &vault_core::proof::ProvenEntry, cp: &Checkpoint) -> anyh
     })
 }
 
+/// Every entry matching `filter` (`&case=...`, `&action=...`, or empty) in the tree `cp`
+/// signs, in log order, each proven included in it before `each` sees it.
+pub(crate) fn for_each_proven(
+    client: &mut Client,
+    cp: &Checkpoint,
+    filter: &str,
+    mut each: impl FnMut(&vault_core::proof::ProvenEntry),
+) -> anyhow::Result<()> {
+    const PAGE: usize = 1000;
+    let mut from = 0;
+    loop {
+        let page: Vec<vault_core::proof::ProvenEntry> =
+            client.get_json(&format!("/v1/audit/entries?from={from}&limit={PAGE}&size={}{filter}", cp.size))?;
+        for e in &page {
+            prove(e, cp)?;
+            each(e);
+        }
+        match page.last() {
+            Some(last) if page.len() == PAGE => from = last.chained.entry.seq + 1,
+            _ => return Ok(()),
+        }
+    }
+}
+
 /// Checks that two checkpoints of one log are consistent (the smaller extended by the
 /// larger), asking the server for the proof.
 pub(crate) fn check_consistent(client: &mut Client, a: &Checkpoint, b: &Checkpoint) -> anyhow::Result<()> {

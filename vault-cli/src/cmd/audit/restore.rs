@@ -25,13 +25,9 @@ use base64::engine::general_purpose::STANDARD as B64;
 use vault_core::export::{self, Pin, VerifyError};
 use vault_core::log::Action;
 use vault_core::note::{Checkpoint, VerifierKey};
-use vault_core::proof::ProvenEntry;
 
 use crate::client::Client;
 use crate::output::printable;
-
-/// Entries per request when looking for restore statements.
-const PAGE: u64 = 1000;
 
 /// A `log-restore` entry, proven to be in a signed checkpoint.
 struct Statement {
@@ -158,28 +154,16 @@ fn explaining(all: &[Statement], pinned: u64) -> Option<&Statement> {
 /// Every `log-restore` entry of the log `cp` signs, each proven included in it.
 fn statements(client: &mut Client, cp: &Checkpoint) -> anyhow::Result<Vec<Statement>> {
     let mut out = Vec::new();
-    let mut from = 0;
-    loop {
-        let page: Vec<ProvenEntry> = client.get_json(&format!(
-            "/v1/audit/entries?action={}&from={from}&limit={PAGE}&size={}",
-            Action::LogRestore,
-            cp.size
-        ))?;
-        for e in &page {
-            super::prove(e, cp)?;
-            let entry = &e.chained.entry;
-            if entry.action != Action::LogRestore.as_str() || entry.outcome != "allowed" {
-                continue;
-            }
-            if let Some(st) = parse(entry) {
-                out.push(st);
-            }
+    super::for_each_proven(client, cp, &format!("&action={}", Action::LogRestore), |e| {
+        let entry = &e.chained.entry;
+        if entry.action == Action::LogRestore.as_str()
+            && entry.outcome == "allowed"
+            && let Some(st) = parse(entry)
+        {
+            out.push(st);
         }
-        match page.last() {
-            Some(last) if (page.len() as u64) == PAGE => from = last.chained.entry.seq + 1,
-            _ => return Ok(out),
-        }
-    }
+    })?;
+    Ok(out)
 }
 
 /// A restore statement's fields; `None` if its details are not those of one.
