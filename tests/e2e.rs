@@ -6,7 +6,7 @@
 
 use std::process::Command;
 
-use vault_tests::{Out, Person, Vault, grep_dir, run};
+use vault_tests::{Backend, Out, Person, Vault, grep_dir, run};
 
 /// A vault with alice (admin, custodian of one customer case), carol (second admin),
 /// bob (investigator), pbx (recorder) and audrey (auditor).
@@ -21,7 +21,12 @@ struct World {
 }
 
 fn world() -> World {
-    let v = Vault::start();
+    world_on(Backend::Local)
+}
+
+/// The world, with its recordings kept in `backend`.
+fn world_on(backend: Backend) -> World {
+    let v = Vault::start_on(backend);
     let alice = v.admin.clone();
     let carol = v.enrol("carol", "admin");
     let bob = v.enrol("bob", "investigator");
@@ -115,9 +120,17 @@ fn an_identity_made_by_age_keygen_signs_in_and_fetches() {
     assert_eq!(std::fs::read(&out).unwrap(), b"for erin");
 }
 
-#[test]
-fn whole_flow_upload_grant_fetch_revoke() {
-    let w = world();
+// The tests of recordings' ciphertext, run once on each blob store.
+vault_tests::on_both_backends!(
+    whole_flow_upload_grant_fetch_revoke,
+    fail_a_swapped_damaged_or_extended_blob_is_refused_at_fetch_and_nothing_is_written,
+    garbage_and_cut_off_uploads_never_become_recordings,
+    acknowledged_recordings_survive_a_killed_server_and_the_chain_stays_valid,
+    recordings_at_chunk_edges_round_trip,
+);
+
+fn whole_flow_upload_grant_fetch_revoke(backend: Backend) {
+    let w = world_on(backend);
     let v = &w.v;
     let marker = b"PLAINTEXT-MARKER-7f3a9c";
     let mut content = vec![0u8; 3 * 1024 * 1024 + 17];
@@ -179,8 +192,12 @@ fn whole_flow_upload_grant_fetch_revoke() {
     assert_eq!(show["recordings"], 1);
 
     // Nothing secret at rest on the server or in its log.
+    assert_eq!(v.blob_files().len(), 1, "the recording's ciphertext is not where the vault keeps it");
     for needle in [&marker[..], b"call-0612345678", b"AGE-SECRET-KEY-1", b"complaint-handling-secret"] {
-        let hits = grep_dir(&v.data(), needle);
+        let mut hits = grep_dir(&v.data(), needle);
+        if let Some(s3) = &v.s3 {
+            hits.extend(grep_dir(s3.dir.path(), needle));
+        }
         assert!(hits.is_empty(), "{:?} found in {hits:?}", String::from_utf8_lossy(needle));
     }
     let server_log = std::fs::read_to_string(v.server_log()).unwrap();
@@ -203,9 +220,8 @@ fn whole_flow_upload_grant_fetch_revoke() {
     v.cli(&w.bob, &["recordings", &w.case]).denied("revoked");
 }
 
-#[test]
-fn fail_a_swapped_damaged_or_extended_blob_is_refused_at_fetch_and_nothing_is_written() {
-    let w = world();
+fn fail_a_swapped_damaged_or_extended_blob_is_refused_at_fetch_and_nothing_is_written(backend: Backend) {
+    let w = world_on(backend);
     let v = &w.v;
     // Larger than one transfer chunk (256 KiB), so the damage lands mid-stream.
     let a_content: Vec<u8> = (0..700_000u32).map(|i| (i % 253) as u8).collect();
@@ -214,7 +230,7 @@ fn fail_a_swapped_damaged_or_extended_blob_is_refused_at_fetch_and_nothing_is_wr
     let b = upload(&w, &write(v, "b.wav", &b_content));
     assert_ne!(a, b);
     v.cli(&w.alice, &["grant", &w.case, "bob", "--reason", "complaint 18"]).ok();
-    let blob = |id: &str| v.data().join("blobs").join(format!("{id}.age"));
+    let blob = |id: &str| v.blob_path(id);
     let original = std::fs::read(blob(&a)).unwrap();
     let out = v.dir.path().join("out.wav");
     let o = out.to_str().unwrap();
@@ -480,9 +496,8 @@ fn bad_ids_are_refused_without_touching_anything() {
     assert_eq!(v.count("SELECT count(*) FROM recordings"), 1);
 }
 
-#[test]
-fn garbage_and_cut_off_uploads_never_become_recordings() {
-    let w = world();
+fn garbage_and_cut_off_uploads_never_become_recordings(backend: Backend) {
+    let w = world_on(backend);
     let v = &w.v;
     v.cli(&w.pbx, &["login"]).ok();
     let token = v.token(&w.pbx);
@@ -503,7 +518,7 @@ fn garbage_and_cut_off_uploads_never_become_recordings() {
     let full = {
         let up = v.cli(&w.pbx, &["--json", "upload", &w.case, &file]).ok();
         let info: serde_json::Value = serde_json::from_str(&up).unwrap();
-        std::fs::read(v.data().join("blobs").join(format!("{}.age", info["id"].as_str().unwrap()))).unwrap()
+        std::fs::read(v.blob_path(info["id"].as_str().unwrap())).unwrap()
     };
     let recordings = v.count("SELECT count(*) FROM recordings");
     let half = &full[..full.len() / 2];
@@ -515,7 +530,7 @@ fn garbage_and_cut_off_uploads_never_become_recordings() {
     v.raw("POST", &path, Some(&token), &[("content-length", &len), ("x-test-cut", "1")], half);
     std::thread::sleep(std::time::Duration::from_millis(500));
     assert_eq!(v.count("SELECT count(*) FROM recordings"), recordings, "a cut-off upload became a recording");
-    let blobs = vault_tests::files_under(&v.data().join("blobs")).len() as i64;
+    let blobs = v.blob_files().len() as i64;
     assert_eq!(blobs, recordings, "stray blob left behind");
     assert!(vault_tests::files_under(&v.data().join("tmp")).is_empty(), "partial upload left in tmp");
 }
@@ -641,15 +656,18 @@ fn server_refuses_uninitialised_dirs_and_double_init() {
     assert!(!dir.path().join("new").join("vault.db").exists());
 }
 
-#[test]
-fn acknowledged_recordings_survive_a_killed_server_and_the_chain_stays_valid() {
-    let mut w = world();
+fn acknowledged_recordings_survive_a_killed_server_and_the_chain_stays_valid(backend: Backend) {
+    let mut w = world_on(backend);
     let file = write(&w.v, "k.wav", b"survives");
     let rec = upload(&w, &file);
     w.v.cli(&w.alice, &["grant", &w.case, "bob", "--reason", "r"]).ok();
     w.v.kill();
-    let verify = run(Command::new(vault_tests::bin("vault-server")).args(["verify", "--data-dir"]).arg(w.v.data()));
+    let verify = run(Command::new(vault_tests::bin("vault-server"))
+        .args(["verify", "--blobs", "--data-dir"])
+        .arg(w.v.data())
+        .args(w.v.store_flags()));
     assert!(verify.ok().starts_with("ok: "), "{verify:?}");
+    assert!(verify.stderr.contains("every blob of the 1 recordings is present"), "{verify:?}");
     w.v.restart();
     let out = w.v.dir.path().join("after").to_str().unwrap().to_owned();
     w.v.cli(&w.bob, &["fetch", &rec, "--reason", "after restart", "--out", &out]).ok();
@@ -708,18 +726,18 @@ fn requests_fail_closed_when_the_access_log_cannot_be_written() {
     v.cli(&w.bob, &["fetch", &rec, "--reason", "r", "--out", out.to_str().unwrap()]).ok();
 }
 
-#[test]
-fn recordings_at_chunk_edges_round_trip() {
+fn recordings_at_chunk_edges_round_trip(backend: Backend) {
     // Sizes at the edges of age's 64 KiB chunks (where the last chunk is full, or holds
     // one byte) and of the CLI's 256 KiB transfer chunks, including an empty recording.
-    let w = world();
+    let w = world_on(backend);
     let v = &w.v;
     v.cli(&w.alice, &["grant", &w.case, "bob", "--reason", "edges"]).ok();
-    for n in [0usize, 1, 65_535, 65_536, 65_537, 262_144, 262_145, 3 * 65_536] {
+    // And of the object store's 8 MiB parts: one request below, a multipart upload above.
+    for n in [0usize, 1, 65_535, 65_536, 65_537, 262_144, 262_145, 3 * 65_536, 8_300_000, 8_388_608, 17_000_000] {
         let content: Vec<u8> = (0..n).map(|i| (i * 31 % 256) as u8).collect();
         let file = write(v, &format!("edge-{n}.wav"), &content);
         let rec = upload(&w, &file);
-        let blob = std::fs::metadata(v.data().join("blobs").join(format!("{rec}.age"))).unwrap().len() as usize;
+        let blob = std::fs::metadata(v.blob_path(&rec)).unwrap().len() as usize;
         let chunks = n.div_ceil(65_536).max(1);
         assert!(blob > n + 16 * chunks + 16, "{n} bytes: blob of {blob} bytes is too short for age");
         let out = v.dir.path().join(format!("edge-{n}.out"));

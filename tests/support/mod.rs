@@ -11,6 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub mod proxy;
+pub mod s3;
 pub mod witness;
 
 /// `vault-cli` as `who` against `url`, run in `dir` with a token cache of their own there
@@ -143,6 +144,17 @@ pub struct Vault {
     serve_args: Vec<String>,
     /// The CA certificate clients trust, for a TLS server.
     pub ca_cert: Option<PathBuf>,
+    /// The object store the recordings are kept in, if not the data dir.
+    pub s3: Option<s3::S3Server>,
+}
+
+/// Where a test vault keeps its recordings' ciphertext.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// The data dir's `blobs/` (the default).
+    Local,
+    /// A real S3-compatible object store (s3s-fs) on loopback.
+    S3,
 }
 
 impl Vault {
@@ -163,6 +175,49 @@ impl Vault {
         Self::start_purging_every(0)
     }
 
+    /// As [`Vault::start`], keeping the recordings in `backend`.
+    pub fn start_on(backend: Backend) -> Self {
+        Self::start_on_purging_every(backend, 0)
+    }
+
+    /// As [`Vault::start_purging_every`], keeping the recordings in `backend`.
+    pub fn start_on_purging_every(backend: Backend, secs: u64) -> Self {
+        let mut v = Self::init(secs);
+        if backend == Backend::S3 {
+            let s3 = s3::S3Server::start();
+            v.serve_args = s3.flags(s3::PREFIX);
+            v.s3 = Some(s3);
+        }
+        v.restart();
+        v
+    }
+
+    /// The `vault-server` flags that name this vault's blob store (none for the local
+    /// one), for commands other than `serve`.
+    pub fn store_flags(&self) -> Vec<String> {
+        self.s3.as_ref().map(|s| s.flags(s3::PREFIX)).unwrap_or_default()
+    }
+
+    /// Where recording `id`'s ciphertext is stored, as a file: in the data dir's `blobs/`
+    /// or in the object store's directory.
+    pub fn blob_path(&self, id: &str) -> PathBuf {
+        match &self.s3 {
+            None => self.data().join("blobs").join(format!("{id}.age")),
+            Some(s) => s.object(&format!("{}/blobs/{id}.age", s3::PREFIX)),
+        }
+    }
+
+    /// Every stored blob, as files.
+    pub fn blob_files(&self) -> Vec<PathBuf> {
+        match &self.s3 {
+            None => files_under(&self.data().join("blobs")),
+            Some(s) => {
+                let under = format!("{}/blobs/", s3::PREFIX);
+                s.keys().into_iter().filter(|k| k.starts_with(&under)).map(|k| s.object(&k)).collect()
+            }
+        }
+    }
+
     /// As [`Vault::start`], serving with `args` added to `vault-server serve` (flags win
     /// over the raised limits, which the harness sets in the environment).
     pub fn start_with(args: &[&str]) -> Self {
@@ -180,6 +235,13 @@ impl Vault {
 
     /// As [`Vault::start`], with the server's retention purge running every `secs`.
     pub fn start_purging_every(secs: u64) -> Self {
+        let mut v = Self::init(secs);
+        v.restart();
+        v
+    }
+
+    /// Initialises a vault (not yet served).
+    fn init(secs: u64) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let admin = keygen_in(dir.path(), "alice");
         let second = keygen_in(dir.path(), "root2");
@@ -190,7 +252,7 @@ impl Vault {
             .args(["--admin", "root2", "--recipient", &second.recipient]));
         let trust_root = init.ok();
         assert!(trust_root.starts_with("SHA256:"), "init printed {trust_root:?}");
-        let mut v = Vault {
+        Vault {
             dir,
             url: String::new(),
             admin,
@@ -200,9 +262,8 @@ impl Vault {
             purge_interval_secs: secs,
             serve_args: Vec::new(),
             ca_cert: None,
-        };
-        v.restart();
-        v
+            s3: None,
+        }
     }
 
     /// A vault served over HTTPS with a fresh self-signed certificate for 127.0.0.1 and
@@ -595,4 +656,18 @@ pub fn http_get(url: &str) -> (u16, String) {
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").expect("send request");
     read_answer(&mut s)
+}
+
+/// Runs each of the named test functions (each taking a [`Backend`]) once per blob
+/// store, as the tests `local::NAME` and `s3::NAME`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod local {
+            $(#[test] fn $name() { super::$name($crate::Backend::Local) })*
+        }
+        mod s3 {
+            $(#[test] fn $name() { super::$name($crate::Backend::S3) })*
+        }
+    };
 }

@@ -69,6 +69,11 @@ pub struct Manifest {
     pub blob_bytes: u64,
     /// The key files, by name.
     pub keys: Vec<String>,
+    /// Where the recordings' ciphertext is, when it is not in the backup: the object
+    /// store (`s3://bucket/prefix`), whose own replication keeps it (README, "Object
+    /// storage"). Absent: the backup's `blobs/` holds it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blob_store: Option<String>,
 }
 
 /// What a verification found sound.
@@ -80,6 +85,9 @@ pub struct Checked {
     pub head: [u8; 32],
     pub recordings: u64,
     pub blob_bytes: u64,
+    /// Recordings of a backup whose objects the object store no longer has: destroyed
+    /// or purged after the backup was taken (the store is not part of the backup).
+    pub gone: Vec<RecordingId>,
 }
 
 /// A blob the snapshot names that was gone when it was to be copied: its recording was
@@ -113,8 +121,10 @@ fn keys_digest(dir: &DataDir) -> anyhow::Result<[u8; 32]> {
 /// Takes a backup of the data directory `dir` (served or not; `serve`'s lock is neither
 /// needed nor taken) into the new directory `out`, and verifies it. With `link`, blobs
 /// are hard-linked rather than copied where `out` is on the same filesystem (blobs are
-/// never modified once in `blobs/`, so a link is a copy that takes no space). Blocking.
-pub fn backup(dir: &DataDir, out: &Path, link: bool) -> anyhow::Result<Manifest> {
+/// never modified once in `blobs/`, so a link is a copy that takes no space). `blobs` is
+/// the data dir's blob store: an object store's objects are not copied but checked to be
+/// there, each with its size. Blocking.
+pub fn backup(dir: &DataDir, out: &Path, link: bool, blobs: &BlobStore) -> anyhow::Result<Manifest> {
     dir.check_servable()?;
     if out.symlink_metadata().is_ok() {
         bail!("{} exists; a backup is never written over anything: give a new path", out.display());
@@ -123,7 +133,7 @@ pub fn backup(dir: &DataDir, out: &Path, link: bool) -> anyhow::Result<Manifest>
     let mut attempt = 1;
     loop {
         let staging = parent.join(format!(".{name}.partial-{}", vault_core::ids::random_hex16()));
-        let taken = make_dirs(&staging).and_then(|()| take(dir, &staging, link));
+        let taken = make_dirs(&staging).and_then(|()| take(dir, &staging, link, blobs));
         match taken {
             Ok(manifest) => {
                 fs::rename(&staging, out)
@@ -159,17 +169,19 @@ pub fn backup(dir: &DataDir, out: &Path, link: bool) -> anyhow::Result<Manifest>
 }
 
 /// One attempt at a backup into `staging`: database, blobs, keys, verification, manifest.
-fn take(dir: &DataDir, staging: &Path, link: bool) -> anyhow::Result<Manifest> {
+fn take(dir: &DataDir, staging: &Path, link: bool, blobs: &BlobStore) -> anyhow::Result<Manifest> {
     let taken_at = now_rfc3339();
     let copy = DataDir::new(staging);
     fs::File::create(staging.join(INCOMPLETE))?.sync_all()?;
     // The keys before the snapshot, compared with those copied after it (below).
     let keys_before = keys_digest(dir)?;
     db::copy_snapshot(&dir.db_path(), &copy.db_path())?;
-    {
+    if let BlobStore::Object(_) = blobs {
+        // Checked where they are, from one listing, by `verify_dir` below.
+    } else {
         let conn = db::open_read_only(&copy.db_path())?;
         Store::new(&conn).for_each_recording_blob(|id, _, _| {
-            let name = BlobStore::file_name(&id);
+            let name = crate::blobs::file_name(&id);
             let (from, to) = (dir.blobs().join(&name), copy.blobs().join(&name));
             match place_blob(&from, &to, link) {
                 Ok(()) => Ok(()),
@@ -206,7 +218,11 @@ fn take(dir: &DataDir, staging: &Path, link: bool) -> anyhow::Result<Manifest> {
         let (log_key, _) = server_keys::load(&copy.log_key_path())?;
         crate::rotate::check_transitions_in(&s, &origin, &log_key).map_err(|e| KeysChanged(format!("{e:#}")))?;
     }
-    let checked = verify_dir(&copy, false)?;
+    let checked = match blobs {
+        // A blob destroyed since the snapshot makes it start again (BlobGone), as above.
+        BlobStore::Object(_) => verify_dir(&copy, Some(dir), blobs, false)?,
+        BlobStore::Local(_) => verify_dir(&copy, None, &own_blobs(&copy), false)?,
+    };
     let manifest = Manifest {
         format: FORMAT.to_owned(),
         taken_at,
@@ -217,6 +233,7 @@ fn take(dir: &DataDir, staging: &Path, link: bool) -> anyhow::Result<Manifest> {
         recordings: checked.recordings,
         blob_bytes: checked.blob_bytes,
         keys,
+        blob_store: blobs.local_dir().is_none().then(|| blobs.describe()),
     };
     let mut f = fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(copy.backup_manifest())?;
     f.write_all(serde_json::to_string_pretty(&manifest)?.as_bytes())?;
@@ -236,11 +253,19 @@ fn still_named(dir: &DataDir, id: &RecordingId) -> anyhow::Result<bool> {
 }
 
 /// Verifies a data directory or a backup without changing it: the access log's chain and
-/// Merkle tree, the log key, and every blob its recordings name (present, with the size
-/// and SHA-256 the database records). With `live` (a data dir that may be served), a
-/// missing blob whose recording is gone by now (destroyed since the read began) is not a
-/// fault. Blocking; reads every blob.
-pub fn verify_dir(dir: &DataDir, live: bool) -> anyhow::Result<Checked> {
+/// Merkle tree, the log key, and every blob its recordings name in `blobs`, the store
+/// that holds them (present, with the size and SHA-256 the database records; in an
+/// object store, the SHA-256 only with `hash_objects`, since that reads every object).
+/// `live` is the data dir that may be served meanwhile: a blob missing there whose
+/// recording is gone by now (destroyed since the read began) is not a fault when `dir` is
+/// that data dir, and makes a backup of it start again when `dir` is the backup.
+/// Blocking.
+pub fn verify_dir(
+    dir: &DataDir,
+    live: Option<&DataDir>,
+    blobs: &BlobStore,
+    hash_objects: bool,
+) -> anyhow::Result<Checked> {
     let conn = db::open_read_only(&dir.db_path())?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     // One read transaction: a consistent view of a live database too.
@@ -251,16 +276,58 @@ pub fn verify_dir(dir: &DataDir, live: bool) -> anyhow::Result<Checked> {
     let log_origin = s.log_origin()?.context("the database has no log origin")?;
     let (log_key, _) = server_keys::load(&dir.log_key_path()).context("the log key is unusable")?;
     crate::rotate::check_transitions_in(&s, &log_origin, &log_key)?;
+    // An object store is listed once (a thousand objects per request), not asked once
+    // per recording.
+    let listed: Option<std::collections::HashMap<RecordingId, u64>> = match blobs {
+        BlobStore::Local(_) => None,
+        BlobStore::Object(_) => Some(
+            blobs
+                .list_blocking()
+                .with_context(|| format!("cannot list {}", blobs.describe()))?
+                .into_iter()
+                .filter_map(|l| match l {
+                    crate::blobs::Listed::Blob(id, size) => Some((id, size)),
+                    crate::blobs::Listed::Other(_) => None,
+                })
+                .collect(),
+        ),
+    };
     let (mut recordings, mut blob_bytes) = (0u64, 0u64);
-    let mut problems = Vec::new();
+    let (mut problems, mut gone) = (Vec::new(), Vec::new());
     s.for_each_recording_blob(|id, size, sha256| {
-        match check_blob(&dir.blobs().join(BlobStore::file_name(&id)), size, sha256)? {
+        let problem = match (blobs, &listed) {
+            (BlobStore::Object(o), Some(sizes)) => match sizes.get(&id) {
+                None => Some(MISSING.to_owned()),
+                Some(&got) if got != size => Some(format!("its object has {got} bytes, the database records {size}")),
+                Some(_) if hash_objects && !sha256.is_empty() => {
+                    let got = o.sha256_blocking(&id).with_context(|| format!("cannot read the object of {id}"))?;
+                    (!got.eq_ignore_ascii_case(sha256))
+                        .then(|| "its object's SHA-256 is not the one its recorder signed".to_owned())
+                }
+                Some(_) => None,
+            },
+            (BlobStore::Local(l), _) => check_blob(&l.path(&id), size, sha256)?,
+            (BlobStore::Object(_), None) => unreachable!("an object store is listed above"),
+        };
+        match problem {
             None => {
                 recordings += 1;
                 blob_bytes += size;
             }
-            Some(problem) if problem == MISSING && live && !still_named(dir, &id)? => {}
-            Some(problem) => problems.push(format!("recording {id}: {problem}")),
+            // A backup's object store is the live one: what it lacks was deleted since.
+            Some(problem) if problem == MISSING && live.is_none() && listed.is_some() => gone.push(id),
+            Some(problem) => {
+                let destroyed_since = problem == MISSING
+                    && match live {
+                        Some(l) => !still_named(l, &id)?,
+                        None => false,
+                    };
+                if !destroyed_since {
+                    problems.push(format!("recording {id}: {problem}"));
+                } else if live.is_some_and(|l| l.root != dir.root) {
+                    return Err(BlobGone(id).into());
+                }
+            }
         }
         Ok(())
     })?;
@@ -273,7 +340,12 @@ pub fn verify_dir(dir: &DataDir, live: bool) -> anyhow::Result<Checked> {
             if problems.len() > shown.len() { "; ..." } else { "" }
         );
     }
-    Ok(Checked { log_origin, entries, root, head, recordings, blob_bytes })
+    Ok(Checked { log_origin, entries, root, head, recordings, blob_bytes, gone })
+}
+
+/// The store a backup (or a data dir) keeps its own blobs in: its `blobs/`.
+pub fn own_blobs(dir: &DataDir) -> BlobStore {
+    BlobStore::local(dir.blobs(), dir.tmp())
 }
 
 const MISSING: &str = "its blob is missing";
@@ -309,8 +381,9 @@ fn check_blob(path: &Path, size: u64, sha256: &str) -> anyhow::Result<Option<Str
     Ok(None)
 }
 
-/// Reads and checks a backup's manifest, then verifies the backup against it.
-pub fn verify_backup(backup: &DataDir) -> anyhow::Result<(Manifest, Checked)> {
+/// Reads and checks a backup's manifest, then verifies the backup against it. A backup
+/// of a vault on an object store is checked against `blobs`, which must be that store.
+pub fn verify_backup(backup: &DataDir, blobs: &BlobStore) -> anyhow::Result<(Manifest, Checked)> {
     let complete = !backup.root.join(INCOMPLETE).exists();
     let text = match fs::read_to_string(backup.backup_manifest()) {
         Ok(t) if complete => t,
@@ -332,12 +405,21 @@ pub fn verify_backup(backup: &DataDir) -> anyhow::Result<(Manifest, Checked)> {
             manifest.format
         );
     }
-    let checked = verify_dir(backup, false)
+    let store = match &manifest.blob_store {
+        None => own_blobs(backup),
+        Some(url) if *url == blobs.describe() => blobs.clone(),
+        Some(url) => bail!(
+            "the recordings of the backup {} are not in it but in {url}: give --blob-store {url} (with its endpoint \
+             and credentials) to check them",
+            backup.root.display()
+        ),
+    };
+    let checked = verify_dir(backup, None, &store, false)
         .with_context(|| format!("the backup {} does not verify; it cannot be restored", backup.root.display()))?;
     if checked.entries != manifest.log_size
         || B64.encode(checked.root) != manifest.log_root
         || checked.log_origin != manifest.log_origin
-        || checked.recordings != manifest.recordings
+        || checked.recordings + checked.gone.len() as u64 != manifest.recordings
     {
         bail!(
             "the backup {} does not hold what its manifest says (a log of {} entries, {} recordings; it holds {} \
@@ -355,11 +437,11 @@ pub fn verify_backup(backup: &DataDir) -> anyhow::Result<(Manifest, Checked)> {
 /// Restores the backup `from` into `to`, a new (or empty) data directory, and appends the
 /// restore statement (`log-restore`) to its access log. Returns the backup's manifest and
 /// the sequence number of the statement. Blocking.
-pub fn restore(from: &DataDir, to: &Path, reason: &str) -> anyhow::Result<(Manifest, u64)> {
+pub fn restore(from: &DataDir, to: &Path, reason: &str, blobs: &BlobStore) -> anyhow::Result<(Manifest, u64, Checked)> {
     if reason.trim().is_empty() {
         bail!("give the reason for the restore with --reason; auditors read it in the log");
     }
-    let (manifest, _) = verify_backup(from)?;
+    let (manifest, checked) = verify_backup(from, blobs)?;
     match fs::read_dir(to) {
         Ok(mut entries) => {
             if entries.next().is_some() {
@@ -398,7 +480,7 @@ pub fn restore(from: &DataDir, to: &Path, reason: &str) -> anyhow::Result<(Manif
     // Over an empty directory, rename(2) replaces it.
     fs::rename(&staging, to).with_context(|| format!("cannot rename {} to {}", staging.display(), to.display()))?;
     fs::File::open(&parent)?.sync_all()?;
-    Ok((manifest, seq))
+    Ok((manifest, seq, checked))
 }
 
 /// Appends the restore statement to the restored log, as the entry right after the

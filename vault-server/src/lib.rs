@@ -50,8 +50,9 @@ mod witnessing;
 // The library's public face: what `main.rs`, the benchmarks and the examples use.
 pub use abuse::LimitSettings;
 pub use accesslog::{LogRecord, append as append_to_log, verify as verify_log};
-pub use backup::{Checked, Manifest, backup, restore, verify_backup, verify_dir};
-pub use blobs::BlobStore;
+pub use backup::{Checked, Manifest, backup, own_blobs, restore, verify_backup, verify_dir};
+pub use blobs::settings::open as open_blobs;
+pub use blobs::{BlobArgs, BlobStore};
 pub use datadir::{DataDir, log_key, log_verifier_key, trust_root};
 pub use db::Db;
 pub use monitoring::{install as install_metrics, serve as serve_metrics};

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
 use vault_core::ids::UserName;
-use vault_server::{BlobStore, Config, DataDir, Db};
+use vault_server::{BlobArgs, Config, DataDir, Db};
 
 /// mimalloc rather than the system allocator: a logged request allocates a few hundred
 /// small buffers across threads, and glibc's malloc was a sixth of the server's CPU.
@@ -104,11 +104,15 @@ enum Command {
         /// after SIGTERM or Ctrl-C; then the server closes what is left and stops.
         #[arg(long, env = "VAULT_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
         shutdown_grace_secs: u64,
+        #[command(flatten, next_help_heading = "Where recordings are kept")]
+        store: BlobArgs,
     },
     /// Purge recordings past their retention period now (also while `serve` runs).
     Purge {
         #[arg(long, env = "VAULT_DATA_DIR")]
         data_dir: PathBuf,
+        #[command(flatten, next_help_heading = "Where recordings are kept")]
+        store: BlobArgs,
     },
     /// Print the access log's verifier key, for auditors (`vault-cli audit verify --server-key`).
     LogKey {
@@ -140,6 +144,8 @@ enum Command {
         /// the database records (reads every blob).
         #[arg(long)]
         blobs: bool,
+        #[command(flatten, next_help_heading = "Where recordings are kept")]
+        store: BlobArgs,
     },
     /// Back the vault up into the new directory OUT while it serves: the database as of
     /// one commit, the blobs it names, then the keys (0600); verified before it is
@@ -155,6 +161,8 @@ enum Command {
         /// snapshot you then copy elsewhere.
         #[arg(long)]
         link: bool,
+        #[command(flatten, next_help_heading = "Where recordings are kept")]
+        store: BlobArgs,
     },
     /// Restore a backup into a new (or empty) data directory, verifying it first, and
     /// log the restore for auditors (their pins are past it: see the README's "Backup
@@ -169,6 +177,8 @@ enum Command {
         /// Why the vault is restored; written to the access log for auditors.
         #[arg(long)]
         reason: String,
+        #[command(flatten, next_help_heading = "Where recordings are kept")]
+        store: BlobArgs,
     },
 }
 
@@ -328,25 +338,29 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             eprintln!("{}", vault_server::rotate_key(&DataDir::new(&data_dir), key)?);
             Ok(())
         }
-        Command::Verify { data_dir, blobs } => {
+        Command::Verify { data_dir, blobs, store } => with_runtime(|| {
             let dir = DataDir::new(&data_dir);
             dir.check()?;
             if dir.is_backup() {
-                let (m, _) = vault_server::verify_backup(&dir)?;
+                let (m, c) = vault_server::verify_backup(&dir, &backup_store(&dir, &store)?)?;
                 println!(
                     "ok: backup of {} entries, {} recordings ({} bytes), taken {}",
                     m.log_size, m.recordings, m.blob_bytes, m.taken_at
                 );
+                warn_gone(&c);
                 return Ok(());
             }
+            let db = Db::open(&dir.db_path())?;
+            let store = vault_server::open_blobs(&dir, &db, &store)?;
             if blobs {
-                let c = vault_server::verify_dir(&dir, true)?;
+                let c = vault_server::verify_dir(&dir, Some(&dir), &store, true)?;
                 eprintln!(
-                    "every blob of the {} recordings is present with its size and SHA-256 ({} bytes)",
-                    c.recordings, c.blob_bytes
+                    "every blob of the {} recordings is present in {} with its size and SHA-256 ({} bytes)",
+                    c.recordings,
+                    store.describe(),
+                    c.blob_bytes
                 );
             }
-            let db = Db::open(&dir.db_path())?;
             let (n, head) = db.snapshot(vault_server::verify_log)??;
             let origin = db.transaction(|s| Ok(s.log_origin()?))?.unwrap_or_default();
             let transitions = vault_server::check_transitions(&db, &origin, &vault_server::log_key(&dir)?)?;
@@ -356,13 +370,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             // Reported, not failed: the chain is sound, and `serve` removes orphan blobs
             // (logging each) when it starts.
-            for line in vault_server::find_orphans(&db, &BlobStore::new(dir.blobs(), dir.tmp()))?.report() {
+            for line in vault_server::find_orphans(&db, &store)?.report() {
                 eprintln!("warning: {line}");
             }
             Ok(())
-        }
-        Command::Backup { data_dir, out, link } => {
-            let m = vault_server::backup(&DataDir::new(&data_dir), &out, link)?;
+        }),
+        Command::Backup { data_dir, out, link, store } => with_runtime(|| {
+            let dir = DataDir::new(&data_dir);
+            dir.check_servable()?;
+            let store = vault_server::open_blobs(&dir, &Db::open(&dir.db_path())?, &store)?;
+            let m = vault_server::backup(&dir, &out, link, &store)?;
             println!("{}", out.display());
             eprintln!(
                 "backed up and verified: a log of {} entries, {} recordings ({} bytes), keys {}, as of {}",
@@ -372,10 +389,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 m.keys.join(", "),
                 m.taken_at
             );
+            if let Some(objects) = &m.blob_store {
+                eprintln!(
+                    "the recordings' ciphertext is not in the backup: it stays in {objects}, whose replication keeps it \
+                     (README, \"Object storage\"); every object the backup names was there with its size"
+                );
+            }
             Ok(())
-        }
-        Command::Restore { from, data_dir, reason } => {
-            let (m, seq) = vault_server::restore(&DataDir::new(&from), &data_dir, &reason)?;
+        }),
+        Command::Restore { from, data_dir, reason, store } => with_runtime(|| {
+            let from = DataDir::new(&from);
+            let (m, seq, checked) = vault_server::restore(&from, &data_dir, &reason, &backup_store(&from, &store)?)?;
             println!("{seq}");
             eprintln!(
                 "restored the backup taken {} into {}; log entry {seq} states the restore. Auditors who verified \
@@ -392,17 +416,19 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                  uploaded since are lost: upload them again",
                 m.taken_at
             );
+            warn_gone(&checked);
             Ok(())
-        }
-        Command::Purge { data_dir } => {
+        }),
+        Command::Purge { data_dir, store } => with_runtime(|| {
             let dir = DataDir::new(&data_dir);
             dir.check_servable()?;
             let db = Db::open(&dir.db_path())?;
-            let n = vault_server::purge_due(&db, &BlobStore::new(dir.blobs(), dir.tmp()), "vault-server purge")?;
+            let store = vault_server::open_blobs(&dir, &db, &store)?;
+            let n = vault_server::purge_due(&db, &store, "vault-server purge")?;
             println!("{n}");
             eprintln!("purged {n} recordings past their retention period");
             Ok(())
-        }
+        }),
         Command::Serve {
             config: _,
             data_dir,
@@ -421,6 +447,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             metrics_beyond_loopback,
             log_format: _,
             shutdown_grace_secs,
+            store,
         } => {
             DataDir::new(&data_dir).check_servable()?;
             if let Some(m) = metrics_listen
@@ -464,6 +491,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     witness_every: (witness_every_secs > 0).then(|| std::time::Duration::from_secs(witness_every_secs)),
                     witness_on_demand: std::time::Duration::from_millis(witness_on_demand_millis),
                     ready_min_free: ready_min_free_mib.saturating_mul(1024 * 1024),
+                    blobs: store,
                 };
                 let state = vault_server::open_state(&cfg)?;
                 if let Some(m) = metrics_listen {
@@ -488,6 +516,37 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 Ok(())
             })
         }
+    }
+}
+
+/// Runs `f` (blocking) with a tokio runtime entered: an object store's client needs one.
+fn with_runtime<T>(f: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<T> {
+    let rt = tokio::runtime::Runtime::new()?;
+    let _entered = rt.enter();
+    f()
+}
+
+/// The store a backup's recordings are checked in: its own `blobs/`, or the object store
+/// its manifest names (which `store` must then name too).
+fn backup_store(backup: &DataDir, store: &BlobArgs) -> anyhow::Result<vault_server::BlobStore> {
+    if store.blob_store == "local" {
+        return Ok(vault_server::own_blobs(backup));
+    }
+    vault_server::BlobStore::for_backup(backup, store)
+}
+
+/// Warns about recordings a backup names whose objects are gone.
+fn warn_gone(c: &vault_server::Checked) {
+    if !c.gone.is_empty() {
+        let ids: Vec<String> = c.gone.iter().take(20).map(ToString::to_string).collect();
+        eprintln!(
+            "warning: {} recordings the backup names are no longer in the object store (destroyed or purged after \
+             the backup; they stay destroyed): {}{}. Close their cases again with `no-offence`, or let the purge \
+             run, to remove their rows",
+            c.gone.len(),
+            ids.join(", "),
+            if c.gone.len() > ids.len() { ", ..." } else { "" }
+        );
     }
 }
 

@@ -10,15 +10,13 @@
 //! name is not a recording's blob name is only ever reported: we do not delete what we
 //! do not understand.
 
-use std::ffi::OsStr;
-
 use anyhow::Context;
 use serde_json::json;
 use vault_core::ids::{CaseId, RecordingId};
 use vault_core::log::{Action, Outcome};
 
 use crate::accesslog::{LogRecord, append};
-use crate::blobs::BlobStore;
+use crate::blobs::{BlobStore, Listed};
 use crate::db::Db;
 
 /// The actor of the log entries the server writes on its own behalf.
@@ -128,11 +126,11 @@ impl Orphans {
 pub fn find(db: &Db, blobs: &BlobStore) -> anyhow::Result<Orphans> {
     let mut candidates = Vec::new();
     let mut unrecognised = Vec::new();
-    for name in blobs.names_blocking().context("cannot list the blob directory")? {
-        match entry(blobs, &name)? {
-            Entry::Blob(id, size) => candidates.push((id, size)),
-            Entry::Gone => {}
-            Entry::Other => unrecognised.push(name.to_string_lossy().into_owned()),
+    let listed = blobs.list_blocking().with_context(|| format!("cannot list {}", blobs.describe()))?;
+    for item in listed {
+        match item {
+            Listed::Blob(id, size) => candidates.push((id, size)),
+            Listed::Other(name) => unrecognised.push(name),
         }
     }
     let mut orphans = db.snapshot(|s| -> rusqlite::Result<Vec<Orphan>> {
@@ -189,28 +187,6 @@ pub fn sweep(db: &Db, blobs: &BlobStore) -> anyhow::Result<usize> {
     Ok(orphans.len())
 }
 
-/// What an entry of the blob directory is.
-enum Entry {
-    /// A recording blob: a regular file with a recording blob's name, and its size.
-    Blob(RecordingId, u64),
-    /// Deleted since it was listed (a destruction, while a server runs).
-    Gone,
-    /// Anything else.
-    Other,
-}
-
-fn entry(blobs: &BlobStore, name: &OsStr) -> anyhow::Result<Entry> {
-    let Some(id) = BlobStore::id_of(name) else { return Ok(Entry::Other) };
-    let path = blobs.path(&id);
-    // Not followed: a symlink is not something the server wrote.
-    match std::fs::symlink_metadata(&path) {
-        Ok(meta) if meta.file_type().is_file() => Ok(Entry::Blob(id, meta.len())),
-        Ok(_) => Ok(Entry::Other),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Entry::Gone),
-        Err(e) => Err(e).with_context(|| format!("cannot inspect {}", path.display())),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::path::Path;
@@ -222,6 +198,7 @@ mod tests {
         _dir: tempfile::TempDir,
         db: Db,
         blobs: BlobStore,
+        local: crate::blobs::LocalBlobs,
         blob_dir: std::path::PathBuf,
     }
 
@@ -231,7 +208,8 @@ mod tests {
         std::fs::create_dir(&blob_dir).unwrap();
         std::fs::create_dir(&tmp).unwrap();
         let db = Db::create(&dir.path().join("vault.db")).unwrap();
-        Fixture { db, blobs: BlobStore::new(blob_dir.clone(), tmp), blob_dir, _dir: dir }
+        let local = crate::blobs::LocalBlobs::new(blob_dir.clone(), tmp);
+        Fixture { db, blobs: BlobStore::Local(local.clone()), local, blob_dir, _dir: dir }
     }
 
     /// Rows only; the cases and users they refer to do not matter here.
@@ -277,13 +255,13 @@ mod tests {
         let f = fixture();
         let (id, case) = (RecordingId::random(), CaseId::random());
         add_recording(&f.db, &id, &case);
-        write(&f.blobs.path(&id), b"hello");
+        write(&f.local.path(&id), b"hello");
         let found = find(&f.db, &f.blobs).unwrap();
         assert!(found.is_empty(), "{found:?}");
         assert!(found.report().is_empty());
         assert_eq!(sweep(&f.db, &f.blobs).unwrap(), 0);
         assert!(log(&f.db).is_empty());
-        assert!(f.blobs.path(&id).exists());
+        assert!(f.local.path(&id).exists());
     }
 
     #[test]
@@ -293,9 +271,9 @@ mod tests {
         let (live, cut_off, destroyed) = (RecordingId::random(), RecordingId::random(), RecordingId::random());
         add_recording(&f.db, &live, &case);
         add_destroyed(&f.db, &destroyed, &case);
-        write(&f.blobs.path(&live), b"live!");
-        write(&f.blobs.path(&cut_off), b"cut off");
-        write(&f.blobs.path(&destroyed), b"gone");
+        write(&f.local.path(&live), b"live!");
+        write(&f.local.path(&cut_off), b"cut off");
+        write(&f.local.path(&destroyed), b"gone");
 
         let found = find(&f.db, &f.blobs).unwrap();
         let mut want = vec![
@@ -307,11 +285,11 @@ mod tests {
         let report = found.report().join("\n");
         assert!(report.starts_with("2 orphan blobs: "), "{report}");
         assert!(report.contains(cut_off.as_str()) && report.contains(destroyed.as_str()), "{report}");
-        assert!(f.blobs.path(&cut_off).exists(), "find must not remove anything");
+        assert!(f.local.path(&cut_off).exists(), "find must not remove anything");
 
         assert_eq!(sweep(&f.db, &f.blobs).unwrap(), 2);
-        assert!(f.blobs.path(&live).exists(), "a named blob was removed");
-        assert!(!f.blobs.path(&cut_off).exists() && !f.blobs.path(&destroyed).exists());
+        assert!(f.local.path(&live).exists(), "a named blob was removed");
+        assert!(!f.local.path(&cut_off).exists() && !f.local.path(&destroyed).exists());
         let entries = log(&f.db);
         assert_eq!(entries.len(), 2);
         for e in &entries {
@@ -346,8 +324,8 @@ mod tests {
         }
         // A directory and a symlink with a recording blob's name are not blobs either.
         let (as_dir, as_link) = (RecordingId::random(), RecordingId::random());
-        std::fs::create_dir(f.blobs.path(&as_dir)).unwrap();
-        std::os::unix::fs::symlink("/etc/hostname", f.blobs.path(&as_link)).unwrap();
+        std::fs::create_dir(f.local.path(&as_dir)).unwrap();
+        std::os::unix::fs::symlink("/etc/hostname", f.local.path(&as_link)).unwrap();
 
         let found = find(&f.db, &f.blobs).unwrap();
         assert!(found.blobs.is_empty(), "{found:?}");

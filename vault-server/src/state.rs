@@ -9,7 +9,7 @@ use anyhow::Context;
 use crate::abuse::{LimitSettings, Limits, LogGate};
 use crate::accesslog;
 use crate::auth::{Challenges, Tokens};
-use crate::blobs::BlobStore;
+use crate::blobs::{self, BlobArgs, BlobStore};
 use crate::datadir::{self, DataDir};
 use crate::db::Db;
 use crate::orphans;
@@ -38,6 +38,8 @@ pub struct Config {
     pub witness_on_demand: std::time::Duration,
     /// `/readyz` says not ready below this many free bytes on the data directory's disk.
     pub ready_min_free: u64,
+    /// Where recordings' ciphertext is kept.
+    pub blobs: BlobArgs,
 }
 
 pub struct Inner {
@@ -97,8 +99,10 @@ pub fn open_state(cfg: &Config) -> anyhow::Result<AppState> {
     let (log_key, _) = server_keys::load(&dir.log_key_path())?;
     let log_origin = datadir::log_origin(&db)?;
     let transitions = rotate::check_transitions(&db, &log_origin, &log_key)?;
+    let blobs = blobs::settings::open(&dir, &db, &cfg.blobs)?;
+    // Uploads a crash cut off: unfinished multipart uploads (named in tmp/), then tmp/.
+    let aborted = blobs.recover_blocking()?;
     let swept = dir.sweep_tmp()?;
-    let blobs = BlobStore::new(dir.blobs(), dir.tmp());
     // Finish destructions a crash interrupted: their rows are gone, their files may not be.
     let finished = retention::finish_destructions(&db, &blobs)?;
     // Then ciphertext no recording names (an upload cut off between its rename and its
@@ -109,7 +113,8 @@ pub fn open_state(cfg: &Config) -> anyhow::Result<AppState> {
         entries,
         log_key_transitions = transitions,
         retired_token_keys = retired.len(),
-        swept_partial_uploads = swept,
+        blob_store = %blobs.describe(),
+        swept_partial_uploads = swept + aborted,
         finished_destructions = finished,
         removed_orphan_blobs = orphans,
         removed_unsigned_uploads = unsigned,

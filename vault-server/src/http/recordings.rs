@@ -154,8 +154,8 @@ pub async fn upload(
     let case = st.db.read(move |s| Ok(s.case(&precheck)?)).await?;
     policy::check_upload(case.as_ref(), &id, announced)?;
     let length = announced_length(&headers).map_err(refused_upload)?;
-    let staged = st.blobs.receive(body, st.max_upload, length).await.map_err(refused_upload)?;
     let rid = RecordingId::random();
+    let staged = st.blobs.receive(body, st.max_upload, length, &rid).await.map_err(refused_upload)?;
     let (crc32, staged_size) = (staged.crc32, staged.size);
     let mut info = RecordingInfo {
         id: rid.clone(),
@@ -171,7 +171,7 @@ pub async fn upload(
         meta: None,
         statement: None,
     };
-    st.blobs.commit(staged, &rid).await?;
+    st.blobs.commit(staged).await?;
     let row_id = rid.clone();
     let result = log
         .logged(&st.db, move |s, rec| {
@@ -262,17 +262,14 @@ pub async fn fetch(
             Ok((stored, release.envelope, (recipient, key_statement)))
         })
         .await?;
-    let file = tokio::fs::File::open(st.blobs.path(&id))
-        .await
-        .map_err(|e| ApiError::internal(format!("blob of {id} missing: {e}")))?;
-    // Serving the first `size` bytes of a longer file would hide damage; say so instead.
-    let on_disk = file.metadata().await.map_err(ApiError::internal)?.len();
-    if on_disk != stored.size {
+    let blob = st.blobs.open(&id).await.map_err(|e| ApiError::internal(format!("blob of {id} missing: {e}")))?;
+    // Serving the first `size` bytes of a longer blob would hide damage; say so instead.
+    if blob.size != stored.size {
         return Err(ApiError::damaged(
             format!(
                 "recording {id} is damaged on the server; nothing was sent. Ask an admin to restore it from a backup"
             ),
-            format!("blob of {id}: {on_disk} bytes on disk, {} recorded", stored.size),
+            format!("blob of {id}: {} bytes stored, {} recorded", blob.size, stored.size),
         ));
     }
     let mut headers = HeaderMap::new();
@@ -291,7 +288,7 @@ pub async fn fetch(
     }
     // Counted as sent, and timed until the last byte (or the client going away).
     let fetch = monitoring::Timer::start(monitoring::FETCH_SECONDS);
-    let body = Body::from_stream(tokio_util::io::ReaderStream::with_capacity(file, 1 << 20).map(move |chunk| {
+    let body = Body::from_stream(blob.stream.map(move |chunk| {
         let _timed = &fetch;
         if let Ok(c) = &chunk {
             metrics::counter!(monitoring::FETCH_BYTES).increment(c.len() as u64);

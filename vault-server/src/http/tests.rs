@@ -191,6 +191,7 @@ impl World {
             witness_every: None,
             witness_on_demand: std::time::Duration::ZERO,
             ready_min_free: 0,
+            blobs: crate::blobs::BlobArgs::local(),
         };
         let st = open_state(&cfg).unwrap();
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();

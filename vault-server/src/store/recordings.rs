@@ -142,6 +142,15 @@ impl Store<'_> {
         self.c.prepare_cached("SELECT 1 FROM recordings WHERE id = ?1")?.exists([id.as_str()])
     }
 
+    /// Whether any recording was ever stored (one that exists, or one destroyed).
+    pub fn any_recording_ever(&self) -> rusqlite::Result<bool> {
+        self.c.query_row(
+            "SELECT EXISTS (SELECT 1 FROM recordings) OR EXISTS (SELECT 1 FROM destroyed_recordings)",
+            [],
+            |r| r.get(0),
+        )
+    }
+
     /// The case of recording `id` if it was destroyed (its destruction certificate names
     /// it), whether or not its file has been deleted yet.
     pub fn destroyed_case(&self, id: &RecordingId) -> rusqlite::Result<Option<CaseId>> {

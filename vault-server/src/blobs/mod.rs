@@ -1,33 +1,40 @@
-//! The blob store: recording ciphertext as files in the data directory.
+//! The blob store: recording ciphertext, in one of two backends.
 //!
-//! An upload is streamed to `tmp/`, hashed as it arrives, synced, and only then renamed
-//! into `blobs/`. A file in `blobs/` is never written again, only deleted (which is what
-//! lets a backup hard-link it). A cut-off or refused upload never reaches `blobs/`, and the database row
-//! that makes a recording visible is written only after the rename, so no partial
-//! recording is ever served.
+//! - [`local`]: files in the data directory's `blobs/` (the embedded default);
+//! - [`s3`]: an S3-compatible object store (Garage, MinIO, Ceph, AWS S3), for vaults
+//!   whose recordings outgrow one disk.
+//!
+//! Either way an upload is checked and checksummed here as it streams in
+//! ([`receive_with`]) and handed, without copying, to the backend's writer; it becomes
+//! durable (synced and renamed, or the object store's upload completed) before the
+//! database row that makes a recording visible is written. A cut-off or refused upload
+//! leaves nothing visible, and what a crash leaves behind (a temporary file, an
+//! unfinished multipart upload, a blob no row names) is removed at the next start
+//! (`state::open_state`).
 //!
 //! The server cannot decrypt, but it refuses what no one could: a body that is not as
 //! long as its sender announced, or whose length after the age header is not one an age
 //! payload can have (the length alone decides the chunk layout, so this costs no work per
 //! chunk).
 
-use std::path::{Path, PathBuf};
+pub mod local;
+pub mod s3;
+pub mod settings;
+
+use std::pin::Pin;
 
 use axum::body::Body;
 use futures_util::StreamExt;
-use vault_core::durable::{FLUSH_EVERY, SyncingFile};
 use vault_core::ids::RecordingId;
+
+pub use local::LocalBlobs;
+pub use s3::ObjectBlobs;
+pub use settings::BlobArgs;
 
 /// Chunks received but not yet written: a few MiB at most, whatever the upload's size.
 const WRITE_QUEUE: usize = 16;
 /// Bytes of an upload inspected for the age header before anything else is accepted.
 const HEADER_WINDOW: usize = 64 * 1024;
-
-#[derive(Clone)]
-pub struct BlobStore {
-    dir: PathBuf,
-    tmp: PathBuf,
-}
 
 /// Why an upload was not stored.
 #[derive(Debug, thiserror::Error)]
@@ -73,9 +80,31 @@ pub enum UploadError {
     Io(#[from] std::io::Error),
 }
 
-/// An upload received completely into `tmp/`; deleted on drop unless committed.
+/// Where a recording's ciphertext lives.
+#[derive(Clone, Debug)]
+pub enum BlobStore {
+    Local(LocalBlobs),
+    Object(ObjectBlobs),
+}
+
+/// A recording's ciphertext, as it is read: its stored size and its bytes.
+pub struct Blob {
+    pub size: u64,
+    pub stream: Pin<Box<dyn futures_util::Stream<Item = std::io::Result<axum::body::Bytes>> + Send>>,
+}
+
+/// What a listing of the store finds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Listed {
+    /// A recording's blob, and its size.
+    Blob(RecordingId, u64),
+    /// Anything else (another name, a directory, a symlink), by name: never removed.
+    Other(String),
+}
+
+/// An upload received whole and made durable, not yet committed; removed on drop.
 pub struct Staged {
-    path: Option<PathBuf>,
+    pending: Option<Pending>,
     /// CRC-32 of the bytes received, for the uploader's end-to-end transfer check. (The
     /// SHA-256 of the ciphertext is the recorder's: it signs the hash it computed while
     /// sending, and fetching clients check the ciphertext against that signature. A
@@ -85,89 +114,151 @@ pub struct Staged {
     pub size: u64,
 }
 
+/// What a staged upload left to commit or remove.
+enum Pending {
+    /// A synced file in `tmp/`, renamed into `blobs/` on commit.
+    File { tmp: std::path::PathBuf, blobs: LocalBlobs, id: RecordingId },
+    /// An object already in place (an object store has no rename): committing is
+    /// keeping it.
+    Object { blobs: ObjectBlobs, id: RecordingId },
+}
+
+impl Staged {
+    fn new(pending: Pending) -> Self {
+        Self { pending: Some(pending), crc32: 0, size: 0 }
+    }
+}
+
 impl Drop for Staged {
     fn drop(&mut self) {
-        if let Some(p) = self.path.take() {
-            let _ = std::fs::remove_file(p);
+        match self.pending.take() {
+            None => {}
+            Some(Pending::File { tmp, .. }) => {
+                let _ = std::fs::remove_file(tmp);
+            }
+            // Deleted in the background; one a crash keeps is an orphan, which the next
+            // start removes.
+            Some(Pending::Object { blobs, id }) => {
+                if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                    rt.spawn(async move {
+                        if let Err(e) = blobs.remove(&id).await {
+                            tracing::warn!(recording = %id, detail = %e, "cannot remove an uncommitted upload's object");
+                        }
+                    });
+                }
+            }
         }
     }
 }
 
+/// The name of recording `id`'s blob (a file in `blobs/`, or an object under the
+/// prefix). The id type admits only "rec_" and hex digits, so a path made with it stays
+/// inside its directory.
+pub fn file_name(id: &RecordingId) -> String {
+    format!("{id}.age")
+}
+
+/// The recording whose blob is named `name` (the inverse of [`file_name`]).
+pub fn id_of(name: &str) -> Option<RecordingId> {
+    name.strip_suffix(".age")?.parse().ok()
+}
+
 impl BlobStore {
-    pub fn new(dir: PathBuf, tmp: PathBuf) -> Self {
-        Self { dir, tmp }
+    /// The embedded backend: `dir` (the data dir's `blobs/`), staging in `tmp`.
+    pub fn local(dir: std::path::PathBuf, tmp: std::path::PathBuf) -> Self {
+        Self::Local(LocalBlobs::new(dir, tmp))
     }
 
-    pub fn path(&self, id: &RecordingId) -> PathBuf {
-        self.dir.join(Self::file_name(id))
-    }
-
-    /// The name of recording `id`'s blob in `blobs/`. The id type admits only "rec_" and
-    /// hex digits, so a path made with it stays inside the directory.
-    pub fn file_name(id: &RecordingId) -> String {
-        format!("{id}.age")
-    }
-
-    /// Streams `body` into a temporary file, checksumming it, and syncs it to disk.
-    /// `announced` is the length the sender announced (`None`: it did not, which is
-    /// refused once the body is seen to be age, so that what is not age is told so).
-    ///
-    /// The request's task checks and checksums each chunk as it arrives and hands it,
-    /// without copying, to a blocking thread that writes it; receiving and writing into
-    /// the page cache overlap instead of taking turns.
-    pub async fn receive(&self, body: Body, max: u64, announced: Option<u64>) -> Result<Staged, UploadError> {
-        let path = self.tmp.join(format!("{}.part", vault_core::ids::random_hex16()));
-        let file = tokio::fs::OpenOptions::new().write(true).create_new(true).open(&path).await?.into_std().await;
-        let mut staged = Staged { path: Some(path), crc32: 0, size: 0 };
-        // Flushed to disk as it arrives, so the final sync does not wait for all of it.
-        let file = SyncingFile::new(file, FLUSH_EVERY);
-        stream_to(body, max, announced, file, &mut staged).await?;
-        Ok(staged)
-    }
-
-    /// Moves a staged upload into place and makes the rename durable.
-    pub async fn commit(&self, mut staged: Staged, id: &RecordingId) -> std::io::Result<()> {
-        let from = staged.path.take().expect("staged upload committed twice");
-        let to = self.path(id);
-        if let Err(e) = tokio::fs::rename(&from, &to).await {
-            let _ = tokio::fs::remove_file(&from).await;
-            return Err(e);
+    /// Where the ciphertext lives, for messages: `blobs/ in the data dir` or
+    /// `s3://bucket/prefix`.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Local(_) => "blobs/ in the data dir".to_owned(),
+            Self::Object(o) => o.url(),
         }
-        sync_dir(&self.dir).await
     }
 
-    /// Deletes the ciphertext of `ids` (those already gone are fine) and makes the
-    /// deletions durable. Blocking: run it off the async threads and off the database
-    /// writer.
-    pub fn delete_blocking(&self, ids: &[RecordingId]) -> std::io::Result<()> {
-        for id in ids {
-            match std::fs::remove_file(self.path(id)) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e),
-            }
+    /// The local directory, for the backend that has one.
+    pub fn local_dir(&self) -> Option<&std::path::Path> {
+        match self {
+            Self::Local(l) => Some(l.dir()),
+            Self::Object(_) => None,
         }
-        if !ids.is_empty() {
-            std::fs::File::open(&self.dir)?.sync_all()?;
+    }
+
+    /// Streams `body`, the ciphertext of new recording `id`, into the store, checking and
+    /// checksumming it, and makes it durable. `announced` is the length the sender
+    /// announced (`None`: it did not, which is refused once the body is seen to be age,
+    /// so that what is not age is told so).
+    pub async fn receive(
+        &self,
+        body: Body,
+        max: u64,
+        announced: Option<u64>,
+        id: &RecordingId,
+    ) -> Result<Staged, UploadError> {
+        match self {
+            Self::Local(l) => local::receive(l, body, max, announced, id).await,
+            Self::Object(o) => s3::receive(o, body, max, announced, id).await,
         }
-        Ok(())
+    }
+
+    /// Puts a staged upload in its place for good.
+    pub async fn commit(&self, mut staged: Staged) -> std::io::Result<()> {
+        match staged.pending.take().expect("staged upload committed twice") {
+            Pending::File { tmp, blobs, id } => blobs.commit(&tmp, &id).await,
+            Pending::Object { .. } => Ok(()),
+        }
+    }
+
+    /// Opens recording `id`'s ciphertext for reading.
+    pub async fn open(&self, id: &RecordingId) -> std::io::Result<Blob> {
+        match self {
+            Self::Local(l) => l.open(id).await,
+            Self::Object(o) => o.open(id).await,
+        }
     }
 
     /// Removes a blob (used when the database refuses a committed upload).
     pub async fn remove(&self, id: &RecordingId) -> std::io::Result<()> {
-        tokio::fs::remove_file(self.path(id)).await?;
-        sync_dir(&self.dir).await
+        match self {
+            Self::Local(l) => l.remove(id).await,
+            Self::Object(o) => o.remove(id).await,
+        }
     }
 
-    /// The name of every entry in the blob directory, in no particular order. Blocking.
-    pub fn names_blocking(&self) -> std::io::Result<Vec<std::ffi::OsString>> {
-        std::fs::read_dir(&self.dir)?.map(|e| Ok(e?.file_name())).collect()
+    /// Deletes the ciphertext of `ids` (those already gone are fine), durably. Blocking:
+    /// run it off the async threads and off the database writer.
+    pub fn delete_blocking(&self, ids: &[RecordingId]) -> std::io::Result<()> {
+        match self {
+            Self::Local(l) => l.delete_blocking(ids),
+            Self::Object(o) => o.delete_blocking(ids),
+        }
     }
 
-    /// The recording whose blob an entry named `name` would be (the inverse of
-    /// [`BlobStore::path`]); `None` for a name no recording's blob has.
-    pub fn id_of(name: &std::ffi::OsStr) -> Option<RecordingId> {
-        name.to_str()?.strip_suffix(".age")?.parse().ok()
+    /// Everything the store holds, in no particular order. Blocking.
+    pub fn list_blocking(&self) -> std::io::Result<Vec<Listed>> {
+        match self {
+            Self::Local(l) => l.list_blocking(),
+            Self::Object(o) => o.list_blocking(),
+        }
+    }
+
+    /// The stored size of recording `id`'s blob; `None` if there is none. Blocking.
+    pub fn size_blocking(&self, id: &RecordingId) -> std::io::Result<Option<u64>> {
+        match self {
+            Self::Local(l) => l.size_blocking(id),
+            Self::Object(o) => o.size_blocking(id),
+        }
+    }
+
+    /// Removes what a crash left of uploads in progress (unfinished multipart uploads);
+    /// returns how many. Run at start-up, before `tmp/` is cleared. Blocking.
+    pub fn recover_blocking(&self) -> anyhow::Result<usize> {
+        match self {
+            Self::Local(_) => Ok(0),
+            Self::Object(o) => o.recover_blocking(),
+        }
     }
 }
 
@@ -177,28 +268,29 @@ trait Sink: std::io::Write + Send + 'static {
     fn sync(&mut self) -> std::io::Result<()>;
 }
 
-impl Sink for SyncingFile {
+impl Sink for vault_core::durable::SyncingFile {
     fn sync(&mut self) -> std::io::Result<()> {
         self.sync_all()
     }
 }
 
-/// Receives `body` into `sink` on a blocking thread and syncs it, filling in `staged`.
-/// Nothing is synced unless the whole body arrived and passed every check.
-async fn stream_to<S: Sink>(
+/// Receives `body` into `to_disk`, whose consumer is `writer` (a backend's), and waits
+/// for the writer, filling in `staged`. The writer makes the upload durable only when it
+/// is handed [`ToDisk::Sync`], which it is only once the whole body arrived and passed
+/// every check; it reports its own failure (a full disk, an object store that refused),
+/// which then explains why receiving stopped.
+async fn receive_with(
     body: Body,
     max: u64,
     announced: Option<u64>,
-    sink: S,
+    to_disk: tokio::sync::mpsc::Sender<ToDisk>,
+    writer: tokio::task::JoinHandle<std::io::Result<()>>,
     staged: &mut Staged,
 ) -> Result<(), UploadError> {
-    let (to_disk, chunks) = tokio::sync::mpsc::channel::<ToDisk>(WRITE_QUEUE);
-    let writer = tokio::task::spawn_blocking(move || write_chunks(sink, chunks));
     let received = receive_into(body, max, announced, &to_disk, staged).await;
     let synced = received.is_ok() && to_disk.send(ToDisk::Sync).await.is_ok();
     drop(to_disk);
     let written = writer.await.map_err(std::io::Error::other)?;
-    // A writer that failed (a full disk, say) explains why receiving stopped.
     written?;
     received?;
     if !synced {
@@ -317,6 +409,8 @@ enum ToDisk {
     Sync,
 }
 
+/// The local backend's writer: writes the chunks into `sink` on a blocking thread and
+/// syncs it when told to.
 fn write_chunks<S: Sink>(mut sink: S, mut chunks: tokio::sync::mpsc::Receiver<ToDisk>) -> std::io::Result<()> {
     while let Some(next) = chunks.blocking_recv() {
         match next {
@@ -328,12 +422,6 @@ fn write_chunks<S: Sink>(mut sink: S, mut chunks: tokio::sync::mpsc::Receiver<To
         }
     }
     Ok(())
-}
-
-async fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    let dir = dir.to_owned();
-    let _sync = crate::monitoring::Timer::start(crate::monitoring::BLOB_FSYNC_SECONDS);
-    tokio::task::spawn_blocking(move || std::fs::File::open(dir)?.sync_all()).await.map_err(std::io::Error::other)?
 }
 
 #[cfg(test)]
@@ -391,7 +479,20 @@ mod tests {
     }
 
     fn staged() -> Staged {
-        Staged { path: None, crc32: 0, size: 0 }
+        Staged { pending: None, crc32: 0, size: 0 }
+    }
+
+    /// Receives `body` into `sink` as the local backend does.
+    async fn stream_to<S: Sink>(
+        body: Body,
+        max: u64,
+        announced: Option<u64>,
+        sink: S,
+        staged: &mut Staged,
+    ) -> Result<(), UploadError> {
+        let (to_disk, chunks) = tokio::sync::mpsc::channel(WRITE_QUEUE);
+        let writer = tokio::task::spawn_blocking(move || write_chunks(sink, chunks));
+        receive_with(body, max, announced, to_disk, writer, staged).await
     }
 
     fn run<T>(f: impl std::future::Future<Output = T>) -> T {

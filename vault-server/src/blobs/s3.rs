@@ -1,0 +1,491 @@
+//! The object-store backend: ciphertext as objects in an S3-compatible bucket, through
+//! the `object_store` crate.
+//!
+//! Under the configured prefix (`s3://BUCKET/PREFIX`):
+//! - `blobs/<recording id>.age`: a recording's ciphertext, written once, only deleted;
+//! - `vault.json`: which vault (log origin) the prefix belongs to. A vault refuses a
+//!   prefix that holds another vault's objects, or objects of no vault: at start-up it
+//!   removes blobs no recording names, and must never remove someone else's.
+//!
+//! An object store has no rename, so an upload goes straight to its final name: in one
+//! request when it fits in a part, else as a multipart upload of [`PART`]-byte parts,
+//! at most [`IN_FLIGHT`] at a time (memory per upload stays under 3 parts, whatever its
+//! size). Each request's payload is signed with its SHA-256 (SigV4), which the store
+//! checks. A multipart upload is invisible until it is completed, and it is completed
+//! only once the whole body arrived and passed every check; one that fails is aborted.
+//! One a crash interrupts is named in a `tmp/<random>.multipart` file while it runs,
+//! and the next start aborts it ([`ObjectBlobs::recover_blocking`]). A completed object
+//! whose row never committed is an orphan, which the next start removes and logs like a
+//! local one.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use futures_util::{StreamExt, TryStreamExt};
+use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::multipart::{MultipartStore, PartId};
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload, PutPayloadMut};
+use serde::{Deserialize, Serialize};
+use vault_core::ids::RecordingId;
+
+use super::{Blob, Listed, Pending, Staged, ToDisk, UploadError};
+
+/// Bytes per part of a multipart upload (S3 wants at least 5 MiB for all but the last;
+/// equal parts also suit stores that want them equal, such as R2). An upload no larger
+/// goes in one request.
+pub const PART: usize = 8 << 20;
+/// Parts of one upload sent at once.
+const IN_FLIGHT: usize = 2;
+/// Objects deleted at once.
+const DELETE_AT_ONCE: usize = 16;
+/// The file naming an unfinished multipart upload in `tmp/`.
+const PENDING_SUFFIX: &str = ".multipart";
+
+/// How to reach the bucket; the secret is never printed.
+#[derive(Clone)]
+pub struct S3Settings {
+    pub bucket: String,
+    /// Without leading or trailing slashes; may be empty.
+    pub prefix: String,
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub allow_http: bool,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<zeroize::Zeroizing<String>>,
+}
+
+impl S3Settings {
+    /// `s3://bucket/prefix`.
+    pub fn url(&self) -> String {
+        if self.prefix.is_empty() {
+            format!("s3://{}", self.bucket)
+        } else {
+            format!("s3://{}/{}", self.bucket, self.prefix)
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct ObjectBlobs {
+    store: Arc<AmazonS3>,
+    url: String,
+    /// The configured prefix, and its `blobs/` under it.
+    root: ObjectPath,
+    blobs: ObjectPath,
+    /// The data dir's `tmp/`, where unfinished multipart uploads are named.
+    tmp: PathBuf,
+}
+
+impl std::fmt::Debug for ObjectBlobs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ObjectBlobs").field("url", &self.url).finish_non_exhaustive()
+    }
+}
+
+/// What `vault.json` says.
+#[derive(Serialize, Deserialize)]
+struct Marker {
+    log_origin: String,
+}
+
+/// A multipart upload in progress, as named in `tmp/`.
+#[derive(Serialize, Deserialize)]
+struct Unfinished {
+    path: String,
+    upload_id: String,
+}
+
+fn other(e: impl std::fmt::Display) -> std::io::Error {
+    std::io::Error::other(e.to_string())
+}
+
+/// An object store error as an I/O error; a missing object is `NotFound`.
+fn io(e: object_store::Error) -> std::io::Error {
+    match e {
+        object_store::Error::NotFound { .. } => std::io::Error::new(std::io::ErrorKind::NotFound, e.to_string()),
+        e => other(e),
+    }
+}
+
+impl ObjectBlobs {
+    /// A client for the bucket (no request is made yet).
+    pub fn new(s: &S3Settings, tmp: PathBuf) -> anyhow::Result<Self> {
+        if let Some(e) = &s.endpoint
+            && e.starts_with("http://")
+            && !s.allow_http
+        {
+            anyhow::bail!(
+                "the object store endpoint {e} is plain HTTP; use https://, or add --s3-allow-http if the network to it \
+                 is trusted (the ciphertext is end-to-end encrypted and requests are signed, but their metadata is not \
+                 hidden)"
+            );
+        }
+        // The client's TLS uses ring, the vault's crypto library (no second provider).
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        // Endpoints, regions and credentials the AWS tools use are taken from the
+        // environment (AWS_REGION, AWS_SESSION_TOKEN, ...); the settings given win.
+        let mut b = AmazonS3Builder::from_env().with_bucket_name(&s.bucket);
+        if let Some(e) = &s.endpoint {
+            // An endpoint of one's own (Garage, MinIO, Ceph): path-style requests.
+            b = b.with_endpoint(e).with_virtual_hosted_style_request(false);
+        }
+        if let Some(r) = &s.region {
+            b = b.with_region(r);
+        }
+        if let Some(k) = &s.access_key_id {
+            b = b.with_access_key_id(k);
+        }
+        if let Some(k) = &s.secret_access_key {
+            b = b.with_secret_access_key(k.as_str());
+        }
+        let client = object_store::ClientOptions::new()
+            .with_allow_http(s.allow_http)
+            .with_connect_timeout(std::time::Duration::from_secs(10))
+            // A fetch streams a whole recording in one request: allow a slow reader.
+            .with_timeout(std::time::Duration::from_secs(3600));
+        let store = b.with_client_options(client).build().with_context(|| format!("cannot use {}", s.url()))?;
+        let root = ObjectPath::parse(&s.prefix).with_context(|| format!("{:?} is not a usable prefix", s.prefix))?;
+        let blobs = root.clone().join("blobs");
+        Ok(Self { store: Arc::new(store), url: s.url(), root, blobs, tmp })
+    }
+
+    pub fn url(&self) -> String {
+        self.url.clone()
+    }
+
+    fn path(&self, id: &RecordingId) -> ObjectPath {
+        self.blobs.clone().join(super::file_name(id))
+    }
+
+    /// Binds the prefix to the vault whose log origin is `origin`, or checks that it is
+    /// bound to it; says whether the bucket keeps versions of objects (then a deleted
+    /// recording is not gone: see the README's "Object storage"). Also proves the
+    /// credentials can write, read and delete. Blocking.
+    pub fn bind_blocking(&self, origin: &str) -> anyhow::Result<Versioning> {
+        let this = self.clone();
+        let origin = origin.to_owned();
+        block_on(async move { this.bind(&origin).await })
+    }
+
+    async fn bind(&self, origin: &str) -> anyhow::Result<Versioning> {
+        let marker = self.root.clone().join("vault.json");
+        match self.store.get(&marker).await {
+            Ok(found) => {
+                let bytes = found.bytes().await.with_context(|| format!("cannot read {}/vault.json", self.url))?;
+                let m: Marker = serde_json::from_slice(&bytes)
+                    .with_context(|| format!("{}/vault.json is not a vault's marker", self.url))?;
+                if m.log_origin != origin {
+                    anyhow::bail!(
+                        "{} belongs to another vault ({}), not this one ({origin}); give this vault a prefix of its own",
+                        self.url,
+                        m.log_origin
+                    );
+                }
+            }
+            Err(object_store::Error::NotFound { .. }) => {
+                let mut listing = self.store.list(Some(&self.blobs));
+                if let Some(first) = listing.next().await {
+                    let first = first.with_context(|| format!("cannot list {}", self.url))?;
+                    anyhow::bail!(
+                        "{} holds objects ({}) but no vault.json naming this vault; refusing to use it, since this \
+                         vault removes blobs no recording names. Give this vault an empty prefix",
+                        self.url,
+                        first.location
+                    );
+                }
+                let m = serde_json::to_vec(&Marker { log_origin: origin.to_owned() })?;
+                self.store
+                    .put(&marker, PutPayload::from(m))
+                    .await
+                    .with_context(|| format!("cannot write {}/vault.json", self.url))?;
+            }
+            Err(e) => return Err(e).with_context(|| format!("cannot reach {}", self.url)),
+        }
+        // An object that is written and deleted again: its version id says whether the
+        // bucket keeps versions.
+        let probe = self.root.clone().join(format!(".probe-{}", vault_core::ids::random_hex16()));
+        let put = self
+            .store
+            .put(&probe, PutPayload::from_static(b"probe"))
+            .await
+            .with_context(|| format!("cannot write to {}", self.url))?;
+        self.store.delete(&probe).await.with_context(|| format!("cannot delete from {}", self.url))?;
+        Ok(match put.version.as_deref() {
+            None | Some("null") => Versioning::Off,
+            Some(_) => Versioning::On,
+        })
+    }
+
+    pub async fn open(&self, id: &RecordingId) -> std::io::Result<Blob> {
+        let got = self.store.get(&self.path(id)).await.map_err(io)?;
+        let size = got.meta.size;
+        let stream = got.into_stream().map_err(io);
+        Ok(Blob { size, stream: Box::pin(stream) })
+    }
+
+    pub async fn remove(&self, id: &RecordingId) -> std::io::Result<()> {
+        match self.store.delete(&self.path(id)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(io(e)),
+        }
+    }
+
+    pub fn delete_blocking(&self, ids: &[RecordingId]) -> std::io::Result<()> {
+        let this = self.clone();
+        let ids = ids.to_vec();
+        block_on(async move {
+            futures_util::stream::iter(ids)
+                .map(|id| {
+                    let this = this.clone();
+                    async move { this.remove(&id).await }
+                })
+                .buffer_unordered(DELETE_AT_ONCE)
+                .try_collect::<Vec<()>>()
+                .await
+                .map(drop)
+        })
+    }
+
+    pub fn list_blocking(&self) -> std::io::Result<Vec<Listed>> {
+        let this = self.clone();
+        block_on(async move {
+            let mut out = Vec::new();
+            let mut listing = this.store.list(Some(&this.blobs));
+            while let Some(meta) = listing.next().await {
+                let meta = meta.map_err(io)?;
+                // Only objects directly under blobs/ can be a recording's.
+                let direct = meta.location.prefix_match(&this.blobs).is_some_and(|rest| rest.count() == 1);
+                match meta.location.filename().and_then(super::id_of) {
+                    Some(id) if direct => out.push(Listed::Blob(id, meta.size)),
+                    _ => out.push(Listed::Other(meta.location.to_string())),
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    pub fn size_blocking(&self, id: &RecordingId) -> std::io::Result<Option<u64>> {
+        let (store, path) = (self.store.clone(), self.path(id));
+        block_on(async move {
+            match store.head(&path).await {
+                Ok(meta) => Ok(Some(meta.size)),
+                Err(object_store::Error::NotFound { .. }) => Ok(None),
+                Err(e) => Err(io(e)),
+            }
+        })
+    }
+
+    /// The SHA-256 (hex) of recording `id`'s object, read whole.
+    pub fn sha256_blocking(&self, id: &RecordingId) -> std::io::Result<String> {
+        let this = self.clone();
+        let id = id.clone();
+        block_on(async move {
+            let mut blob = this.open(&id).await?;
+            let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+            while let Some(chunk) = blob.stream.next().await {
+                ctx.update(&chunk?);
+            }
+            Ok(hex::encode(ctx.finish()))
+        })
+    }
+
+    /// Aborts the multipart uploads named in `tmp/` (a crash interrupted them) and
+    /// removes their names; returns how many.
+    pub fn recover_blocking(&self) -> anyhow::Result<usize> {
+        let mut found = Vec::new();
+        for e in std::fs::read_dir(&self.tmp).context("cannot list tmp/")? {
+            let path = e?.path();
+            if path.to_string_lossy().ends_with(PENDING_SUFFIX) {
+                found.push(path);
+            }
+        }
+        let this = self.clone();
+        block_on(async move {
+            for file in &found {
+                // A name half-written by the crash names nothing that was started.
+                if let Ok(u) = serde_json::from_slice::<Unfinished>(&std::fs::read(file)?) {
+                    let path = ObjectPath::parse(&u.path)?;
+                    match this.store.abort_multipart(&path, &u.upload_id).await {
+                        Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                        Err(e) => {
+                            return Err(e).with_context(|| format!("cannot abort an unfinished upload of {path}"));
+                        }
+                    }
+                    tracing::warn!(object = %path, "aborted an upload a crash interrupted");
+                }
+                std::fs::remove_file(file)?;
+            }
+            Ok(found.len())
+        })
+    }
+
+    /// Names an unfinished multipart upload in `tmp/` until it is completed or aborted.
+    fn name_unfinished(&self, path: &ObjectPath, upload_id: &str) -> std::io::Result<UnfinishedFile> {
+        let file = self.tmp.join(format!("{}{PENDING_SUFFIX}", vault_core::ids::random_hex16()));
+        let text = serde_json::to_vec(&Unfinished { path: path.to_string(), upload_id: upload_id.to_owned() })?;
+        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).open(&file)?;
+        std::io::Write::write_all(&mut f, &text)?;
+        f.sync_all()?;
+        Ok(UnfinishedFile(file))
+    }
+}
+
+/// Whether the bucket keeps versions of objects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Versioning {
+    Off,
+    On,
+}
+
+/// The name of an unfinished upload in `tmp/`; removed when dropped (the upload was
+/// completed or aborted).
+struct UnfinishedFile(PathBuf);
+
+impl UnfinishedFile {
+    /// Leaves the name in place, for the next start.
+    fn keep(mut self) {
+        self.0 = PathBuf::new();
+    }
+}
+
+impl Drop for UnfinishedFile {
+    fn drop(&mut self) {
+        if !self.0.as_os_str().is_empty() {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+}
+
+/// Receives an upload straight into its object.
+pub async fn receive(
+    blobs: &ObjectBlobs,
+    body: axum::body::Body,
+    max: u64,
+    announced: Option<u64>,
+    id: &RecordingId,
+) -> Result<Staged, UploadError> {
+    let mut staged = Staged::new(Pending::Object { blobs: blobs.clone(), id: id.clone() });
+    let (to_disk, chunks) = tokio::sync::mpsc::channel(super::WRITE_QUEUE);
+    // Without an announced length the body is refused before anything is written.
+    let writer = tokio::spawn(write(blobs.clone(), blobs.path(id), announced.unwrap_or(0), chunks));
+    super::receive_with(body, max, announced, to_disk, writer, &mut staged).await?;
+    Ok(staged)
+}
+
+/// The object store's writer: one request for an upload that fits in a part, else a
+/// multipart upload, completed on [`ToDisk::Sync`] and aborted if the queue closes first
+/// or a part fails.
+async fn write(
+    blobs: ObjectBlobs,
+    path: ObjectPath,
+    announced: u64,
+    mut chunks: tokio::sync::mpsc::Receiver<ToDisk>,
+) -> std::io::Result<()> {
+    if announced <= PART as u64 {
+        let mut payload = PutPayloadMut::new();
+        while let Some(next) = chunks.recv().await {
+            match next {
+                ToDisk::Data(bytes) => payload.push(bytes),
+                ToDisk::Sync => {
+                    let _put = crate::monitoring::Timer::start(crate::monitoring::BLOB_FSYNC_SECONDS);
+                    blobs.store.put(&path, payload.freeze()).await.map_err(io)?;
+                    return Ok(());
+                }
+            }
+        }
+        return Ok(());
+    }
+    let upload_id = blobs.store.create_multipart(&path).await.map_err(io)?;
+    let result = match blobs.name_unfinished(&path, &upload_id) {
+        Ok(named) => (write_parts(&blobs, &path, &upload_id, chunks).await, Some(named)),
+        Err(e) => (Err(e), None),
+    };
+    match result {
+        (Ok(true), _) => Ok(()),
+        // Cut off, refused or failed: nothing becomes visible.
+        (outcome, named) => {
+            if let Err(e) = blobs.store.abort_multipart(&path, &upload_id).await {
+                // Left named in tmp/: the next start aborts it.
+                tracing::warn!(object = %path, detail = %e, "cannot abort a failed upload");
+                named.map(UnfinishedFile::keep);
+            }
+            outcome.map(drop)
+        }
+    }
+}
+
+/// Sends the parts; `Ok(true)` once the upload is completed, `Ok(false)` if the queue
+/// closed before [`ToDisk::Sync`].
+async fn write_parts(
+    blobs: &ObjectBlobs,
+    path: &ObjectPath,
+    upload_id: &str,
+    mut chunks: tokio::sync::mpsc::Receiver<ToDisk>,
+) -> std::io::Result<bool> {
+    let mut sending = tokio::task::JoinSet::new();
+    let mut sent: Vec<(usize, PartId)> = Vec::new();
+    let mut part = PutPayloadMut::new();
+    let mut next_index = 0;
+    let send = |sending: &mut tokio::task::JoinSet<_>, index: usize, payload: PutPayload| {
+        let (store, path, id) = (blobs.store.clone(), path.clone(), upload_id.to_owned());
+        sending.spawn(async move { store.put_part(&path, &id, index, payload).await.map(|p| (index, p)) });
+    };
+    while let Some(next) = chunks.recv().await {
+        match next {
+            ToDisk::Data(mut bytes) => {
+                while !bytes.is_empty() {
+                    let take = (PART - part.content_length()).min(bytes.len());
+                    part.push(bytes.split_to(take));
+                    if part.content_length() == PART {
+                        send(&mut sending, next_index, std::mem::take(&mut part).freeze());
+                        next_index += 1;
+                        // At most IN_FLIGHT parts at once: the body waits meanwhile.
+                        while sending.len() >= IN_FLIGHT {
+                            sent.push(joined(sending.join_next().await)?);
+                        }
+                    }
+                }
+            }
+            ToDisk::Sync => {
+                if !part.is_empty() || next_index == 0 {
+                    send(&mut sending, next_index, std::mem::take(&mut part).freeze());
+                }
+                while let Some(done) = sending.join_next().await {
+                    sent.push(joined(Some(done))?);
+                }
+                sent.sort_by_key(|(i, _)| *i);
+                let parts = sent.into_iter().map(|(_, p)| p).collect();
+                let _complete = crate::monitoring::Timer::start(crate::monitoring::BLOB_FSYNC_SECONDS);
+                blobs.store.complete_multipart(path, &upload_id.to_owned(), parts).await.map_err(io)?;
+                return Ok(true);
+            }
+        }
+    }
+    Ok(false)
+}
+
+type PartResult = Result<(usize, PartId), object_store::Error>;
+
+fn joined(done: Option<Result<PartResult, tokio::task::JoinError>>) -> std::io::Result<(usize, PartId)> {
+    match done {
+        Some(Ok(Ok(part))) => Ok(part),
+        Some(Ok(Err(e))) => Err(io(e)),
+        Some(Err(e)) => Err(other(e)),
+        None => Err(other("no part was being sent")),
+    }
+}
+
+/// Runs `f` to completion from synchronous code, on the runtime the caller is in (the
+/// object store's client belongs to it), from a thread of its own so that this works
+/// from any thread, including one driving async code at start-up.
+fn block_on<F>(f: F) -> F::Output
+where
+    F: std::future::Future + Send,
+    F::Output: Send,
+{
+    let rt = tokio::runtime::Handle::try_current()
+        .expect("the object store backend is used from within the server's tokio runtime");
+    std::thread::scope(|s| s.spawn(|| rt.block_on(f)).join().expect("an object store task panicked"))
+}
