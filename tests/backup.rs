@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use vault_tests::{Out, Person, Vault, bin, grep_dir, json, run};
+use vault_tests::{Backend, Out, Person, Vault, bin, grep_dir, json, run};
 
 /// A vault with bob (investigator, granted on one customer case), pbx (recorder) and
 /// audrey (auditor).
@@ -22,7 +22,11 @@ struct World {
 }
 
 fn world() -> World {
-    let v = Vault::start();
+    world_on(Backend::Local)
+}
+
+fn world_on(backend: Backend) -> World {
+    let v = Vault::start_on(backend);
     let bob = v.enrol("bob", "investigator");
     let pbx = v.enrol("pbx", "recorder");
     let audrey = v.enrol("audrey", "auditor");
@@ -39,6 +43,11 @@ fn server(args: &[&str]) -> Out {
 }
 
 impl World {
+    /// `vault-server ARGS`, naming the vault's blob store.
+    fn server(&self, args: &[&str]) -> Out {
+        run(Command::new(bin("vault-server")).args(args).args(self.v.store_flags()))
+    }
+
     fn path(&self, name: &str) -> PathBuf {
         self.v.dir.path().join(name)
     }
@@ -61,7 +70,7 @@ impl World {
     }
 
     fn backup(&self, out: &Path) -> Out {
-        server(&["backup", "--data-dir", self.v.data().to_str().unwrap(), "--out", out.to_str().unwrap()])
+        self.server(&["backup", "--data-dir", self.v.data().to_str().unwrap(), "--out", out.to_str().unwrap()])
     }
 
     /// Stops the server, restores `backup` as its data dir (keeping the old one aside as
@@ -70,7 +79,7 @@ impl World {
         self.v.kill();
         let aside = self.path(&format!("data-before-{}", vault_core::ids::random_hex16()));
         std::fs::rename(self.v.data(), &aside).unwrap();
-        let out = server(&[
+        let out = self.server(&[
             "restore",
             "--from",
             backup.to_str().unwrap(),
@@ -109,9 +118,15 @@ fn signed_recordings(dir: &Path) -> Vec<String> {
     stmt.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
 }
 
-#[test]
-fn a_backup_taken_while_serving_restores_serves_and_fetches() {
-    let mut w = world();
+// Backups of either blob store: of an object store's, the database and keys, with every
+// object checked where it is.
+vault_tests::on_both_backends!(
+    a_backup_taken_while_serving_restores_serves_and_fetches,
+    a_backup_under_concurrent_uploads_is_consistent,
+);
+
+fn a_backup_taken_while_serving_restores_serves_and_fetches(backend: Backend) {
+    let mut w = world_on(backend);
     let one = w.upload("one.wav", b"first call, plaintext that must not reach the server's disk");
     let two = w.upload("two.wav", &vec![7u8; 3 << 20]);
     let b = w.path("backup-1");
@@ -125,8 +140,18 @@ fn a_backup_taken_while_serving_restores_serves_and_fetches() {
     assert_eq!(mode(&b.join("vault.db")), 0o600);
     assert!(grep_dir(&b, b"first call").is_empty());
     let manifest = json(&std::fs::read_to_string(b.join("backup.json")).unwrap());
+    if backend == Backend::S3 {
+        // The ciphertext stays in the object store; the backup names where.
+        assert_eq!(manifest["blob_store"], "s3://vault/recordings");
+        assert!(vault_tests::files_under(&b.join("blobs")).is_empty());
+        assert!(out.stderr.contains("not in the backup"), "{}", out.stderr);
+        // Checking it needs the store.
+        server(&["verify", "--data-dir", b.to_str().unwrap()]).error("--blob-store s3://vault/recordings");
+    } else {
+        assert!(manifest.get("blob_store").is_none(), "{manifest}");
+    }
     let size = manifest["log_size"].as_u64().unwrap();
-    let checked = server(&["verify", "--data-dir", b.to_str().unwrap()]);
+    let checked = w.server(&["verify", "--data-dir", b.to_str().unwrap()]);
     assert!(checked.ok().contains("2 recordings"), "{}", checked.stdout);
 
     // What must be refused, changing nothing.
@@ -137,10 +162,18 @@ fn a_backup_taken_while_serving_restores_serves_and_fetches() {
     let busy = w.path("not-empty");
     std::fs::create_dir(&busy).unwrap();
     std::fs::write(busy.join("x"), b"x").unwrap();
-    server(&["restore", "--from", b.to_str().unwrap(), "--data-dir", busy.to_str().unwrap(), "--reason", "r"])
+    w.server(&["restore", "--from", b.to_str().unwrap(), "--data-dir", busy.to_str().unwrap(), "--reason", "r"])
         .error("is not empty");
-    server(&["restore", "--from", b.to_str().unwrap(), "--data-dir", w.path("new").to_str().unwrap(), "--reason", ""])
-        .error("give the reason");
+    w.server(&[
+        "restore",
+        "--from",
+        b.to_str().unwrap(),
+        "--data-dir",
+        w.path("new").to_str().unwrap(),
+        "--reason",
+        "",
+    ])
+    .error("give the reason");
     assert!(!w.path("new").exists());
 
     // Written after the backup: lost by the restore.
@@ -167,13 +200,12 @@ fn a_backup_taken_while_serving_restores_serves_and_fetches() {
     assert_eq!(details["backup_size"].as_u64(), Some(size));
     assert_eq!(details["backup_root"], manifest["log_root"]);
     // The restored vault verifies, blobs included, and a fresh auditor verifies it all.
-    server(&["verify", "--blobs", "--data-dir", w.v.data().to_str().unwrap()]).ok();
+    w.server(&["verify", "--blobs", "--data-dir", w.v.data().to_str().unwrap()]).ok();
     json(&w.audit(&["--full"]).ok());
 }
 
-#[test]
-fn a_backup_under_concurrent_uploads_is_consistent() {
-    let mut w = world();
+fn a_backup_under_concurrent_uploads_is_consistent(backend: Backend) {
+    let mut w = world_on(backend);
     w.upload("seed.wav", b"before");
     let base = w.v.cli_cmd(&w.pbx);
     let program = base.get_program().to_owned();
@@ -217,7 +249,7 @@ fn a_backup_under_concurrent_uploads_is_consistent() {
         uploaded.extend(u.join().unwrap());
     }
     for b in &backups {
-        server(&["verify", "--data-dir", b.to_str().unwrap()]).ok();
+        w.server(&["verify", "--data-dir", b.to_str().unwrap()]).ok();
     }
     // The first backup, taken as the uploads began or while they went on: restore it.
     let b = &backups[0];

@@ -1,7 +1,7 @@
 //! End-to-end tests of the rules R1-R7 of SPEC §2: for each, the refusal, the allowed
 //! path, and the access-log entry.
 
-use vault_tests::{Out, Person, Vault, run};
+use vault_tests::{Backend, Out, Person, Vault, run};
 
 struct W {
     v: Vault,
@@ -12,11 +12,13 @@ struct W {
 }
 
 fn world() -> W {
-    world_purging_every(0)
+    world_on(Backend::Local, 0)
 }
 
-fn world_purging_every(secs: u64) -> W {
-    let v = Vault::start_purging_every(secs);
+/// The world, keeping recordings in `backend`, its server purging every `secs` (0: not
+/// at all).
+fn world_on(backend: Backend, secs: u64) -> W {
+    let v = Vault::start_on_purging_every(backend, secs);
     let alice = v.admin.clone();
     let carol = v.enrol("carol", "admin");
     let bob = v.enrol("bob", "investigator");
@@ -153,9 +155,16 @@ fn r3_covert_cases_take_nothing_before_the_ap_approval() {
     assert!(actions.contains(&("case-approve".into(), "allowed".into())), "{actions:?}");
 }
 
-#[test]
-fn r5_closing_with_no_offence_destroys_everything_at_once() {
-    let w = world();
+// Destruction and purge delete ciphertext wherever it is kept: run on each blob store.
+vault_tests::on_both_backends!(
+    r5_closing_with_no_offence_destroys_everything_at_once,
+    r5_a_destruction_interrupted_by_a_crash_completes_at_the_next_start,
+    r7_retention_purges_expired_recordings_except_under_legal_hold,
+    r7_the_server_purges_in_the_background,
+);
+
+fn r5_closing_with_no_offence_destroys_everything_at_once(backend: Backend) {
+    let w = world_on(backend, 0);
     let c = w.covert();
     let r1 = w.upload(&c, b"first covert call", &["--announced", "none"]).ok();
     let r2 = w.upload(&c, b"second covert call", &["--announced", "none"]).ok();
@@ -166,7 +175,8 @@ fn r5_closing_with_no_offence_destroys_everything_at_once() {
     w.v.cli(&w.bob, &["fetch", &r1, "--reason", "r", "--out", out.to_str().unwrap()]).ok();
     std::fs::remove_file(&out).unwrap();
     // A stray copy of a blob, as a backup would keep.
-    let stray = std::fs::read(w.v.data().join("blobs").join(format!("{r1}.age"))).unwrap();
+    let stray = std::fs::read(w.v.blob_path(&r1)).unwrap();
+    assert_eq!(w.v.blob_files().len(), 2);
 
     // Only the right outcome for the kind, only admins.
     w.v.cli(&w.alice, &["case", "close", &c, "--outcome", "completed"]).error("offence or no-offence");
@@ -181,8 +191,9 @@ fn r5_closing_with_no_offence_destroys_everything_at_once() {
     assert!(destroyed.iter().all(|d| d["cause"] == "no-offence" && d["destroyed_by"] == "alice"));
     assert!(destroyed.iter().any(|d| d["id"] == r2.as_str() && d["size"].as_u64().unwrap() > 0));
     assert_eq!(w.v.count(&format!("SELECT count(*) FROM envelopes WHERE case_id = '{c}'")), 0, "keys not shredded");
-    assert!(!w.v.data().join("blobs").join(format!("{r1}.age")).exists());
-    assert!(!w.v.data().join("blobs").join(format!("{r2}.age")).exists());
+    assert!(!w.v.blob_path(&r1).exists() && !w.v.blob_path(&r2).exists());
+    assert!(w.v.blob_files().is_empty(), "ciphertext left: {:?}", w.v.blob_files());
+    assert_eq!(w.v.count("SELECT count(*) FROM destroyed_recordings WHERE blob_deleted = 1"), 2);
     // Nothing is served again, and the stray copy opens with no key the vault still holds.
     w.v.cli(&w.bob, &["fetch", &r1, "--reason", "r", "--out", out.to_str().unwrap()]).denied("or it does not exist");
     w.v.cli(&w.bob, &["recordings", &c]).denied("");
@@ -203,9 +214,8 @@ fn r5_closing_with_no_offence_destroys_everything_at_once() {
     w.upload(&c, b"late", &["--announced", "none"]).denied("closed");
 }
 
-#[test]
-fn r5_a_destruction_interrupted_by_a_crash_completes_at_the_next_start() {
-    let mut w = world();
+fn r5_a_destruction_interrupted_by_a_crash_completes_at_the_next_start(backend: Backend) {
+    let mut w = world_on(backend, 0);
     let c = w.covert();
     let r = w.upload(&c, b"covert", &["--announced", "none"]).ok();
     w.v.kill();
@@ -219,9 +229,9 @@ fn r5_a_destruction_interrupted_by_a_crash_completes_at_the_next_start() {
     ))
     .unwrap();
     drop(db);
-    assert!(w.v.data().join("blobs").join(format!("{r}.age")).exists());
+    assert!(w.v.blob_path(&r).exists());
     w.v.restart();
-    assert!(!w.v.data().join("blobs").join(format!("{r}.age")).exists(), "start-up did not finish the destruction");
+    assert!(!w.v.blob_path(&r).exists(), "start-up did not finish the destruction");
     assert_eq!(w.v.count("SELECT count(*) FROM destroyed_recordings WHERE blob_deleted = 0"), 0);
 }
 
@@ -263,9 +273,8 @@ fn chrono_today() -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
-#[test]
-fn r7_retention_purges_expired_recordings_except_under_legal_hold() {
-    let w = world();
+fn r7_retention_purges_expired_recordings_except_under_legal_hold(backend: Backend) {
+    let w = world_on(backend, 0);
     let a = &w.alice;
     let customer =
         w.v.cli(
@@ -288,11 +297,14 @@ fn r7_retention_purges_expired_recordings_except_under_legal_hold() {
     assert_eq!(report["holds"][0]["id"], covert.as_str());
 
     // On demand, while the server runs.
-    let purge =
-        run(std::process::Command::new(vault_tests::bin("vault-server")).args(["purge", "--data-dir"]).arg(w.v.data()));
+    let purge = run(std::process::Command::new(vault_tests::bin("vault-server"))
+        .args(["purge", "--data-dir"])
+        .arg(w.v.data())
+        .args(w.v.store_flags()));
     assert_eq!(purge.ok(), "1");
     assert_eq!(w.v.count(&format!("SELECT count(*) FROM recordings WHERE id = '{old}'")), 0);
-    assert!(!w.v.data().join("blobs").join(format!("{old}.age")).exists());
+    assert!(!w.v.blob_path(&old).exists());
+    assert!(w.v.blob_path(&fresh).exists());
     assert_eq!(w.v.count(&format!("SELECT count(*) FROM recordings WHERE id IN ('{fresh}', '{held}')")), 2);
     let db = w.v.db();
     let actor: String = db
@@ -305,32 +317,41 @@ fn r7_retention_purges_expired_recordings_except_under_legal_hold() {
     w.v.cli(&w.bob, &["case", "release-hold", &covert, "--reason", "verdict final"]).denied("needs the role admin");
     w.v.cli(a, &["case", "release-hold", &covert, "--reason", "verdict final"]).ok();
     w.v.cli(a, &["case", "release-hold", &covert, "--reason", "again"]).error("not on legal hold");
-    let purge =
-        run(std::process::Command::new(vault_tests::bin("vault-server")).args(["purge", "--data-dir"]).arg(w.v.data()));
+    let purge = run(std::process::Command::new(vault_tests::bin("vault-server"))
+        .args(["purge", "--data-dir"])
+        .arg(w.v.data())
+        .args(w.v.store_flags()));
     assert_eq!(purge.ok(), "1");
     assert_eq!(w.v.count(&format!("SELECT count(*) FROM recordings WHERE id = '{held}'")), 0);
+    assert!(!w.v.blob_path(&held).exists());
     // The chain stays valid through purges by another process.
     let verify = run(std::process::Command::new(vault_tests::bin("vault-server"))
         .args(["verify", "--data-dir"])
-        .arg(w.v.data()));
+        .arg(w.v.data())
+        .args(w.v.store_flags()));
     assert!(verify.ok().starts_with("ok: "));
 }
 
-#[test]
-fn r7_the_server_purges_in_the_background() {
-    let w = world_purging_every(1);
+fn r7_the_server_purges_in_the_background(backend: Backend) {
+    let w = world_on(backend, 1);
     let a = &w.alice;
     let customer = w.v.cli(a, &["case", "create", "--kind", "customer", "--title", "S", "--purpose", "sales"]).ok();
     let old = w.upload(&customer, b"old call", &["--recorded-at", "2020-01-01T10:00:00Z"]).ok();
     // This test's server purges every second.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while w.v.count(&format!("SELECT count(*) FROM recordings WHERE id = '{old}'")) == 1 {
+    // Done once its ciphertext is deleted, which the certificate records.
+    while w
+        .v
+        .count(&format!("SELECT count(*) FROM destroyed_recordings WHERE recording_id = '{old}' AND blob_deleted = 1"))
+        == 0
+    {
         assert!(std::time::Instant::now() < deadline, "the background purge did not run");
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     let actor: String =
         w.v.db().query_row("SELECT actor FROM access_log WHERE action = 'purge'", [], |r| r.get(0)).unwrap();
     assert_eq!(actor, "system");
+    assert!(!w.v.blob_path(&old).exists(), "the purge left the ciphertext");
 }
 
 #[test]

@@ -6,7 +6,7 @@
 
 use std::process::Command;
 
-use vault_tests::{Person, Vault, bin, run};
+use vault_tests::{Backend, Person, Vault, bin, run};
 
 /// A recording id no upload made (ids are 128 random bits, so none will ever collide).
 const CUT_OFF: &str = "rec_0123456789abcdef0123456789abcdef";
@@ -20,18 +20,17 @@ fn upload(v: &Vault, pbx: &Person, case: &str, name: &str, content: &[u8], annou
 }
 
 fn verify(v: &Vault) -> vault_tests::Out {
-    run(Command::new(bin("vault-server")).args(["verify", "--data-dir"]).arg(v.data()))
+    run(Command::new(bin("vault-server")).args(["verify", "--data-dir"]).arg(v.data()).args(v.store_flags()))
 }
 
-#[test]
-fn orphan_blobs_are_reported_by_verify_and_removed_with_a_log_entry_at_start_up() {
-    let mut v = Vault::start();
+vault_tests::on_both_backends!(orphan_blobs_are_reported_by_verify_and_removed_with_a_log_entry_at_start_up);
+
+fn orphan_blobs_are_reported_by_verify_and_removed_with_a_log_entry_at_start_up(backend: Backend) {
+    let mut v = Vault::start_on(backend);
     let alice = v.admin.clone();
     let carol = v.enrol("carol", "admin");
     let bob = v.enrol("bob", "investigator");
     let pbx = v.enrol("pbx", "recorder");
-    let blobs = v.data().join("blobs");
-    let blob = |id: &str| blobs.join(format!("{id}.age"));
 
     // A recording that stays, granted to bob.
     let case = v.cli(&alice, &["case", "create", "--kind", "customer", "--title", "Q3", "--purpose", "sales"]).ok();
@@ -49,6 +48,8 @@ fn orphan_blobs_are_reported_by_verify_and_removed_with_a_log_entry_at_start_up(
         .ok();
     v.cli(&alice, &["case", "approve", &covert, "--ap-ref", "AP-1", "--date", "2026-01-10"]).ok();
     let destroyed = upload(&v, &pbx, &covert, "covert.wav", b"a covert call", "none");
+    let blobs = v.blob_path(&kept).parent().unwrap().to_owned();
+    let blob = |id: &str| blobs.join(format!("{id}.age"));
     let backup = std::fs::read(blob(&destroyed)).unwrap();
     v.cli(&carol, &["case", "close", &covert, "--outcome", "no-offence"]).ok();
     assert!(!blob(&destroyed).exists());

@@ -169,6 +169,8 @@ struct Shared {
     client: reqwest::Client,
     lie: Box<dyn Lie>,
     seen: Mutex<Vec<(String, String)>>,
+    /// Forward the client's `Host` (for an upstream that checks signatures over it).
+    keep_host: bool,
 }
 
 /// A running lying server; dropping it stops it.
@@ -184,6 +186,16 @@ impl Proxy {
     /// Starts a proxy in front of `upstream` (`http://127.0.0.1:PORT`, http only) on a free
     /// loopback port; returns once it listens.
     pub fn start(upstream: &str, lie: impl Lie) -> Proxy {
+        Self::start_with(upstream, lie, false)
+    }
+
+    /// As [`Proxy::start`], forwarding the `Host` the client sent: for an upstream that
+    /// checks a signature over it (an S3 server checks SigV4's).
+    pub fn start_keeping_host(upstream: &str, lie: impl Lie) -> Proxy {
+        Self::start_with(upstream, lie, true)
+    }
+
+    fn start_with(upstream: &str, lie: impl Lie, keep_host: bool) -> Proxy {
         assert!(upstream.starts_with("http://"), "the lying server forwards to http only, not {upstream}");
         // reqwest is built with `rustls-no-provider`: it wants a process-wide provider even
         // for plain http. Someone else may have installed one already; that is fine.
@@ -199,6 +211,7 @@ impl Proxy {
             client,
             lie: Box::new(lie),
             seen: Mutex::new(Vec::new()),
+            keep_host,
         });
 
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the proxy to 127.0.0.1:0");
@@ -294,7 +307,8 @@ async fn forward(State(shared): State<Arc<Shared>>, req: axum::extract::Request)
         .flat_map(|(_, v)| v.split(',').map(|s| s.trim().to_ascii_lowercase()))
         .collect();
     for (k, v) in &req.headers {
-        if is_hop_by_hop(k) || k.eq_ignore_ascii_case("host") || connection_named.contains(&k.to_ascii_lowercase()) {
+        let host = k.eq_ignore_ascii_case("host") && !shared.keep_host;
+        if is_hop_by_hop(k) || host || connection_named.contains(&k.to_ascii_lowercase()) {
             continue;
         }
         let (Ok(name), Ok(value)) = (HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_bytes(v.as_bytes()))

@@ -27,9 +27,8 @@ pub fn s3s_fs() -> PathBuf {
     if let Some(p) = std::env::var_os("S3S_FS") {
         return PathBuf::from(p);
     }
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths).map(|d| d.join("s3s-fs")).find(|p| p.is_file())
-    });
+    let found = std::env::var_os("PATH")
+        .and_then(|paths| std::env::split_paths(&paths).map(|d| d.join("s3s-fs")).find(|p| p.is_file()));
     found.unwrap_or_else(|| {
         panic!(
             "the object-store tests need s3s-fs, a real S3-compatible server: install it with \
@@ -87,6 +86,22 @@ impl S3Server {
     pub fn keys(&self) -> Vec<String> {
         let mut out = Vec::new();
         collect(&self.bucket_dir(), &self.bucket_dir(), &mut out);
+        out.sort();
+        out
+    }
+
+    /// The multipart uploads s3s-fs has open (neither completed nor aborted), by the
+    /// names of its records of them. (A part whose request was in flight when its upload
+    /// was aborted can still land after the abort, as on AWS; such a part belongs to no
+    /// open upload, and a bucket lifecycle rule removes it.)
+    pub fn open_uploads(&self) -> Vec<String> {
+        let root = self.dir.path().join("root");
+        let mut out: Vec<String> = std::fs::read_dir(root)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(".upload-") && n.ends_with(".json"))
+            .collect();
         out.sort();
         out
     }

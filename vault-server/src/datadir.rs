@@ -186,11 +186,15 @@ impl DataDir {
         Ok(())
     }
 
-    /// Removes uploads that were in progress when the server stopped.
+    /// Removes uploads that were in progress when the server stopped, except the names
+    /// of multipart uploads the object store could not abort (kept for the next start).
     pub fn sweep_tmp(&self) -> anyhow::Result<usize> {
         let mut n = 0;
         for e in fs::read_dir(self.tmp())? {
             let e = e?;
+            if crate::blobs::s3::is_unfinished_name(&e.file_name()) {
+                continue;
+            }
             fs::remove_file(e.path())?;
             n += 1;
         }

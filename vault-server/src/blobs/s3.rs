@@ -255,11 +255,16 @@ impl ObjectBlobs {
             let mut listing = this.store.list(Some(&this.blobs));
             while let Some(meta) = listing.next().await {
                 let meta = meta.map_err(io)?;
-                // Only objects directly under blobs/ can be a recording's.
-                let direct = meta.location.prefix_match(&this.blobs).is_some_and(|rest| rest.count() == 1);
-                match meta.location.filename().and_then(super::id_of) {
-                    Some(id) if direct => out.push(Listed::Blob(id, meta.size)),
-                    _ => out.push(Listed::Other(meta.location.to_string())),
+                // Named as under blobs/; only objects directly there can be a recording's.
+                let rest: Vec<String> = match meta.location.prefix_match(&this.blobs) {
+                    Some(parts) => parts.map(|p| p.as_ref().to_owned()).collect(),
+                    None => vec![meta.location.to_string()],
+                };
+                match &rest[..] {
+                    [name] if super::id_of(name).is_some() => {
+                        out.push(Listed::Blob(super::id_of(name).expect("checked"), meta.size))
+                    }
+                    _ => out.push(Listed::Other(rest.join("/"))),
                 }
             }
             Ok(out)
@@ -297,27 +302,38 @@ impl ObjectBlobs {
         let mut found = Vec::new();
         for e in std::fs::read_dir(&self.tmp).context("cannot list tmp/")? {
             let path = e?.path();
-            if path.to_string_lossy().ends_with(PENDING_SUFFIX) {
+            if path.file_name().is_some_and(is_unfinished_name) {
                 found.push(path);
             }
         }
         let this = self.clone();
         block_on(async move {
+            let mut aborted = 0;
             for file in &found {
                 // A name half-written by the crash names nothing that was started.
                 if let Ok(u) = serde_json::from_slice::<Unfinished>(&std::fs::read(file)?) {
                     let path = ObjectPath::parse(&u.path)?;
                     match this.store.abort_multipart(&path, &u.upload_id).await {
-                        Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                        Ok(()) => {
+                            tracing::warn!(object = %path, "aborted an upload a crash interrupted");
+                            aborted += 1;
+                        }
+                        // Completed just before the crash (its object is then an orphan,
+                        // which the sweep removes), or aborted already. Stores say so with
+                        // 404 (NoSuchUpload) or, some, 403.
+                        Err(object_store::Error::NotFound { .. } | object_store::Error::PermissionDenied { .. }) => {}
+                        // Not a reason to stay down: the upload is invisible, and the name
+                        // stays for the next start (a bucket lifecycle rule that aborts
+                        // incomplete multipart uploads is the backstop; README).
                         Err(e) => {
-                            return Err(e).with_context(|| format!("cannot abort an unfinished upload of {path}"));
+                            tracing::warn!(object = %path, detail = %e, "cannot abort an upload a crash interrupted");
+                            continue;
                         }
                     }
-                    tracing::warn!(object = %path, "aborted an upload a crash interrupted");
                 }
                 std::fs::remove_file(file)?;
             }
-            Ok(found.len())
+            Ok(aborted)
         })
     }
 
@@ -409,7 +425,9 @@ async fn write(
             if let Err(e) = blobs.store.abort_multipart(&path, &upload_id).await {
                 // Left named in tmp/: the next start aborts it.
                 tracing::warn!(object = %path, detail = %e, "cannot abort a failed upload");
-                named.map(UnfinishedFile::keep);
+                if let Some(n) = named {
+                    n.keep();
+                }
             }
             outcome.map(drop)
         }
@@ -488,4 +506,9 @@ where
     let rt = tokio::runtime::Handle::try_current()
         .expect("the object store backend is used from within the server's tokio runtime");
     std::thread::scope(|s| s.spawn(|| rt.block_on(f)).join().expect("an object store task panicked"))
+}
+
+/// Whether a file in `tmp/` named `name` names an unfinished multipart upload.
+pub fn is_unfinished_name(name: &std::ffi::OsStr) -> bool {
+    name.to_string_lossy().ends_with(PENDING_SUFFIX)
 }

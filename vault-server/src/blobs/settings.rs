@@ -111,33 +111,29 @@ impl BlobArgs {
 /// running.
 pub fn open(dir: &DataDir, db: &Db, args: &BlobArgs) -> anyhow::Result<BlobStore> {
     let wanted = Place::parse(&args.blob_store)?;
-    let recorded = db.transaction(|s| Ok(s.meta(META_KEY)?))?;
-    match recorded {
-        Some(r) if r == wanted.text() => {}
+    let (recorded, used) = db.transaction(|s| Ok((s.meta(META_KEY)?, s.any_recording_ever()?)))?;
+    // Vaults from before the choice existed kept everything in blobs/; one that has kept
+    // nothing yet may still choose.
+    let recorded = recorded.or_else(|| used.then(|| "local".to_owned())).filter(|r| used || r != "local");
+    match &recorded {
+        Some(r) if *r == wanted.text() => {}
+        Some(r) if r == "local" => bail!(
+            "this vault already keeps recordings in its data dir's blobs/; it cannot switch to {} (moving recordings \
+             between stores is not supported). Start it without --blob-store",
+            wanted.text()
+        ),
         Some(r) => bail!(
             "this vault keeps its recordings in {}, not {}: start it with --blob-store {r} (and that store's endpoint \
              and credentials). Moving recordings between stores is not supported",
-            describe(&r),
+            describe(r),
             describe(&wanted.text())
         ),
-        None => {
-            // Vaults from before the choice existed kept everything in blobs/.
-            let used = db.transaction(|s| Ok(s.any_recording_ever()?))?;
-            if used && wanted != Place::Local {
-                bail!(
-                    "this vault already keeps recordings in its data dir's blobs/; it cannot switch to {} (moving \
-                     recordings between stores is not supported). Start it without --blob-store",
-                    wanted.text()
-                );
-            }
-            let text = wanted.text();
-            db.transaction(move |s| Ok(s.set_meta(META_KEY, &text)?))?;
-        }
+        None => {}
     }
-    match wanted {
-        Place::Local => Ok(BlobStore::local(dir.blobs(), dir.tmp())),
+    let store = match &wanted {
+        Place::Local => BlobStore::local(dir.blobs(), dir.tmp()),
         Place::S3 { bucket, prefix } => {
-            let store = ObjectBlobs::new(&args.s3(&bucket, &prefix), dir.tmp())?;
+            let store = ObjectBlobs::new(&args.s3(bucket, prefix), dir.tmp())?;
             let origin = crate::datadir::log_origin(db)?;
             if store.bind_blocking(&origin)? == Versioning::On {
                 tracing::warn!(
@@ -148,9 +144,15 @@ pub fn open(dir: &DataDir, db: &Db, args: &BlobArgs) -> anyhow::Result<BlobStore
                 );
                 eprintln!("warning: {} keeps versions of objects; see the README's \"Object storage\"", store.url());
             }
-            Ok(BlobStore::Object(store))
+            BlobStore::Object(store)
         }
+    };
+    // Recorded once the store is known to be usable (and, an object store, bound).
+    if recorded.is_none() {
+        let text = wanted.text();
+        db.transaction(move |s| Ok(s.set_meta(META_KEY, &text)?))?;
     }
+    Ok(store)
 }
 
 impl BlobStore {
@@ -159,7 +161,9 @@ impl BlobStore {
     pub fn for_backup(backup: &DataDir, args: &BlobArgs) -> anyhow::Result<Self> {
         match Place::parse(&args.blob_store)? {
             Place::Local => Ok(Self::local(backup.blobs(), backup.tmp())),
-            Place::S3 { bucket, prefix } => Ok(Self::Object(ObjectBlobs::new(&args.s3(&bucket, &prefix), backup.tmp())?)),
+            Place::S3 { bucket, prefix } => {
+                Ok(Self::Object(ObjectBlobs::new(&args.s3(&bucket, &prefix), backup.tmp())?))
+            }
         }
     }
 }
