@@ -330,3 +330,47 @@ fn fail_bad_blob_store_settings_are_refused_before_anything_starts() {
     // Nothing was recorded: the vault still serves from blobs/.
     v.restart();
 }
+
+#[test]
+fn the_object_store_is_configured_from_the_config_file_with_the_secret_in_a_file_of_its_own() {
+    // A vault that has kept nothing yet may still move to an object store.
+    let mut v = Vault::start();
+    let s3 = vault_tests::s3::S3Server::start();
+    let secret = v.dir.path().join("s3-secret");
+    std::fs::write(&secret, format!("{}\n", vault_tests::s3::SECRET_KEY)).unwrap();
+    let config = v.dir.path().join("vault.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "blob-store = \"s3://{}/from-config\"\ns3-endpoint = \"{}\"\ns3-allow-http = true\n\
+             s3-access-key-id = \"{}\"\ns3-secret-access-key-file = \"{}\"\n",
+            vault_tests::s3::BUCKET,
+            s3.endpoint,
+            vault_tests::s3::ACCESS_KEY,
+            secret.display()
+        ),
+    )
+    .unwrap();
+    v.serve_with(&["--config".into(), config.to_str().unwrap().into()]);
+    let pbx = v.enrol("pbx", "recorder");
+    let case = v.cli(&v.admin, &["case", "create", "--kind", "customer", "--title", "Q", "--purpose", "sales"]).ok();
+    let file = v.dir.path().join("a.wav");
+    std::fs::write(&file, b"a call kept in the object store").unwrap();
+    let rec = v.cli(&pbx, &["upload", &case, file.to_str().unwrap(), "--announced", "signal-tone"]).ok();
+    assert!(s3.object(&format!("from-config/blobs/{rec}.age")).exists(), "{:?}", s3.keys());
+    assert!(files_under(&v.data().join("blobs")).is_empty());
+    let log = std::fs::read_to_string(v.server_log()).unwrap();
+    assert!(log.contains("blob_store=s3://vault/from-config"), "{log}");
+    assert!(!log.contains(vault_tests::s3::SECRET_KEY), "the secret reached the log");
+    // A secret given both ways is a mistake, said so before anything starts.
+    let both = refused_to_serve(
+        &v.data(),
+        &[
+            "--config".into(),
+            config.to_str().unwrap().into(),
+            "--s3-secret-access-key".into(),
+            "another".into(),
+        ],
+    );
+    assert!(both.stderr.contains("cannot be used with"), "{}", both.stderr);
+}

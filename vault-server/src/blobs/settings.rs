@@ -45,6 +45,9 @@ pub struct BlobArgs {
     /// or the config file (0600) to this flag, which other users can see in `ps`.
     #[arg(long, env = "VAULT_S3_SECRET_ACCESS_KEY", hide_env_values = true)]
     pub s3_secret_access_key: Option<String>,
+    /// A file holding the secret access key (a systemd credential, `%d/s3-secret`).
+    #[arg(long, env = "VAULT_S3_SECRET_ACCESS_KEY_FILE", value_name = "FILE", conflicts_with = "s3_secret_access_key")]
+    pub s3_secret_access_key_file: Option<std::path::PathBuf>,
 }
 
 /// Where ciphertext lives, as recorded in the data dir.
@@ -91,16 +94,26 @@ impl BlobArgs {
         Self { blob_store: "local".to_owned(), ..Self::default() }
     }
 
-    fn s3(&self, bucket: &str, prefix: &str) -> S3Settings {
-        S3Settings {
+    fn s3(&self, bucket: &str, prefix: &str) -> anyhow::Result<S3Settings> {
+        let secret = match (&self.s3_secret_access_key, &self.s3_secret_access_key_file) {
+            (Some(k), _) => Some(zeroize::Zeroizing::new(k.clone())),
+            (None, Some(f)) => {
+                let text = zeroize::Zeroizing::new(std::fs::read_to_string(f).map_err(|e| {
+                    anyhow::anyhow!("cannot read the secret access key from {}: {e}", f.display())
+                })?);
+                Some(zeroize::Zeroizing::new(text.trim().to_owned()))
+            }
+            (None, None) => None,
+        };
+        Ok(S3Settings {
             bucket: bucket.to_owned(),
             prefix: prefix.to_owned(),
             endpoint: self.s3_endpoint.clone(),
             region: self.s3_region.clone(),
             allow_http: self.s3_allow_http,
             access_key_id: self.s3_access_key_id.clone(),
-            secret_access_key: self.s3_secret_access_key.clone().map(zeroize::Zeroizing::new),
-        }
+            secret_access_key: secret,
+        })
     }
 }
 
@@ -133,7 +146,7 @@ pub fn open(dir: &DataDir, db: &Db, args: &BlobArgs) -> anyhow::Result<BlobStore
     let store = match &wanted {
         Place::Local => BlobStore::local(dir.blobs(), dir.tmp()),
         Place::S3 { bucket, prefix } => {
-            let store = ObjectBlobs::new(&args.s3(bucket, prefix), dir.tmp())?;
+            let store = ObjectBlobs::new(&args.s3(bucket, prefix)?, dir.tmp())?;
             let origin = crate::datadir::log_origin(db)?;
             if store.bind_blocking(&origin)? == Versioning::On {
                 tracing::warn!(
@@ -162,7 +175,7 @@ impl BlobStore {
         match Place::parse(&args.blob_store)? {
             Place::Local => Ok(Self::local(backup.blobs(), backup.tmp())),
             Place::S3 { bucket, prefix } => {
-                Ok(Self::Object(ObjectBlobs::new(&args.s3(&bucket, &prefix), backup.tmp())?))
+                Ok(Self::Object(ObjectBlobs::new(&args.s3(&bucket, &prefix)?, backup.tmp())?))
             }
         }
     }
