@@ -365,12 +365,57 @@ fn the_object_store_is_configured_from_the_config_file_with_the_secret_in_a_file
     // A secret given both ways is a mistake, said so before anything starts.
     let both = refused_to_serve(
         &v.data(),
-        &[
-            "--config".into(),
-            config.to_str().unwrap().into(),
-            "--s3-secret-access-key".into(),
-            "another".into(),
-        ],
+        &["--config".into(), config.to_str().unwrap().into(), "--s3-secret-access-key".into(), "another".into()],
     );
     assert!(both.stderr.contains("cannot be used with"), "{}", both.stderr);
+}
+
+#[test]
+fn fail_an_upload_cut_off_or_refused_leaves_nothing_in_the_object_store() {
+    let v = Vault::start_on(Backend::S3);
+    let pbx = v.enrol("pbx", "recorder");
+    let case = v.cli(&v.admin, &["case", "create", "--kind", "customer", "--title", "Q", "--purpose", "sales"]).ok();
+    // A real ciphertext of three parts, to cut off.
+    let file = v.dir.path().join("big.wav");
+    std::fs::write(&file, vec![5u8; 20 << 20]).unwrap();
+    let rec = v.cli(&pbx, &["upload", &case, file.to_str().unwrap(), "--announced", "signal-tone"]).ok();
+    let full = std::fs::read(v.blob_path(&rec)).unwrap();
+    let s3 = v.s3.as_ref().unwrap();
+    let objects = s3.keys();
+    v.cli(&pbx, &["login"]).ok();
+    let token = v.token(&pbx);
+    let path = format!("/v1/cases/{case}/recordings?announced=signal-tone");
+    let len = full.len().to_string();
+
+    // Cut off after more than one part was sent: the multipart upload is aborted.
+    let cut = &full[..12 << 20];
+    v.raw(
+        "POST",
+        &path,
+        Some(&token),
+        &[("content-length", &len), ("x-vault-upload-length", &len), ("x-test-cut", "1")],
+        cut,
+    );
+    // Not age, announced as large (the server refuses it at its first bytes and hangs up
+    // while the client still sends; hence sent as one that hangs up too).
+    let garbage = vec![0u8; 9 << 20];
+    let glen = garbage.len().to_string();
+    let refused = v.count("SELECT count(*) FROM access_log WHERE action = 'upload' AND outcome = 'refused'");
+    v.raw(
+        "POST",
+        &path,
+        Some(&token),
+        &[("content-length", &glen), ("x-vault-upload-length", &glen), ("x-test-cut", "1")],
+        &garbage,
+    );
+
+    // The cut-off upload is aborted once the server sees the connection gone.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let refusals = || v.count("SELECT count(*) FROM access_log WHERE action = 'upload' AND outcome = 'refused'");
+    while !s3.open_uploads().is_empty() || !files_under(&v.data().join("tmp")).is_empty() || refusals() < refused + 2 {
+        assert!(Instant::now() < deadline, "uploads left open ({:?}) or not refused", s3.open_uploads());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(s3.keys(), objects, "an object was left behind");
+    assert_eq!(v.count("SELECT count(*) FROM recordings"), 1);
 }

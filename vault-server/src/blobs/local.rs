@@ -120,7 +120,7 @@ pub async fn receive(
     id: &RecordingId,
 ) -> Result<Staged, UploadError> {
     let (path, file) = blobs.create_tmp().await?;
-    let mut staged = Staged::new(super::Pending::File { tmp: path, blobs: blobs.clone(), id: id.clone() });
+    let mut staged = Staged::new(Some(super::Pending::File { tmp: path, blobs: blobs.clone(), id: id.clone() }));
     let (to_disk, chunks) = tokio::sync::mpsc::channel(super::WRITE_QUEUE);
     let writer = tokio::task::spawn_blocking(move || super::write_chunks(file, chunks));
     super::receive_with(body, max, announced, to_disk, writer, &mut staged).await?;

@@ -124,8 +124,8 @@ enum Pending {
 }
 
 impl Staged {
-    fn new(pending: Pending) -> Self {
-        Self { pending: Some(pending), crc32: 0, size: 0 }
+    fn new(pending: Option<Pending>) -> Self {
+        Self { pending, crc32: 0, size: 0 }
     }
 }
 

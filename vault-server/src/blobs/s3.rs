@@ -10,7 +10,7 @@
 //! An object store has no rename, so an upload goes straight to its final name: in one
 //! request when it fits in a part, else as a multipart upload of [`PART`]-byte parts,
 //! at most [`IN_FLIGHT`] at a time (memory per upload stays under 3 parts, whatever its
-//! size). Each request's payload is signed with its SHA-256 (SigV4), which the store
+//! size, and under [`BUFFERED_AT_MOST`] over all uploads). Each request's payload is signed with its SHA-256 (SigV4), which the store
 //! checks. A multipart upload is invisible until it is completed, and it is completed
 //! only once the whole body arrived and passed every check; one that fails is aborted.
 //! One a crash interrupts is named in a `tmp/<random>.multipart` file while it runs,
@@ -38,6 +38,10 @@ use super::{Blob, Listed, Pending, Staged, ToDisk, UploadError};
 pub const PART: usize = 8 << 20;
 /// Parts of one upload sent at once.
 const IN_FLIGHT: usize = 2;
+/// Bytes of uploads held in memory at once, over all uploads (the local backend writes
+/// to the page cache instead): an upload waits for room before it buffers a part, and
+/// its sender meanwhile (TCP's flow control).
+const BUFFERED_AT_MOST: usize = 128 << 20;
 /// Objects deleted at once.
 const DELETE_AT_ONCE: usize = 16;
 /// The file naming an unfinished multipart upload in `tmp/`.
@@ -76,6 +80,8 @@ pub struct ObjectBlobs {
     blobs: ObjectPath,
     /// The data dir's `tmp/`, where unfinished multipart uploads are named.
     tmp: PathBuf,
+    /// Room for buffered upload bytes, in KiB ([`BUFFERED_AT_MOST`]).
+    room: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for ObjectBlobs {
@@ -148,7 +154,8 @@ impl ObjectBlobs {
         let store = b.with_client_options(client).build().with_context(|| format!("cannot use {}", s.url()))?;
         let root = ObjectPath::parse(&s.prefix).with_context(|| format!("{:?} is not a usable prefix", s.prefix))?;
         let blobs = root.clone().join("blobs");
-        Ok(Self { store: Arc::new(store), url: s.url(), root, blobs, tmp })
+        let room = Arc::new(tokio::sync::Semaphore::new(BUFFERED_AT_MOST >> 10));
+        Ok(Self { store: Arc::new(store), url: s.url(), root, blobs, tmp, room })
     }
 
     pub fn url(&self) -> String {
@@ -337,6 +344,12 @@ impl ObjectBlobs {
         })
     }
 
+    /// Waits for room to buffer `bytes` of an upload.
+    async fn room_for(&self, bytes: usize) -> std::io::Result<tokio::sync::OwnedSemaphorePermit> {
+        let kib = u32::try_from(bytes.div_ceil(1024)).map_err(other)?;
+        self.room.clone().acquire_many_owned(kib).await.map_err(other)
+    }
+
     /// Names an unfinished multipart upload in `tmp/` until it is completed or aborted.
     fn name_unfinished(&self, path: &ObjectPath, upload_id: &str) -> std::io::Result<UnfinishedFile> {
         let file = self.tmp.join(format!("{}{PENDING_SUFFIX}", vault_core::ids::random_hex16()));
@@ -382,17 +395,20 @@ pub async fn receive(
     announced: Option<u64>,
     id: &RecordingId,
 ) -> Result<Staged, UploadError> {
-    let mut staged = Staged::new(Pending::Object { blobs: blobs.clone(), id: id.clone() });
+    let mut staged = Staged::new(None);
     let (to_disk, chunks) = tokio::sync::mpsc::channel(super::WRITE_QUEUE);
     // Without an announced length the body is refused before anything is written.
     let writer = tokio::spawn(write(blobs.clone(), blobs.path(id), announced.unwrap_or(0), chunks));
     super::receive_with(body, max, announced, to_disk, writer, &mut staged).await?;
+    // Only now is there an object, to remove if the upload is not committed.
+    staged.pending = Some(Pending::Object { blobs: blobs.clone(), id: id.clone() });
     Ok(staged)
 }
 
 /// The object store's writer: one request for an upload that fits in a part, else a
 /// multipart upload, completed on [`ToDisk::Sync`] and aborted if the queue closes first
-/// or a part fails.
+/// or a part fails. Nothing is sent before a whole part arrived, by when the body has
+/// passed the checks on its header and announced length.
 async fn write(
     blobs: ObjectBlobs,
     path: ObjectPath,
@@ -400,6 +416,7 @@ async fn write(
     mut chunks: tokio::sync::mpsc::Receiver<ToDisk>,
 ) -> std::io::Result<()> {
     if announced <= PART as u64 {
+        let _room = blobs.room_for(announced as usize).await?;
         let mut payload = PutPayloadMut::new();
         while let Some(next) = chunks.recv().await {
             match next {
@@ -413,51 +430,85 @@ async fn write(
         }
         return Ok(());
     }
-    let upload_id = blobs.store.create_multipart(&path).await.map_err(io)?;
-    let result = match blobs.name_unfinished(&path, &upload_id) {
-        Ok(named) => (write_parts(&blobs, &path, &upload_id, chunks).await, Some(named)),
-        Err(e) => (Err(e), None),
-    };
-    match result {
-        (Ok(true), _) => Ok(()),
+    let mut upload = Multipart { blobs, path, started: None };
+    match write_parts(&mut upload, chunks).await {
+        Ok(true) => Ok(()),
         // Cut off, refused or failed: nothing becomes visible.
-        (outcome, named) => {
-            if let Err(e) = blobs.store.abort_multipart(&path, &upload_id).await {
-                // Left named in tmp/: the next start aborts it.
-                tracing::warn!(object = %path, detail = %e, "cannot abort a failed upload");
-                if let Some(n) = named {
-                    n.keep();
-                }
-            }
+        outcome => {
+            upload.abort().await;
             outcome.map(drop)
+        }
+    }
+}
+
+/// A multipart upload, started when its first part is ready.
+struct Multipart {
+    blobs: ObjectBlobs,
+    path: ObjectPath,
+    /// The upload's id, and its name in `tmp/`.
+    started: Option<(String, UnfinishedFile)>,
+}
+
+impl Multipart {
+    /// The upload's id, starting it (and naming it in `tmp/`) the first time.
+    async fn id(&mut self) -> std::io::Result<String> {
+        if let Some((id, _)) = &self.started {
+            return Ok(id.clone());
+        }
+        let id = self.blobs.store.create_multipart(&self.path).await.map_err(io)?;
+        match self.blobs.name_unfinished(&self.path, &id) {
+            Ok(named) => {
+                self.started = Some((id.clone(), named));
+                Ok(id)
+            }
+            Err(e) => {
+                let _ = self.blobs.store.abort_multipart(&self.path, &id).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Aborts the upload, if it was started; one the store does not abort stays named in
+    /// `tmp/`, for the next start.
+    async fn abort(&mut self) {
+        if let Some((id, named)) = self.started.take()
+            && let Err(e) = self.blobs.store.abort_multipart(&self.path, &id).await
+        {
+            tracing::warn!(object = %self.path, detail = %e, "cannot abort a failed upload");
+            named.keep();
         }
     }
 }
 
 /// Sends the parts; `Ok(true)` once the upload is completed, `Ok(false)` if the queue
 /// closed before [`ToDisk::Sync`].
-async fn write_parts(
-    blobs: &ObjectBlobs,
-    path: &ObjectPath,
-    upload_id: &str,
-    mut chunks: tokio::sync::mpsc::Receiver<ToDisk>,
-) -> std::io::Result<bool> {
+async fn write_parts(upload: &mut Multipart, mut chunks: tokio::sync::mpsc::Receiver<ToDisk>) -> std::io::Result<bool> {
     let mut sending = tokio::task::JoinSet::new();
     let mut sent: Vec<(usize, PartId)> = Vec::new();
     let mut part = PutPayloadMut::new();
+    // The room the part being filled takes; it goes with the part when it is sent.
+    let mut room = None;
     let mut next_index = 0;
-    let send = |sending: &mut tokio::task::JoinSet<_>, index: usize, payload: PutPayload| {
-        let (store, path, id) = (blobs.store.clone(), path.clone(), upload_id.to_owned());
-        sending.spawn(async move { store.put_part(&path, &id, index, payload).await.map(|p| (index, p)) });
+    let (store, path) = (upload.blobs.store.clone(), upload.path.clone());
+    let send = |sending: &mut tokio::task::JoinSet<_>, id: String, index: usize, payload: PutPayload, room| {
+        let (store, path) = (store.clone(), path.clone());
+        sending.spawn(async move {
+            let _room = room;
+            store.put_part(&path, &id, index, payload).await.map(|p| (index, p))
+        });
     };
     while let Some(next) = chunks.recv().await {
         match next {
             ToDisk::Data(mut bytes) => {
                 while !bytes.is_empty() {
+                    if room.is_none() {
+                        room = Some(upload.blobs.room_for(PART).await?);
+                    }
                     let take = (PART - part.content_length()).min(bytes.len());
                     part.push(bytes.split_to(take));
                     if part.content_length() == PART {
-                        send(&mut sending, next_index, std::mem::take(&mut part).freeze());
+                        let id = upload.id().await?;
+                        send(&mut sending, id, next_index, std::mem::take(&mut part).freeze(), room.take());
                         next_index += 1;
                         // At most IN_FLIGHT parts at once: the body waits meanwhile.
                         while sending.len() >= IN_FLIGHT {
@@ -467,8 +518,9 @@ async fn write_parts(
                 }
             }
             ToDisk::Sync => {
+                let id = upload.id().await?;
                 if !part.is_empty() || next_index == 0 {
-                    send(&mut sending, next_index, std::mem::take(&mut part).freeze());
+                    send(&mut sending, id.clone(), next_index, std::mem::take(&mut part).freeze(), room.take());
                 }
                 while let Some(done) = sending.join_next().await {
                     sent.push(joined(Some(done))?);
@@ -476,7 +528,7 @@ async fn write_parts(
                 sent.sort_by_key(|(i, _)| *i);
                 let parts = sent.into_iter().map(|(_, p)| p).collect();
                 let _complete = crate::monitoring::Timer::start(crate::monitoring::BLOB_FSYNC_SECONDS);
-                blobs.store.complete_multipart(path, &upload_id.to_owned(), parts).await.map_err(io)?;
+                upload.blobs.store.complete_multipart(&upload.path, &id, parts).await.map_err(io)?;
                 return Ok(true);
             }
         }

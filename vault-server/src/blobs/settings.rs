@@ -98,9 +98,10 @@ impl BlobArgs {
         let secret = match (&self.s3_secret_access_key, &self.s3_secret_access_key_file) {
             (Some(k), _) => Some(zeroize::Zeroizing::new(k.clone())),
             (None, Some(f)) => {
-                let text = zeroize::Zeroizing::new(std::fs::read_to_string(f).map_err(|e| {
-                    anyhow::anyhow!("cannot read the secret access key from {}: {e}", f.display())
-                })?);
+                let text = zeroize::Zeroizing::new(
+                    std::fs::read_to_string(f)
+                        .map_err(|e| anyhow::anyhow!("cannot read the secret access key from {}: {e}", f.display()))?,
+                );
                 Some(zeroize::Zeroizing::new(text.trim().to_owned()))
             }
             (None, None) => None,
