@@ -419,3 +419,17 @@ fn fail_an_upload_cut_off_or_refused_leaves_nothing_in_the_object_store() {
     assert_eq!(s3.keys(), objects, "an object was left behind");
     assert_eq!(v.count("SELECT count(*) FROM recordings"), 1);
 }
+
+#[test]
+fn readyz_says_not_ready_while_the_object_store_does_not_answer() {
+    let mut v = Vault::start_on(Backend::S3);
+    let (status, body) = v.raw("GET", "/readyz", None, &[], b"");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(vault_tests::json(&body)["checks"]["blob_store_reachable"], true, "{body}");
+    // The store goes away: not ready, so a load balancer sends nothing new here.
+    drop(v.s3.take());
+    let (status, body) = v.raw("GET", "/readyz", None, &[], b"");
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(vault_tests::json(&body)["checks"]["blob_store_reachable"], false, "{body}");
+    assert_eq!(vault_tests::json(&body)["checks"]["database_writable"], true, "{body}");
+}

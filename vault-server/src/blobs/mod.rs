@@ -211,6 +211,15 @@ impl BlobStore {
         }
     }
 
+    /// Whether the store answers (for `/readyz`): the data dir's is there when the server
+    /// is; an object store must answer a read of `vault.json` within 5 s.
+    pub async fn reachable(&self) -> bool {
+        match self {
+            Self::Local(_) => true,
+            Self::Object(o) => o.reachable().await,
+        }
+    }
+
     /// Opens recording `id`'s ciphertext for reading.
     pub async fn open(&self, id: &RecordingId) -> std::io::Result<Blob> {
         match self {

@@ -225,6 +225,11 @@ impl ObjectBlobs {
         })
     }
 
+    pub async fn reachable(&self) -> bool {
+        let marker = self.root.clone().join("vault.json");
+        matches!(tokio::time::timeout(std::time::Duration::from_secs(5), self.store.head(&marker)).await, Ok(Ok(_)))
+    }
+
     pub async fn open(&self, id: &RecordingId) -> std::io::Result<Blob> {
         let got = self.store.get(&self.path(id)).await.map_err(io)?;
         let size = got.meta.size;

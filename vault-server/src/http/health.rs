@@ -1,6 +1,6 @@
 //! Health for load balancers and orchestrators: `GET /healthz` (the process serves) and
 //! `GET /readyz` (it can do its work: the database takes a write, the access log was
-//! verified at start, the data directory's disk has room). Neither needs a token, and
+//! verified at start, the data directory's disk has room, the blob store answers). Neither needs a token, and
 //! neither writes an access-log entry: a probe every few seconds would otherwise fill the
 //! log with nothing an auditor needs. They say nothing about users, cases or recordings.
 
@@ -32,7 +32,8 @@ pub async fn readyz(State(st): State<AppState>) -> Response {
     // Serving at all means the log and its tree were verified at start. A draining server
     // is not ready, so that load balancers send nothing new to it.
     let draining = st.drain.is_draining();
-    let ready = database && disk && !draining;
+    let blobs = st.blobs.reachable().await;
+    let ready = database && disk && !draining && blobs;
     let body = json!({
         "ready": ready,
         "checks": {
@@ -41,6 +42,7 @@ pub async fn readyz(State(st): State<AppState>) -> Response {
             "disk_free_bytes": free,
             "disk_free_enough": disk,
             "draining": draining,
+            "blob_store_reachable": blobs,
         }
     });
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
