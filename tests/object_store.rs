@@ -117,8 +117,14 @@ fn a_server_killed_during_concurrent_uploads_loses_no_acknowledged_recording(bac
     // upload, no blob without its row.
     assert!(files_under(&v.data().join("tmp")).is_empty(), "{:?}", files_under(&v.data().join("tmp")));
     assert_eq!(v.blob_files().len() as i64, v.count("SELECT count(*) FROM recordings"));
+    // Every multipart upload the server knew of is aborted. One the crash caught between
+    // the store opening it and the server learning its id cannot be named, and so stays
+    // open (the bucket's lifecycle rule aborts it; README): it holds no part, since parts
+    // are sent only once the upload is named in tmp/.
     if let Some(s3) = &v.s3 {
-        assert!(s3.open_uploads().is_empty(), "multipart uploads left open: {:?}", s3.open_uploads());
+        for upload in s3.open_uploads() {
+            assert!(s3.parts_of(&upload).is_empty(), "{upload} is left open with parts {:?}", s3.parts_of(&upload));
+        }
     }
     let verify = run(Command::new(bin("vault-server"))
         .args(["verify", "--blobs", "--data-dir"])

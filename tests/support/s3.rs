@@ -106,6 +106,20 @@ impl S3Server {
         out
     }
 
+    /// The parts s3s-fs holds of multipart upload `upload` (a name from
+    /// [`S3Server::open_uploads`]).
+    pub fn parts_of(&self, upload: &str) -> Vec<String> {
+        let id = upload.trim_start_matches(".upload-").trim_end_matches(".json");
+        let prefix = format!(".upload_id-{id}.part-");
+        let root = self.dir.path().join("root");
+        std::fs::read_dir(root)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(&prefix))
+            .collect()
+    }
+
     /// The `vault-server` flags that use this store, under `prefix`.
     pub fn flags(&self, prefix: &str) -> Vec<String> {
         [

@@ -51,7 +51,7 @@ mod witnessing;
 pub use abuse::LimitSettings;
 pub use accesslog::{LogRecord, append as append_to_log, verify as verify_log};
 pub use backup::{Checked, Manifest, backup, own_blobs, restore, verify_backup, verify_dir};
-pub use blobs::settings::open as open_blobs;
+pub use blobs::settings::{Use as BlobUse, open as open_blobs};
 pub use blobs::{BlobArgs, BlobStore};
 pub use datadir::{DataDir, log_key, log_verifier_key, trust_root};
 pub use db::Db;

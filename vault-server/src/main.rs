@@ -351,7 +351,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 return Ok(());
             }
             let db = Db::open(&dir.db_path())?;
-            let store = vault_server::open_blobs(&dir, &db, &store)?;
+            let store = vault_server::open_blobs(&dir, &db, &store, vault_server::BlobUse::Inspect)?;
             if blobs {
                 let c = vault_server::verify_dir(&dir, Some(&dir), &store, true)?;
                 eprintln!(
@@ -378,7 +378,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Backup { data_dir, out, link, store } => with_runtime(|| {
             let dir = DataDir::new(&data_dir);
             dir.check_servable()?;
-            let store = vault_server::open_blobs(&dir, &Db::open(&dir.db_path())?, &store)?;
+            let db = Db::open(&dir.db_path())?;
+            let store = vault_server::open_blobs(&dir, &db, &store, vault_server::BlobUse::Inspect)?;
             let m = vault_server::backup(&dir, &out, link, &store)?;
             println!("{}", out.display());
             eprintln!(
@@ -423,7 +424,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let dir = DataDir::new(&data_dir);
             dir.check_servable()?;
             let db = Db::open(&dir.db_path())?;
-            let store = vault_server::open_blobs(&dir, &db, &store)?;
+            let store = vault_server::open_blobs(&dir, &db, &store, vault_server::BlobUse::Serve)?;
             let n = vault_server::purge_due(&db, &store, "vault-server purge")?;
             println!("{n}");
             eprintln!("purged {n} recordings past their retention period");

@@ -99,7 +99,7 @@ pub fn open_state(cfg: &Config) -> anyhow::Result<AppState> {
     let (log_key, _) = server_keys::load(&dir.log_key_path())?;
     let log_origin = datadir::log_origin(&db)?;
     let transitions = rotate::check_transitions(&db, &log_origin, &log_key)?;
-    let blobs = blobs::settings::open(&dir, &db, &cfg.blobs)?;
+    let blobs = blobs::settings::open(&dir, &db, &cfg.blobs, blobs::settings::Use::Serve)?;
     // Uploads a crash cut off: unfinished multipart uploads (named in tmp/), then tmp/.
     let aborted = blobs.recover_blocking()?;
     let swept = dir.sweep_tmp()?;

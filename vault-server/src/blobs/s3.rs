@@ -173,10 +173,20 @@ impl ObjectBlobs {
     pub fn bind_blocking(&self, origin: &str) -> anyhow::Result<Versioning> {
         let this = self.clone();
         let origin = origin.to_owned();
-        block_on(async move { this.bind(&origin).await })
+        block_on(async move { this.bind(&origin, true).await })
     }
 
-    async fn bind(&self, origin: &str) -> anyhow::Result<Versioning> {
+    /// Checks that the prefix is bound to the vault whose log origin is `origin`,
+    /// writing nothing (for `verify` and `backup`). Blocking.
+    pub fn check_bound_blocking(&self, origin: &str) -> anyhow::Result<()> {
+        let this = self.clone();
+        let origin = origin.to_owned();
+        block_on(async move { this.bind(&origin, false).await.map(drop) })
+    }
+
+    /// With `write`, binds an unbound prefix and probes for versioning; without, only
+    /// checks (`Versioning::Off` then says nothing).
+    async fn bind(&self, origin: &str, write: bool) -> anyhow::Result<Versioning> {
         let marker = self.root.clone().join("vault.json");
         match self.store.get(&marker).await {
             Ok(found) => {
@@ -191,6 +201,10 @@ impl ObjectBlobs {
                     );
                 }
             }
+            Err(object_store::Error::NotFound { .. }) if !write => anyhow::bail!(
+                "{} has no vault.json: this vault has never kept recordings there; give the --blob-store it serves with",
+                self.url
+            ),
             Err(object_store::Error::NotFound { .. }) => {
                 let mut listing = self.store.list(Some(&self.blobs));
                 if let Some(first) = listing.next().await {
@@ -209,6 +223,9 @@ impl ObjectBlobs {
                     .with_context(|| format!("cannot write {}/vault.json", self.url))?;
             }
             Err(e) => return Err(e).with_context(|| format!("cannot reach {}", self.url)),
+        }
+        if !write {
+            return Ok(Versioning::Off);
         }
         // An object that is written and deleted again: its version id says whether the
         // bucket keeps versions.

@@ -118,12 +118,22 @@ impl BlobArgs {
     }
 }
 
+/// What a command does with the blob store it opens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Use {
+    /// Serves or purges: records and binds the store on first use, and probes an object
+    /// store for versioning.
+    Serve,
+    /// Only reads (`verify`, `backup`): checks that the store is the data dir's and bound
+    /// to it, writing nothing anywhere.
+    Inspect,
+}
+
 /// Opens the blob store `args` name for the data dir `dir` (database `db`), after
-/// checking it is the one the data dir uses (recording it on first use) and, for an
-/// object store, that its prefix is this vault's (binding it on first use). Warns when
-/// the bucket keeps versions. Blocking; an object store needs a tokio runtime to be
-/// running.
-pub fn open(dir: &DataDir, db: &Db, args: &BlobArgs) -> anyhow::Result<BlobStore> {
+/// checking it is the one the data dir uses and, for an object store, that its prefix is
+/// this vault's; to serve, recording and binding it on first use and warning when the
+/// bucket keeps versions. Blocking; an object store needs a tokio runtime to be running.
+pub fn open(dir: &DataDir, db: &Db, args: &BlobArgs, how: Use) -> anyhow::Result<BlobStore> {
     let wanted = Place::parse(&args.blob_store)?;
     let (recorded, used) = db.transaction(|s| Ok((s.meta(META_KEY)?, s.any_recording_ever()?)))?;
     // Vaults from before the choice existed kept everything in blobs/; one that has kept
@@ -149,7 +159,9 @@ pub fn open(dir: &DataDir, db: &Db, args: &BlobArgs) -> anyhow::Result<BlobStore
         Place::S3 { bucket, prefix } => {
             let store = ObjectBlobs::new(&args.s3(bucket, prefix)?, dir.tmp())?;
             let origin = crate::datadir::log_origin(db)?;
-            if store.bind_blocking(&origin)? == Versioning::On {
+            if how == Use::Inspect {
+                store.check_bound_blocking(&origin)?;
+            } else if store.bind_blocking(&origin)? == Versioning::On {
                 tracing::warn!(
                     store = %store.url(),
                     "the bucket keeps versions of objects: a destroyed recording's ciphertext stays in an older \
@@ -162,7 +174,7 @@ pub fn open(dir: &DataDir, db: &Db, args: &BlobArgs) -> anyhow::Result<BlobStore
         }
     };
     // Recorded once the store is known to be usable (and, an object store, bound).
-    if recorded.is_none() {
+    if recorded.is_none() && how == Use::Serve {
         let text = wanted.text();
         db.transaction(move |s| Ok(s.set_meta(META_KEY, &text)?))?;
     }
