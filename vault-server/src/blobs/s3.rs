@@ -10,13 +10,14 @@
 //! An object store has no rename, so an upload goes straight to its final name: in one
 //! request when it fits in a part, else as a multipart upload of [`PART`]-byte parts,
 //! at most [`IN_FLIGHT`] at a time (memory per upload stays under 3 parts, whatever its
-//! size, and under [`BUFFERED_AT_MOST`] over all uploads). Each request's payload is signed with its SHA-256 (SigV4), which the store
-//! checks. A multipart upload is invisible until it is completed, and it is completed
-//! only once the whole body arrived and passed every check; one that fails is aborted.
-//! One a crash interrupts is named in a `tmp/<random>.multipart` file while it runs,
-//! and the next start aborts it ([`ObjectBlobs::recover_blocking`]). A completed object
-//! whose row never committed is an orphan, which the next start removes and logs like a
-//! local one.
+//! size, and under [`BUFFERED_AT_MOST`] over all uploads). Each request's payload is
+//! signed with its SHA-256 (SigV4), which the store checks. A multipart upload starts
+//! only once its first part is full (the body's header and announced length have been
+//! checked by then), is invisible until it is completed, and is completed only once the
+//! whole body arrived and passed every check; one that fails is aborted. While it runs
+//! it is named in a `tmp/<random>.multipart` file, and the next start aborts one a crash
+//! interrupted ([`ObjectBlobs::recover_blocking`]). A completed object whose row never
+//! committed is an orphan, which the next start removes and logs like a local one.
 
 use std::path::PathBuf;
 use std::sync::Arc;
