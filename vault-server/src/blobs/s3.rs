@@ -9,8 +9,8 @@
 //!
 //! An object store has no rename, so an upload goes straight to its final name: in one
 //! request when it fits in a part, else as a multipart upload of [`PART`]-byte parts,
-//! at most [`IN_FLIGHT`] at a time (memory per upload stays under 3 parts, whatever its
-//! size, and under [`BUFFERED_AT_MOST`] over all uploads). Each request's payload is
+//! [`IN_FLIGHT`] at a time while the next one fills (memory per upload stays at 2 parts,
+//! whatever its size, and under [`BUFFERED_AT_MOST`] over all uploads). Each request's payload is
 //! signed with its SHA-256 (SigV4), which the store checks. A multipart upload starts
 //! only once its first part is full (the body's header and announced length have been
 //! checked by then), is invisible until it is completed, and is completed only once the
@@ -37,8 +37,10 @@ use super::{Blob, Listed, Pending, Staged, ToDisk, UploadError};
 /// equal parts also suit stores that want them equal, such as R2). An upload no larger
 /// goes in one request.
 pub const PART: usize = 8 << 20;
-/// Parts of one upload sent at once.
-const IN_FLIGHT: usize = 2;
+/// Parts of one upload sent at once, while the next one fills: one keeps a 2-core
+/// machine's uploads as fast as two did, and the server's peak RSS under 64 MiB with a
+/// large upload under way (BENCHMARKS.md, "Object storage").
+const IN_FLIGHT: usize = 1;
 /// Bytes of uploads held in memory at once, over all uploads (the local backend writes
 /// to the page cache instead): an upload waits for room before it buffers a part, and
 /// its sender meanwhile (TCP's flow control).
@@ -440,10 +442,11 @@ async fn write(
 ) -> std::io::Result<()> {
     if announced <= PART as u64 {
         let _room = blobs.room_for(announced as usize).await?;
-        let mut payload = PutPayloadMut::new();
+        // Copied into one buffer of its own: the chunks' buffers go back at once.
+        let mut payload = PutPayloadMut::new().with_block_size(announced as usize);
         while let Some(next) = chunks.recv().await {
             match next {
-                ToDisk::Data(bytes) => payload.push(bytes),
+                ToDisk::Data(bytes) => payload.extend_from_slice(&bytes),
                 ToDisk::Sync => {
                     let _put = crate::monitoring::Timer::start(crate::monitoring::BLOB_FSYNC_SECONDS);
                     blobs.store.put(&path, payload.freeze()).await.map_err(io)?;
@@ -508,7 +511,10 @@ impl Multipart {
 async fn write_parts(upload: &mut Multipart, mut chunks: tokio::sync::mpsc::Receiver<ToDisk>) -> std::io::Result<bool> {
     let mut sending = tokio::task::JoinSet::new();
     let mut sent: Vec<(usize, PartId)> = Vec::new();
-    let mut part = PutPayloadMut::new();
+    // Each part is copied into one buffer of its own, so that it holds PART bytes and no
+    // more: the chunks it is made of go back at once, not when the part was sent.
+    let new_part = || PutPayloadMut::new().with_block_size(PART);
+    let mut part = new_part();
     // The room the part being filled takes; it goes with the part when it is sent.
     let mut room = None;
     let mut next_index = 0;
@@ -528,10 +534,16 @@ async fn write_parts(upload: &mut Multipart, mut chunks: tokio::sync::mpsc::Rece
                         room = Some(upload.blobs.room_for(PART).await?);
                     }
                     let take = (PART - part.content_length()).min(bytes.len());
-                    part.push(bytes.split_to(take));
+                    part.extend_from_slice(&bytes.split_to(take));
                     if part.content_length() == PART {
                         let id = upload.id().await?;
-                        send(&mut sending, id, next_index, std::mem::take(&mut part).freeze(), room.take());
+                        send(
+                            &mut sending,
+                            id,
+                            next_index,
+                            std::mem::replace(&mut part, new_part()).freeze(),
+                            room.take(),
+                        );
                         next_index += 1;
                         // At most IN_FLIGHT parts at once: the body waits meanwhile.
                         while sending.len() >= IN_FLIGHT {
@@ -543,7 +555,13 @@ async fn write_parts(upload: &mut Multipart, mut chunks: tokio::sync::mpsc::Rece
             ToDisk::Sync => {
                 let id = upload.id().await?;
                 if !part.is_empty() || next_index == 0 {
-                    send(&mut sending, id.clone(), next_index, std::mem::take(&mut part).freeze(), room.take());
+                    send(
+                        &mut sending,
+                        id.clone(),
+                        next_index,
+                        std::mem::replace(&mut part, new_part()).freeze(),
+                        room.take(),
+                    );
                 }
                 while let Some(done) = sending.join_next().await {
                     sent.push(joined(Some(done))?);
