@@ -46,6 +46,10 @@
 #     NO_BUILD=1 bench/objstore.sh 64                     # binaries built earlier
 #     S3S_FS=/path/to/s3s-fs bench/objstore.sh 64         # else s3s-fs on the PATH, else
 #                                                         # /work/tools/s3s/bin/s3s-fs
+#     STORE=garage bench/objstore.sh 256 1024             # Garage 2.5 (one node) instead of
+#                                                         # s3s-fs: GARAGE=/path/to/garage, else
+#                                                         # garage on the PATH (cargo install
+#                                                         # garage --version 2.5.0 --locked)
 #
 # It builds the release binaries, starts both servers and s3s-fs on loopback (127.0.0.1
 # only) in a temporary directory under ${TMPDIR:-/tmp} and removes everything on exit. It
@@ -79,14 +83,31 @@ done
 [[ -x /usr/bin/time ]] || die "needs GNU time at /usr/bin/time (apt-get install time)"
 command -v age >/dev/null || die "needs age (apt-get install age)"
 command -v python3 >/dev/null || die "needs python3 (to find a free port)"
-if [[ -n ${S3S_FS:-} ]]; then
-    S3S=$S3S_FS
-elif command -v s3s-fs >/dev/null; then
-    S3S=$(command -v s3s-fs)
-else
-    S3S=/work/tools/s3s/bin/s3s-fs
-fi
-[[ -x $S3S ]] || die "needs s3s-fs (set S3S_FS, put it on the PATH, or cargo install s3s-fs --version 0.14.1 --locked --features binary)"
+STORE=${STORE:-s3s-fs}
+case $STORE in
+s3s-fs)
+    if [[ -n ${S3S_FS:-} ]]; then
+        S3S=$S3S_FS
+    elif command -v s3s-fs >/dev/null; then
+        S3S=$(command -v s3s-fs)
+    else
+        S3S=/work/tools/s3s/bin/s3s-fs
+    fi
+    [[ -x $S3S ]] || die "needs s3s-fs (set S3S_FS, put it on the PATH, or cargo install s3s-fs --version 0.14.1 --locked --features binary)"
+    ;;
+garage)
+    if [[ -n ${GARAGE:-} ]]; then
+        GARAGE_BIN=$GARAGE
+    elif command -v garage >/dev/null; then
+        GARAGE_BIN=$(command -v garage)
+    else
+        GARAGE_BIN=/work/tools/garage/bin/garage
+    fi
+    [[ -x $GARAGE_BIN ]] || die "needs garage (set GARAGE, put it on the PATH, or cargo install garage --version 2.5.0 --locked)"
+    command -v openssl >/dev/null || die "needs openssl (for Garage's RPC secret)"
+    ;;
+*) die "STORE is s3s-fs or garage, got '$STORE'" ;;
+esac
 
 # Nothing from the caller's environment may point the CLI or the servers elsewhere or
 # change their settings (VAULT_CONFIG, VAULT_BLOB_STORE, AWS_REGION, ...).
@@ -187,26 +208,70 @@ free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1
 bucket=vault prefix=bench
 s3_root=$tmp/s3s-root
 mkdir -p "$s3_root/$bucket"
-s3_key=bench-access-key s3_secret=bench-secret-0123456789
+s3_key=bench-access-key s3_secret=bench-secret-0123456789 s3_region=""
 s3_endpoint=""
-# A port free a moment ago may be taken before s3s-fs binds it: try a few.
-for _ in 1 2 3 4 5; do
-    port=$(free_port)
-    "$S3S" --host 127.0.0.1 --port "$port" --access-key "$s3_key" --secret-key "$s3_secret" "$s3_root" \
-        </dev/null >>"$tmp/s3s.log" 2>&1 &
+if [[ $STORE == s3s-fs ]]; then
+    s3_endpoint=""
+    # A port free a moment ago may be taken before s3s-fs binds it: try a few.
+    for _ in 1 2 3 4 5; do
+        port=$(free_port)
+        "$S3S" --host 127.0.0.1 --port "$port" --access-key "$s3_key" --secret-key "$s3_secret" "$s3_root" \
+            </dev/null >>"$tmp/s3s.log" 2>&1 &
+        s3_pid=$!
+        for _ in $(seq 200); do
+            if (: <"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then s3_endpoint=http://127.0.0.1:$port; break; fi
+            kill -0 "$s3_pid" 2>/dev/null || break
+            sleep 0.05
+        done
+        [[ -z $s3_endpoint ]] || break
+        kill -TERM "$s3_pid" 2>/dev/null || true
+        wait "$s3_pid" 2>/dev/null || true
+        s3_pid=""
+    done
+    [[ -n $s3_endpoint ]] || { cat "$tmp/s3s.log" >&2; die "s3s-fs did not start"; }
+    echo "s3s-fs $s3_endpoint (pid $s3_pid), bucket $bucket in $s3_root" >&2
+else
+    # Garage, a distributed object store, as one node: SQLite metadata, one copy of each
+    # block, no compression (ciphertext does not compress).
+    g=$tmp/garage
+    mkdir -p "$g"
+    gport=$(free_port) rport=$(free_port)
+    cat >"$g/garage.toml" <<TOML
+metadata_dir = "$g/meta"
+data_dir = "$g/data"
+db_engine = "sqlite"
+replication_factor = 1
+compression_level = "none"
+rpc_bind_addr = "127.0.0.1:$rport"
+rpc_public_addr = "127.0.0.1:$rport"
+rpc_secret = "$(openssl rand -hex 32)"
+[s3_api]
+s3_region = "garage"
+api_bind_addr = "127.0.0.1:$gport"
+root_domain = ".s3.garage.localhost"
+TOML
+    garage() { "$GARAGE_BIN" -c "$g/garage.toml" "$@"; }
+    "$GARAGE_BIN" -c "$g/garage.toml" server </dev/null >>"$tmp/s3s.log" 2>&1 &
     s3_pid=$!
     for _ in $(seq 200); do
-        if (: <"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then s3_endpoint=http://127.0.0.1:$port; break; fi
+        if (: <"/dev/tcp/127.0.0.1/$gport") 2>/dev/null; then s3_endpoint=http://127.0.0.1:$gport; break; fi
         kill -0 "$s3_pid" 2>/dev/null || break
         sleep 0.05
     done
-    [[ -z $s3_endpoint ]] || break
-    kill -TERM "$s3_pid" 2>/dev/null || true
-    wait "$s3_pid" 2>/dev/null || true
-    s3_pid=""
-done
-[[ -n $s3_endpoint ]] || { cat "$tmp/s3s.log" >&2; die "s3s-fs did not start"; }
-echo "s3s-fs $s3_endpoint (pid $s3_pid), bucket $bucket in $s3_root" >&2
+    [[ -n $s3_endpoint ]] || { cat "$tmp/s3s.log" >&2; die "garage did not start"; }
+    {
+        node=$(garage node id -q | cut -d@ -f1)
+        garage layout assign -z dc1 -c 10G "$node"
+        garage layout apply --version 1
+        garage bucket create "$bucket"
+        garage key create bench >"$g/key.txt"
+        garage bucket allow --read --write --owner "$bucket" --key bench
+    } >>"$tmp/setup.err" 2>&1
+    s3_key=$(sed -n 's/^Key ID: *//p' "$g/key.txt") s3_secret=$(sed -n 's/^Secret key: *//p' "$g/key.txt")
+    [[ -n $s3_key && -n $s3_secret ]] || { cat "$g/key.txt" >&2; die "garage made no key"; }
+    s3_region=garage
+    echo "garage $s3_endpoint (pid $s3_pid), bucket $bucket in $g" >&2
+fi
 
 # --- identities, vaults, servers ---------------------------------------------------------
 declare -A id=()
@@ -224,7 +289,7 @@ limits=(--max-connections "$lim" --max-connections-per-address "$lim"
     --unauth-per-sec "$lim" --unauth-burst "$lim" --challenge-burst "$lim")
 declare -A store_flags=(
     [local]=""
-    [s3]="--blob-store s3://$bucket/$prefix --s3-endpoint $s3_endpoint --s3-allow-http --s3-access-key-id $s3_key --s3-secret-access-key $s3_secret"
+    [s3]="--blob-store s3://$bucket/$prefix --s3-endpoint $s3_endpoint --s3-allow-http --s3-access-key-id $s3_key --s3-secret-access-key $s3_secret${s3_region:+ --s3-region $s3_region}"
 )
 declare -A data=() root=() url=() case_id=() rec0=()
 for v in "${vaults[@]}"; do
@@ -276,6 +341,8 @@ blob() {
 # again), checking it was where this script expects it.
 drop() {
     local f
+    # Garage keeps objects as blocks of its own: they stay (the disk must hold them).
+    [[ $1 == s3 && $STORE == garage ]] && return 0
     f=$(blob "$1" "$2")
     [[ -f $f ]] || die "the $1 vault's recording $2 is not in $f"
     rm "$f"
@@ -461,15 +528,15 @@ echo "| size MiB | local upload s | S3 upload s | S3 / local | local fetch s | S
 echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 printf '%s\n' "${time_rows[@]}"
 echo
-echo "CPU seconds the servers and s3s-fs spent in each step (median): where the time of the S3 path goes"
+echo "CPU seconds the servers and $STORE spent in each step (median): where the time of the S3 path goes"
 echo
-echo "| size MiB | upload: local server | upload: S3 server | upload: s3s-fs | fetch: local server | fetch: S3 server | fetch: s3s-fs |"
+echo "| size MiB | upload: local server | upload: S3 server | upload: $STORE | fetch: local server | fetch: S3 server | fetch: $STORE |"
 echo "|---:|---:|---:|---:|---:|---:|---:|"
 printf '%s\n' "${cpu_rows[@]}"
 echo
-echo "Peak RSS in MiB: the CLI's largest of any round; the servers' and s3s-fs's so far (VmHWM) after each size"
+echo "Peak RSS in MiB: the CLI's largest of any round; the servers' and $STORE's so far (VmHWM) after each size"
 echo
-echo "| size MiB | upload CLI local | upload CLI S3 | fetch CLI local | fetch CLI S3 | local server | S3 server | s3s-fs |"
+echo "| size MiB | upload CLI local | upload CLI S3 | fetch CLI local | fetch CLI S3 | local server | S3 server | $STORE |"
 echo "|---:|---:|---:|---:|---:|---:|---:|---:|"
 printf '%s\n' "${mem_rows[@]}"
 echo
@@ -479,4 +546,4 @@ echo "| vault | uploads | at once | batches | recordings/s | p50 ms | p99 ms | m
 echo "|---|---|---:|---:|---:|---:|---:|---:|---:|"
 printf '%s\n' "${conc_rows[@]}"
 echo
-echo "Server peak RSS over the whole run: local $(rss_mib "$tmp/local/server.time") MiB, S3 $(rss_mib "$tmp/s3/server.time") MiB; s3s-fs (VmHWM) $s3_hwm MiB"
+echo "Server peak RSS over the whole run: local $(rss_mib "$tmp/local/server.time") MiB, S3 $(rss_mib "$tmp/s3/server.time") MiB; $STORE (VmHWM) $s3_hwm MiB"
