@@ -9,7 +9,7 @@
 //!
 //! An object store has no rename, so an upload goes straight to its final name: in one
 //! request when it fits in a part, else as a multipart upload of [`PART`]-byte parts,
-//! [`IN_FLIGHT`] at a time while the next one fills (memory per upload stays at 3 parts,
+//! [`IN_FLIGHT`] at a time while the next one fills (memory per upload stays at 2 parts,
 //! whatever its size, and under [`BUFFERED_AT_MOST`] over all uploads). Each request's payload is
 //! signed with its SHA-256 (SigV4), which the store checks. A multipart upload starts
 //! only once its first part is full (the body's header and announced length have been
@@ -37,10 +37,10 @@ use super::{Blob, Listed, Pending, Staged, ToDisk, UploadError};
 /// equal parts also suit stores that want them equal, such as R2). An upload no larger
 /// goes in one request.
 pub const PART: usize = 8 << 20;
-/// Parts of one upload sent at once while the next one fills. Two make a 1 GiB upload to
-/// s3s-fs on this 2-core machine about 15% faster than one, for 8 MiB more at the peak
-/// (BENCHMARKS.md, "Object storage").
-const IN_FLIGHT: usize = 2;
+/// Parts of one upload sent at once while the next one fills. With two, a 1 GiB upload
+/// to s3s-fs on a 2-core machine took 8.4 s instead of 9.0 s, and the server's peak RSS
+/// was 68-70 MiB instead of 42-50 MiB (BENCHMARKS.md, "Object storage").
+const IN_FLIGHT: usize = 1;
 /// Bytes of uploads held in memory at once, over all uploads (the local backend writes
 /// to the page cache instead): an upload waits for room before it buffers a part, and
 /// its sender meanwhile (TCP's flow control).
@@ -442,11 +442,10 @@ async fn write(
 ) -> std::io::Result<()> {
     if announced <= PART as u64 {
         let _room = blobs.room_for(announced as usize).await?;
-        // Copied into one buffer of its own: the chunks' buffers go back at once.
-        let mut payload = PutPayloadMut::new().with_block_size(announced as usize);
+        let mut payload = PutPayloadMut::new();
         while let Some(next) = chunks.recv().await {
             match next {
-                ToDisk::Data(bytes) => payload.extend_from_slice(&bytes),
+                ToDisk::Data(bytes) => payload.push(bytes),
                 ToDisk::Sync => {
                     let _put = crate::monitoring::Timer::start(crate::monitoring::BLOB_FSYNC_SECONDS);
                     blobs.store.put(&path, payload.freeze()).await.map_err(io)?;
@@ -511,10 +510,8 @@ impl Multipart {
 async fn write_parts(upload: &mut Multipart, mut chunks: tokio::sync::mpsc::Receiver<ToDisk>) -> std::io::Result<bool> {
     let mut sending = tokio::task::JoinSet::new();
     let mut sent: Vec<(usize, PartId)> = Vec::new();
-    // Each part is copied into one buffer of its own, so that it holds PART bytes and no
-    // more: the chunks it is made of go back at once, not when the part was sent.
-    let new_part = || PutPayloadMut::new().with_block_size(PART);
-    let mut part = new_part();
+    // The request's chunks, not copied: a part is the list of them.
+    let mut part = PutPayloadMut::new();
     // The room the part being filled takes; it goes with the part when it is sent.
     let mut room = None;
     let mut next_index = 0;
@@ -534,16 +531,10 @@ async fn write_parts(upload: &mut Multipart, mut chunks: tokio::sync::mpsc::Rece
                         room = Some(upload.blobs.room_for(PART).await?);
                     }
                     let take = (PART - part.content_length()).min(bytes.len());
-                    part.extend_from_slice(&bytes.split_to(take));
+                    part.push(bytes.split_to(take));
                     if part.content_length() == PART {
                         let id = upload.id().await?;
-                        send(
-                            &mut sending,
-                            id,
-                            next_index,
-                            std::mem::replace(&mut part, new_part()).freeze(),
-                            room.take(),
-                        );
+                        send(&mut sending, id, next_index, std::mem::take(&mut part).freeze(), room.take());
                         next_index += 1;
                         // At most IN_FLIGHT parts at once: the body waits meanwhile.
                         while sending.len() >= IN_FLIGHT {
@@ -555,13 +546,7 @@ async fn write_parts(upload: &mut Multipart, mut chunks: tokio::sync::mpsc::Rece
             ToDisk::Sync => {
                 let id = upload.id().await?;
                 if !part.is_empty() || next_index == 0 {
-                    send(
-                        &mut sending,
-                        id.clone(),
-                        next_index,
-                        std::mem::replace(&mut part, new_part()).freeze(),
-                        room.take(),
-                    );
+                    send(&mut sending, id.clone(), next_index, std::mem::take(&mut part).freeze(), room.take());
                 }
                 while let Some(done) = sending.join_next().await {
                     sent.push(joined(Some(done))?);
