@@ -143,12 +143,12 @@ pub fn open(dir: &DataDir, db: &Db, args: &BlobArgs, how: Use) -> anyhow::Result
         Some(r) if *r == wanted.text() => {}
         Some(r) if r == "local" => bail!(
             "this vault already keeps recordings in its data dir's blobs/; it cannot switch to {} (moving recordings \
-             between stores is not supported). Start it without --blob-store",
+             between stores is not supported). Give no --blob-store",
             wanted.text()
         ),
         Some(r) => bail!(
-            "this vault keeps its recordings in {}, not {}: start it with --blob-store {r} (and that store's endpoint \
-             and credentials). Moving recordings between stores is not supported",
+            "this vault keeps its recordings in {}, not {}: give --blob-store {r} (and that store's endpoint and \
+             credentials). Moving recordings between stores is not supported",
             describe(r),
             describe(&wanted.text())
         ),

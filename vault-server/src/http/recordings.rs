@@ -262,7 +262,8 @@ pub async fn fetch(
             Ok((stored, release.envelope, (recipient, key_statement)))
         })
         .await?;
-    let blob = st.blobs.open(&id).await.map_err(|e| ApiError::internal(format!("blob of {id} missing: {e}")))?;
+    let blob =
+        st.blobs.open(&id).await.map_err(|e| ApiError::internal(format!("cannot read the blob of {id}: {e}")))?;
     // Serving the first `size` bytes of a longer blob would hide damage; say so instead.
     if blob.size != stored.size {
         return Err(ApiError::damaged(
