@@ -69,6 +69,17 @@ impl World {
         std::fs::read(out).unwrap()
     }
 
+    /// `vault-server backup` into `out`, started and left running.
+    fn spawn_backup(&self, out: &Path) -> std::process::Child {
+        Command::new(bin("vault-server"))
+            .args(["backup", "--data-dir", self.v.data().to_str().unwrap(), "--out", out.to_str().unwrap()])
+            .args(self.v.store_flags())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
     fn backup(&self, out: &Path) -> Out {
         self.server(&["backup", "--data-dir", self.v.data().to_str().unwrap(), "--out", out.to_str().unwrap()])
     }
@@ -275,12 +286,7 @@ fn a_server_killed_during_a_backup_leaves_a_sound_backup_or_none() {
         w.upload(&format!("r{i}.wav"), &vec![i as u8; 2 << 20]);
     }
     let b = w.path("backup");
-    let child = Command::new(bin("vault-server"))
-        .args(["backup", "--data-dir", w.v.data().to_str().unwrap(), "--out", b.to_str().unwrap()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = w.spawn_backup(&b);
     w.v.kill();
     let out = child.wait_with_output().unwrap();
     if out.status.success() {
@@ -399,12 +405,7 @@ fn a_recording_purged_while_it_is_backed_up_makes_the_backup_start_again() {
         std::io::Write::write_all(&mut f, &content).unwrap();
     });
     let b = w.path("backup");
-    let child = Command::new(bin("vault-server"))
-        .args(["backup", "--data-dir", w.v.data().to_str().unwrap(), "--out", b.to_str().unwrap()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = w.spawn_backup(&b);
     at_pipe_rx.recv().unwrap();
     // The backup's snapshot names `old`; purged now, its blob is deleted.
     assert_eq!(server(&["purge", "--data-dir", w.v.data().to_str().unwrap()]).ok(), "1");

@@ -6,7 +6,7 @@
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use vault_tests::{Vault, bin};
 
@@ -35,19 +35,8 @@ fn serve(dir: &Path, data: &Path, args: &[&str], env: &[(&str, &str)]) -> Server
     let child =
         cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(std::fs::File::create(&log).unwrap()).spawn().unwrap();
     let mut server = Server { child, url: String::new() };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
-        if let Some(line) = text.lines().find(|l| l.starts_with("listening on ")) {
-            server.url = line["listening on ".len()..].trim().to_owned();
-            return server;
-        }
-        if let Ok(Some(status)) = server.child.try_wait() {
-            panic!("vault-server exited with {status}: {text}");
-        }
-        assert!(Instant::now() < deadline, "vault-server did not start: {text}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    server.url = vault_tests::wait_listening(&mut server.child, &log);
+    server
 }
 
 fn readyz(s: &Server) -> u16 {
@@ -101,16 +90,7 @@ fn flags_win_over_the_environment_which_wins_over_the_file_which_wins_over_defau
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let url = loop {
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
-        if let Some(line) = text.lines().find(|l| l.starts_with("listening on ")) {
-            break line["listening on ".len()..].trim().to_owned();
-        }
-        assert!(child.try_wait().unwrap().is_none(), "exited: {text}");
-        assert!(Instant::now() < deadline, "did not start: {text}");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let url = vault_tests::wait_listening(&mut child, &log);
     let status = get_status(&url, "/readyz");
     let _ = child.kill();
     let _ = child.wait();

@@ -153,12 +153,7 @@ fn refused_to_serve(data: &Path, args: &[String]) -> Out {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    let o = child.wait_with_output().unwrap();
-    let out = Out {
-        code: o.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-    };
+    let out = Out::from(child.wait_with_output().unwrap());
     assert_ne!(out.code, 0, "{out:?}");
     out
 }
@@ -256,16 +251,8 @@ fn serve_warns_when_the_bucket_keeps_versions() {
         .stderr(std::fs::File::create(&log_file).unwrap())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let log = loop {
-        let log = std::fs::read_to_string(&log_file).unwrap_or_default();
-        if log.contains("listening on ") {
-            break log;
-        }
-        assert!(child.try_wait().unwrap().is_none(), "vault-server exited: {log}");
-        assert!(Instant::now() < deadline, "vault-server did not start: {log}");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    vault_tests::wait_listening(&mut child, &log_file);
+    let log = std::fs::read_to_string(&log_file).unwrap();
     let _ = child.kill();
     let _ = child.wait();
     assert!(log.contains("warning: s3://vault/recordings keeps versions of objects"), "{log}");

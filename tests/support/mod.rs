@@ -100,11 +100,34 @@ impl Out {
 }
 
 pub fn run(cmd: &mut Command) -> Out {
-    let o = cmd.stdin(Stdio::null()).output().expect("run binary");
-    Out {
-        code: o.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    cmd.stdin(Stdio::null()).output().expect("run binary").into()
+}
+
+impl From<std::process::Output> for Out {
+    fn from(o: std::process::Output) -> Self {
+        Out {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+/// Waits (at most 30 s) until `vault-server serve`, started as `child` with its stderr
+/// in `log`, says where it listens; returns that URL. Panics, with the log, if it exits
+/// first.
+pub fn wait_listening(child: &mut Child, log: &Path) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if let Some(line) = text.lines().find(|l| l.starts_with("listening on ")) {
+            return line["listening on ".len()..].trim().to_owned();
+        }
+        if let Some(status) = child.try_wait().expect("wait for vault-server") {
+            panic!("vault-server exited with {status}: {text}");
+        }
+        assert!(Instant::now() < deadline, "vault-server did not start: {text}");
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -313,20 +336,8 @@ impl Vault {
             .stderr(log)
             .spawn()
             .expect("start vault-server");
-        self.server = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let text = std::fs::read_to_string(self.server_log()).unwrap_or_default();
-            if let Some(line) = text.lines().find(|l| l.starts_with("listening on ")) {
-                self.url = line["listening on ".len()..].trim().to_owned();
-                return;
-            }
-            if let Some(status) = self.server.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                panic!("vault-server exited with {status}: {text}");
-            }
-            assert!(Instant::now() < deadline, "vault-server did not start: {text}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let log = self.server_log();
+        self.url = wait_listening(self.server.insert(child), &log);
     }
 
     /// Kills the server at once (SIGKILL), as a crash would.

@@ -17,6 +17,7 @@
 //! point are lost, which auditors whose pin is past it check before they accept it
 //! (`vault-cli audit verify --accept-restore`).
 
+use std::collections::HashMap;
 use std::fs;
 use std::io::{Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
@@ -31,7 +32,7 @@ use vault_core::log::{Action, Outcome};
 use zeroize::Zeroizing;
 
 use crate::accesslog::{self, LogRecord};
-use crate::blobs::BlobStore;
+use crate::blobs::{BlobStore, Listed, LocalBlobs, ObjectBlobs};
 use crate::clock::now_rfc3339;
 use crate::datadir::DataDir;
 use crate::db::{self, Db};
@@ -233,7 +234,10 @@ fn take(dir: &DataDir, staging: &Path, link: bool, blobs: &BlobStore) -> anyhow:
         recordings: checked.recordings,
         blob_bytes: checked.blob_bytes,
         keys,
-        blob_store: blobs.local_dir().is_none().then(|| blobs.describe()),
+        blob_store: match blobs {
+            BlobStore::Object(o) => Some(o.url()),
+            BlobStore::Local(_) => None,
+        },
     };
     let mut f = fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(copy.backup_manifest())?;
     f.write_all(serde_json::to_string_pretty(&manifest)?.as_bytes())?;
@@ -278,25 +282,25 @@ pub fn verify_dir(
     crate::rotate::check_transitions_in(&s, &log_origin, &log_key)?;
     // An object store is listed once (a thousand objects per request), not asked once
     // per recording.
-    let listed: Option<std::collections::HashMap<RecordingId, u64>> = match blobs {
-        BlobStore::Local(_) => None,
-        BlobStore::Object(_) => Some(
-            blobs
-                .list_blocking()
-                .with_context(|| format!("cannot list {}", blobs.describe()))?
+    let holder = match blobs {
+        BlobStore::Local(l) => Holder::Files(l),
+        BlobStore::Object(o) => {
+            let listed = o.list_blocking().with_context(|| format!("cannot list {}", o.url()))?;
+            let sizes = listed
                 .into_iter()
                 .filter_map(|l| match l {
-                    crate::blobs::Listed::Blob(id, size) => Some((id, size)),
-                    crate::blobs::Listed::Other(_) => None,
+                    Listed::Blob(id, size) => Some((id, size)),
+                    Listed::Other(_) => None,
                 })
-                .collect(),
-        ),
+                .collect();
+            Holder::Objects(o, sizes)
+        }
     };
     let (mut recordings, mut blob_bytes) = (0u64, 0u64);
     let (mut problems, mut gone) = (Vec::new(), Vec::new());
     s.for_each_recording_blob(|id, size, sha256| {
-        let problem = match (blobs, &listed) {
-            (BlobStore::Object(o), Some(sizes)) => match sizes.get(&id) {
+        let problem = match &holder {
+            Holder::Objects(o, sizes) => match sizes.get(&id) {
                 None => Some(MISSING.to_owned()),
                 Some(&got) if got != size => Some(format!("its object has {got} bytes, the database records {size}")),
                 Some(_) if hash_objects && !sha256.is_empty() => {
@@ -306,8 +310,7 @@ pub fn verify_dir(
                 }
                 Some(_) => None,
             },
-            (BlobStore::Local(l), _) => check_blob(&l.path(&id), size, sha256)?,
-            (BlobStore::Object(_), None) => unreachable!("an object store is listed above"),
+            Holder::Files(l) => check_blob(&l.path(&id), size, sha256)?,
         };
         match problem {
             None => {
@@ -315,7 +318,9 @@ pub fn verify_dir(
                 blob_bytes += size;
             }
             // A backup's object store is the live one: what it lacks was deleted since.
-            Some(problem) if problem == MISSING && live.is_none() && listed.is_some() => gone.push(id),
+            Some(problem) if problem == MISSING && live.is_none() && matches!(holder, Holder::Objects(..)) => {
+                gone.push(id)
+            }
             Some(problem) => {
                 let destroyed_since = problem == MISSING
                     && match live {
@@ -346,6 +351,12 @@ pub fn verify_dir(
 /// The store a backup (or a data dir) keeps its own blobs in: its `blobs/`.
 pub fn own_blobs(dir: &DataDir) -> BlobStore {
     BlobStore::local(dir.blobs(), dir.tmp())
+}
+
+/// Where `verify_dir` finds the blobs: files, or objects with their sizes as listed.
+enum Holder<'a> {
+    Files(&'a LocalBlobs),
+    Objects(&'a ObjectBlobs, HashMap<RecordingId, u64>),
 }
 
 const MISSING: &str = "its blob is missing";

@@ -342,7 +342,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let dir = DataDir::new(&data_dir);
             dir.check()?;
             if dir.is_backup() {
-                let (m, c) = vault_server::verify_backup(&dir, &backup_store(&dir, &store)?)?;
+                let (m, c) = vault_server::verify_backup(&dir, &vault_server::BlobStore::for_backup(&dir, &store)?)?;
                 println!(
                     "ok: backup of {} entries, {} recordings ({} bytes), taken {}",
                     m.log_size, m.recordings, m.blob_bytes, m.taken_at
@@ -400,7 +400,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }),
         Command::Restore { from, data_dir, reason, store } => with_runtime(|| {
             let from = DataDir::new(&from);
-            let (m, seq, checked) = vault_server::restore(&from, &data_dir, &reason, &backup_store(&from, &store)?)?;
+            let (m, seq, checked) =
+                vault_server::restore(&from, &data_dir, &reason, &vault_server::BlobStore::for_backup(&from, &store)?)?;
             println!("{seq}");
             eprintln!(
                 "restored the backup taken {} into {}; log entry {seq} states the restore. Auditors who verified \
@@ -525,15 +526,6 @@ fn with_runtime<T>(f: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<T> {
     let rt = tokio::runtime::Runtime::new()?;
     let _entered = rt.enter();
     f()
-}
-
-/// The store a backup's recordings are checked in: its own `blobs/`, or the object store
-/// its manifest names (which `store` must then name too).
-fn backup_store(backup: &DataDir, store: &BlobArgs) -> anyhow::Result<vault_server::BlobStore> {
-    if store.blob_store == "local" {
-        return Ok(vault_server::own_blobs(backup));
-    }
-    vault_server::BlobStore::for_backup(backup, store)
 }
 
 /// Warns about recordings a backup names whose objects are gone.

@@ -23,10 +23,6 @@ impl LocalBlobs {
         Self { dir, tmp }
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     pub fn path(&self, id: &RecordingId) -> PathBuf {
         self.dir.join(super::file_name(id))
     }
@@ -93,15 +89,6 @@ impl LocalBlobs {
             }
         }
         Ok(out)
-    }
-
-    /// The size of recording `id`'s blob, `None` if there is none.
-    pub fn size_blocking(&self, id: &RecordingId) -> std::io::Result<Option<u64>> {
-        match std::fs::metadata(self.path(id)) {
-            Ok(m) => Ok(Some(m.len())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e),
-        }
     }
 }
 

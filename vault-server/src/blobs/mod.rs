@@ -178,14 +178,6 @@ impl BlobStore {
         }
     }
 
-    /// The local directory, for the backend that has one.
-    pub fn local_dir(&self) -> Option<&std::path::Path> {
-        match self {
-            Self::Local(l) => Some(l.dir()),
-            Self::Object(_) => None,
-        }
-    }
-
     /// Streams `body`, the ciphertext of new recording `id`, into the store, checking and
     /// checksumming it, and makes it durable. `announced` is the length the sender
     /// announced (`None`: it did not, which is refused once the body is seen to be age,
@@ -250,14 +242,6 @@ impl BlobStore {
         match self {
             Self::Local(l) => l.list_blocking(),
             Self::Object(o) => o.list_blocking(),
-        }
-    }
-
-    /// The stored size of recording `id`'s blob; `None` if there is none. Blocking.
-    pub fn size_blocking(&self, id: &RecordingId) -> std::io::Result<Option<u64>> {
-        match self {
-            Self::Local(l) => l.size_blocking(id),
-            Self::Object(o) => o.size_blocking(id),
         }
     }
 

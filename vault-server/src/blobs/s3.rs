@@ -169,6 +169,11 @@ impl ObjectBlobs {
         self.blobs.clone().join(super::file_name(id))
     }
 
+    /// Where the prefix names the vault it belongs to.
+    fn marker(&self) -> ObjectPath {
+        self.root.clone().join("vault.json")
+    }
+
     /// Binds the prefix to the vault whose log origin is `origin`, or checks that it is
     /// bound to it; says whether the bucket keeps versions of objects (then a deleted
     /// recording is not gone: see the README's "Object storage"). Also proves the
@@ -176,7 +181,10 @@ impl ObjectBlobs {
     pub fn bind_blocking(&self, origin: &str) -> anyhow::Result<Versioning> {
         let this = self.clone();
         let origin = origin.to_owned();
-        block_on(async move { this.bind(&origin, true).await })
+        block_on(async move {
+            this.check_marker(&origin, true).await?;
+            this.versioning().await
+        })
     }
 
     /// Checks that the prefix is bound to the vault whose log origin is `origin`,
@@ -184,13 +192,13 @@ impl ObjectBlobs {
     pub fn check_bound_blocking(&self, origin: &str) -> anyhow::Result<()> {
         let this = self.clone();
         let origin = origin.to_owned();
-        block_on(async move { this.bind(&origin, false).await.map(drop) })
+        block_on(async move { this.check_marker(&origin, false).await })
     }
 
-    /// With `write`, binds an unbound prefix and probes for versioning; without, only
-    /// checks (`Versioning::Off` then says nothing).
-    async fn bind(&self, origin: &str, write: bool) -> anyhow::Result<Versioning> {
-        let marker = self.root.clone().join("vault.json");
+    /// Checks that `vault.json` names the vault `origin`; with `bind`, writes it into a
+    /// prefix that holds nothing yet.
+    async fn check_marker(&self, origin: &str, bind: bool) -> anyhow::Result<()> {
+        let marker = self.marker();
         match self.store.get(&marker).await {
             Ok(found) => {
                 let bytes = found.bytes().await.with_context(|| format!("cannot read {}/vault.json", self.url))?;
@@ -203,8 +211,9 @@ impl ObjectBlobs {
                         m.log_origin
                     );
                 }
+                Ok(())
             }
-            Err(object_store::Error::NotFound { .. }) if !write => anyhow::bail!(
+            Err(object_store::Error::NotFound { .. }) if !bind => anyhow::bail!(
                 "{} has no vault.json: this vault has never kept recordings there; give the --blob-store it serves with",
                 self.url
             ),
@@ -224,14 +233,15 @@ impl ObjectBlobs {
                     .put(&marker, PutPayload::from(m))
                     .await
                     .with_context(|| format!("cannot write {}/vault.json", self.url))?;
+                Ok(())
             }
-            Err(e) => return Err(e).with_context(|| format!("cannot reach {}", self.url)),
+            Err(e) => Err(e).with_context(|| format!("cannot reach {}", self.url)),
         }
-        if !write {
-            return Ok(Versioning::Off);
-        }
-        // An object that is written and deleted again: its version id says whether the
-        // bucket keeps versions.
+    }
+
+    /// Whether the bucket keeps versions: the version id of an object that is written
+    /// and deleted again says so.
+    async fn versioning(&self) -> anyhow::Result<Versioning> {
         let probe = self.root.clone().join(format!(".probe-{}", vault_core::ids::random_hex16()));
         let put = self
             .store
@@ -246,7 +256,7 @@ impl ObjectBlobs {
     }
 
     pub async fn reachable(&self) -> bool {
-        let marker = self.root.clone().join("vault.json");
+        let marker = self.marker();
         matches!(tokio::time::timeout(std::time::Duration::from_secs(5), self.store.head(&marker)).await, Ok(Ok(_)))
     }
 
@@ -292,25 +302,16 @@ impl ObjectBlobs {
                     Some(parts) => parts.map(|p| p.as_ref().to_owned()).collect(),
                     None => vec![meta.location.to_string()],
                 };
-                match &rest[..] {
-                    [name] if super::id_of(name).is_some() => {
-                        out.push(Listed::Blob(super::id_of(name).expect("checked"), meta.size))
-                    }
-                    _ => out.push(Listed::Other(rest.join("/"))),
-                }
+                let id = match &rest[..] {
+                    [name] => super::id_of(name),
+                    _ => None,
+                };
+                out.push(match id {
+                    Some(id) => Listed::Blob(id, meta.size),
+                    None => Listed::Other(rest.join("/")),
+                });
             }
             Ok(out)
-        })
-    }
-
-    pub fn size_blocking(&self, id: &RecordingId) -> std::io::Result<Option<u64>> {
-        let (store, path) = (self.store.clone(), self.path(id));
-        block_on(async move {
-            match store.head(&path).await {
-                Ok(meta) => Ok(Some(meta.size)),
-                Err(object_store::Error::NotFound { .. }) => Ok(None),
-                Err(e) => Err(io(e)),
-            }
         })
     }
 

@@ -182,8 +182,9 @@ pub fn open(dir: &DataDir, db: &Db, args: &BlobArgs, how: Use) -> anyhow::Result
 }
 
 impl BlobStore {
-    /// The object store `args` name, to check a backup's recordings in: read only,
-    /// nothing is recorded or bound.
+    /// The store `args` name, to check a backup's recordings in: the backup's own
+    /// `blobs/` for `local`, else the object store (read only: nothing is recorded or
+    /// bound).
     pub fn for_backup(backup: &DataDir, args: &BlobArgs) -> anyhow::Result<Self> {
         match Place::parse(&args.blob_store)? {
             Place::Local => Ok(Self::local(backup.blobs(), backup.tmp())),
