@@ -28,6 +28,22 @@ use crate::transfer;
 #[error("{0}")]
 pub struct Denied(pub String);
 
+/// The server answered with an error status other than a refusal of access: its status
+/// and message (a caller that retries tells a refusal, 4xx, from trouble, 5xx).
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct Answered {
+    pub status: u16,
+    pub message: String,
+}
+
+/// The runtime and async HTTP client of streamed transfers, made once per [`Client`] and
+/// shared by its copies, so that many uploads share one connection pool.
+struct Streaming {
+    rt: std::sync::Arc<tokio::runtime::Runtime>,
+    http: reqwest::Client,
+}
+
 pub struct Client {
     pub base: String,
     pub user: UserName,
@@ -40,6 +56,11 @@ pub struct Client {
     pub trust_root: Option<String>,
     /// How long to wait for the server (`--timeout-secs`).
     timeout: Duration,
+    /// Made on the first streamed transfer; see [`Streaming`].
+    streaming: std::sync::Arc<std::sync::OnceLock<Streaming>>,
+    /// Threads of the streaming runtime: 0 for one on the calling thread (one transfer at a
+    /// time), else a pool that several threads' transfers share.
+    streaming_threads: usize,
 }
 
 /// How long to wait for a connection to the server.
@@ -116,7 +137,40 @@ impl Client {
             token: None,
             trust_root: g.trust_root.clone(),
             timeout,
+            streaming: Default::default(),
+            streaming_threads: 0,
         })
+    }
+
+    /// Makes streamed transfers run on a pool of `threads`, shared by this client's
+    /// copies (see [`Client::copy`]), for commands that upload from several threads.
+    /// Call before the first transfer.
+    pub fn share_transfers(&mut self, threads: usize) {
+        self.streaming_threads = threads.max(1);
+    }
+
+    /// A copy of this client (same server, user, TLS roots, connection pool) with a token
+    /// valid now, for another thread.
+    pub fn copy(&mut self) -> anyhow::Result<Client> {
+        let token = self.token()?;
+        Ok(Client {
+            base: self.base.clone(),
+            user: self.user.clone(),
+            identity_path: self.identity_path.clone(),
+            http: self.http.clone(),
+            roots: self.roots.clone(),
+            token: Some(token),
+            trust_root: self.trust_root.clone(),
+            timeout: self.timeout,
+            streaming: self.streaming.clone(),
+            streaming_threads: self.streaming_threads,
+        })
+    }
+
+    /// Forgets the session token, so that the next request logs in again (after the
+    /// server refused it, for a request that cannot retry on its own: an upload).
+    pub fn forget_token(&mut self) {
+        self.token = None;
     }
 
     pub fn identity(&self) -> anyhow::Result<age::x25519::Identity> {
@@ -164,17 +218,7 @@ impl Client {
         &mut self,
         f: impl FnOnce(&mut Client) -> anyhow::Result<T> + Send + 'static,
     ) -> anyhow::Result<std::thread::JoinHandle<anyhow::Result<T>>> {
-        let token = self.token()?;
-        let mut copy = Client {
-            base: self.base.clone(),
-            user: self.user.clone(),
-            identity_path: self.identity_path.clone(),
-            http: self.http.clone(),
-            roots: self.roots.clone(),
-            token: Some(token),
-            trust_root: self.trust_root.clone(),
-            timeout: self.timeout,
-        };
+        let mut copy = self.copy()?;
         Ok(std::thread::spawn(move || f(&mut copy)))
     }
 
@@ -267,10 +311,16 @@ impl Client {
         Ok(Download { rt, resp })
     }
 
-    /// A runtime and an async client (with this client's TLS roots) for one streamed
-    /// transfer; see [`crate::transfer`].
-    fn streaming(&self) -> anyhow::Result<(tokio::runtime::Runtime, reqwest::Client)> {
-        let rt = transfer::runtime()?;
+    /// The runtime and async client (with this client's TLS roots) of streamed
+    /// transfers; see [`crate::transfer`].
+    fn streaming(&self) -> anyhow::Result<(std::sync::Arc<tokio::runtime::Runtime>, reqwest::Client)> {
+        if let Some(s) = self.streaming.get() {
+            return Ok((s.rt.clone(), s.http.clone()));
+        }
+        let rt = match self.streaming_threads {
+            0 => transfer::runtime()?,
+            n => tokio::runtime::Builder::new_multi_thread().worker_threads(n).enable_all().build()?,
+        };
         // No limit on the whole transfer (a recording may take hours); a limit on silence.
         let mut builder = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
@@ -279,7 +329,9 @@ impl Client {
         if let Some(r) = &self.roots {
             builder = builder.tls_certs_only(r.clone());
         }
-        Ok((rt, builder.build().context("cannot build the HTTP client")?))
+        let http = builder.build().context("cannot build the HTTP client")?;
+        let s = self.streaming.get_or_init(|| Streaming { rt: std::sync::Arc::new(rt), http });
+        Ok((s.rt.clone(), s.http.clone()))
     }
 }
 
@@ -287,7 +339,7 @@ impl Client {
 pub struct Upload {
     url: String,
     token: Zeroizing<String>,
-    rt: tokio::runtime::Runtime,
+    rt: std::sync::Arc<tokio::runtime::Runtime>,
     http: reqwest::Client,
 }
 
@@ -328,7 +380,7 @@ impl Upload {
 /// A streamed answer from [`Client::fetch_stream`]: its headers now, its body read on the
 /// runtime that made the request.
 pub struct Download {
-    rt: tokio::runtime::Runtime,
+    rt: std::sync::Arc<tokio::runtime::Runtime>,
     resp: reqwest::Response,
 }
 
@@ -385,7 +437,7 @@ fn error_from(status: StatusCode, body: &[u8]) -> anyhow::Error {
     if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
         Denied(msg).into()
     } else {
-        anyhow!("{msg}")
+        Answered { status: status.as_u16(), message: msg }.into()
     }
 }
 

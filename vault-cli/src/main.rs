@@ -16,6 +16,7 @@ mod output;
 mod tls_hint;
 mod transfer;
 mod trust;
+mod uploader;
 
 #[derive(Parser)]
 #[command(

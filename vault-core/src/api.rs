@@ -534,6 +534,12 @@ pub struct UploadParams {
     pub announced: Announcement,
     /// RFC 3339; defaults to the time of upload.
     pub recorded_at: Option<String>,
+    /// The recording's id, chosen by the recorder to make the upload idempotent: an
+    /// upload of an id this recorder already signed on this case stores nothing and
+    /// answers that recording, with its statement. Without it the server picks a random
+    /// id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recording_id: Option<crate::ids::RecordingId>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -586,6 +592,18 @@ pub const PAGE_MAX: u32 = 1000;
 pub struct CallMeta {
     pub file_name: Option<String>,
     pub plaintext_size: Option<u64>,
+    /// From a phone system's sidecar file (`vault-cli ingest`): the calling and called
+    /// numbers, the agent, `inbound` or `outbound`, and the phone system's own call id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub direction: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call_id: Option<String>,
 }
 
 /// What a recorder needs to encrypt to a case.

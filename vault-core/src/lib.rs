@@ -26,6 +26,7 @@ pub mod rotation;
 #[cfg(feature = "testlog")]
 pub mod testlog;
 pub mod trust;
+pub mod upload_id;
 pub mod witness;
 
 /// SHA-256 of `data`, as a fixed-size array.

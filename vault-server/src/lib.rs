@@ -27,6 +27,7 @@ mod accesslog;
 mod auth;
 mod backup;
 mod blobs;
+mod claims;
 mod clock;
 pub mod config;
 mod datadir;

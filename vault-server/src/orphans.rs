@@ -17,7 +17,10 @@ use vault_core::log::{Action, Outcome};
 
 use crate::accesslog::{LogRecord, append};
 use crate::blobs::{BlobStore, Listed};
+use crate::claims::Claims;
 use crate::db::Db;
+use crate::error::{ApiError, ApiResult};
+use crate::store::Store;
 
 /// The actor of the log entries the server writes on its own behalf.
 const SYSTEM: &str = "system";
@@ -32,32 +35,70 @@ const UNSIGNED_BATCH: usize = 500;
 /// crashed between its upload and its signature, or one that never signs): rows nobody
 /// lists or fetches, and their ciphertext. Each gets a `remove-orphan` entry (cause
 /// `never-signed`) in the transaction that removes its row; the files go after it
-/// commits (a crash in between leaves orphan blobs, which [`sweep`] removes). Returns how
-/// many. Blocking.
-pub fn sweep_unsigned(db: &Db, blobs: &BlobStore) -> anyhow::Result<usize> {
+/// commits (a crash in between leaves orphan blobs, which [`sweep`] removes). An id an
+/// upload has claimed (see [`crate::claims`]) is left for the next round; the sweep holds
+/// its own claims until the files are gone. Returns how many. Blocking.
+pub fn sweep_unsigned(db: &Db, blobs: &BlobStore, claims: &Claims) -> anyhow::Result<usize> {
     let cutoff = (chrono::Utc::now() - UNSIGNED_GRACE).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let mut total = 0;
     loop {
-        let cutoff = cutoff.clone();
-        let ids = db
+        let (cutoff, claims) = (cutoff.clone(), claims.clone());
+        let (held, full) = db
             .transaction(move |s| {
                 let found = s.unsigned_before(&cutoff, UNSIGNED_BATCH)?;
-                for (id, case, size) in &found {
+                let full = found.len() == UNSIGNED_BATCH;
+                let mut held = Vec::new();
+                for (id, case, size) in found {
+                    let Some(claim) = claims.claim(&id) else { continue };
                     let rec = LogRecord::new(SYSTEM, Action::RemoveOrphan)
-                        .case(case)
-                        .recording(id)
+                        .case(&case)
+                        .recording(&id)
                         .details(json!({ "cause": "never-signed", "size": size }));
                     append(s, &rec, Outcome::Allowed)?;
-                    s.remove_unsigned(id)?;
+                    s.remove_unsigned(&id)?;
+                    held.push((id, claim));
                 }
-                Ok(found.into_iter().map(|(id, _, _)| id).collect::<Vec<_>>())
+                Ok((held, full))
             })
             .context("cannot remove uploads that were never signed")?;
+        let ids: Vec<RecordingId> = held.iter().map(|(id, _)| id.clone()).collect();
         blobs.delete_blocking(&ids).context("cannot remove the ciphertext of uploads that were never signed")?;
+        drop(held);
         total += ids.len();
-        if ids.len() < UNSIGNED_BATCH {
+        if !full || ids.is_empty() {
             return Ok(total);
         }
+    }
+}
+
+/// Removes an unsigned upload of `id` that its recorder is uploading again (it never got
+/// to sign it: a lost answer, a crash), so that the new upload can take the id. The
+/// caller holds the claim on `id`. Logged like the sweep's removals (`remove-orphan`),
+/// with cause `uploaded-again`, in the transaction that removes the row; the ciphertext
+/// goes after it commits.
+pub async fn remove_unsigned_for_retry(db: &Db, blobs: &BlobStore, id: &RecordingId) -> ApiResult<()> {
+    let rid = id.clone();
+    db.call(move |c| {
+        let sp = c.savepoint()?;
+        let s = Store::new(&sp);
+        if let Some(r) = s.recording(&rid)?
+            && r.statement.is_none()
+        {
+            let rec = LogRecord::new(SYSTEM, Action::RemoveOrphan)
+                .case(&r.case_id)
+                .recording(&rid)
+                .details(json!({ "cause": "uploaded-again", "size": r.size, "by": r.uploaded_by.as_str() }));
+            append(&s, &rec, Outcome::Allowed)?;
+            s.remove_unsigned(&rid)?;
+        }
+        sp.commit()?;
+        Ok(())
+    })
+    .await?;
+    match blobs.remove(id).await {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(ApiError::internal(format!("cannot remove the old ciphertext of {id}: {e}"))),
     }
 }
 

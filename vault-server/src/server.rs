@@ -513,11 +513,11 @@ async fn purge_loop(state: AppState, every: std::time::Duration) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let (db, blobs) = (state.db.clone(), state.blobs.clone());
+        let (db, blobs, claims) = (state.db.clone(), state.blobs.clone(), state.claims.clone());
         let result = tokio::task::spawn_blocking(move || {
             Ok::<_, anyhow::Error>((
                 retention::purge_due(&db, &blobs, "system")?,
-                crate::orphans::sweep_unsigned(&db, &blobs)?,
+                crate::orphans::sweep_unsigned(&db, &blobs, &claims)?,
             ))
         })
         .await;

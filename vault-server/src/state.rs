@@ -65,6 +65,8 @@ pub struct Inner {
     pub ready_min_free: u64,
     /// Whether the server is shutting down, and what it waits for.
     pub drain: crate::drain::Drain,
+    /// Recording ids an upload or the unsigned sweep is working on.
+    pub claims: crate::claims::Claims,
     /// Held while the server runs: no second `serve` on this data directory.
     _lock: std::fs::File,
 }
@@ -107,7 +109,7 @@ pub fn open_state(cfg: &Config) -> anyhow::Result<AppState> {
     let finished = retention::finish_destructions(&db, &blobs)?;
     // Then ciphertext no recording names (an upload cut off between its rename and its
     // row): nothing is served yet, so no upload is in flight.
-    let unsigned = orphans::sweep_unsigned(&db, &blobs)?;
+    let unsigned = orphans::sweep_unsigned(&db, &blobs, &crate::claims::Claims::default())?;
     let orphans = orphans::sweep(&db, &blobs)?;
     tracing::info!(
         entries,
@@ -137,6 +139,7 @@ pub fn open_state(cfg: &Config) -> anyhow::Result<AppState> {
         data_dir: cfg.data_dir.clone(),
         ready_min_free: cfg.ready_min_free,
         drain: crate::drain::Drain::default(),
+        claims: crate::claims::Claims::default(),
         _lock: lock,
     })))
 }

@@ -11,6 +11,7 @@ mod completions;
 mod evidence;
 mod fetch;
 mod grant;
+mod ingest;
 mod keygen;
 mod login;
 mod man;
@@ -42,6 +43,8 @@ pub enum Command {
     Revoke(revoke::Revoke),
     /// Encrypt a recording to its case and upload it (recorders).
     Upload(upload::Upload),
+    /// Upload finished recordings from spool directories, then remove them (recorders).
+    Ingest(ingest::Ingest),
     /// List the recordings of a case.
     Recordings(recordings::Recordings),
     /// Fetch and decrypt a recording.
@@ -74,6 +77,7 @@ impl Command {
             Command::Grant(c) => c.run(g),
             Command::Revoke(c) => c.run(g),
             Command::Upload(c) => c.run(g),
+            Command::Ingest(c) => c.run(g),
             Command::Recordings(c) => c.run(g),
             Command::Fetch(c) => c.run(g),
             Command::Evidence(c) => c.run(g),

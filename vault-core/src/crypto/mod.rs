@@ -330,7 +330,11 @@ mod tests {
     #[test]
     fn call_meta_round_trip_and_refusals() {
         let key = CaseKey::generate();
-        let call = crate::api::CallMeta { file_name: Some("jan-2026-03-01.wav".into()), plaintext_size: Some(7) };
+        let call = crate::api::CallMeta {
+            file_name: Some("jan-2026-03-01.wav".into()),
+            plaintext_size: Some(7),
+            ..Default::default()
+        };
         let sealed = seal_call_meta(&parse_recipient(&key.recipient()).unwrap(), &call);
         assert!(!sealed.contains("jan-2026"));
         let back = open_call_meta(key.identity(), &sealed).unwrap();

@@ -394,6 +394,21 @@ where
     .await;
 }
 
+/// Reads and discards a whole upload body that is not stored (an upload of a recording
+/// the server has already), at most `max` bytes, so that the client, still sending, gets
+/// to read the answer. Returns how many bytes it read.
+pub async fn discard(body: Body, max: u64) -> u64 {
+    let mut stream = body.into_data_stream();
+    let mut read = 0u64;
+    while read <= max {
+        match stream.next().await {
+            Some(Ok(chunk)) => read += chunk.len() as u64,
+            _ => break,
+        }
+    }
+    read
+}
+
 /// What the receiving task hands to the blob writer.
 enum ToDisk {
     Data(axum::body::Bytes),

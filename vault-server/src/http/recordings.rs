@@ -21,7 +21,7 @@ use vault_core::api::{
     RecordingSignature, UploadParams,
 };
 use vault_core::evidence::{Custody, ExportDetails, ExportRequest, custody_digest};
-use vault_core::ids::{CaseId, RecordingId};
+use vault_core::ids::{CaseId, RecordingId, UserName};
 use vault_core::log::Action;
 use vault_core::note::Checkpoint;
 use vault_core::proof::SliceEntry;
@@ -133,6 +133,13 @@ fn refused_upload(e: UploadError) -> ApiError {
 
 /// Stores an upload. The case and the announced length are checked before the body is
 /// read; the blob store refuses a body of another length, or one no one could decrypt.
+///
+/// A recorder may choose the recording's id (`recording_id` in the query) to make the upload
+/// idempotent: an id it has signed on this case already stores nothing (the body is read
+/// and dropped) and answers that recording with its statement, logged as a repeated
+/// upload; an id it uploaded and never signed (its answer was lost) is removed and
+/// uploaded again. An id that is another case's, another recorder's, or destroyed is
+/// refused.
 pub async fn upload(
     State(st): State<AppState>,
     Recorder(caller): Recorder,
@@ -141,20 +148,33 @@ pub async fn upload(
     ApiQuery(params): ApiQuery<UploadParams>,
     headers: HeaderMap,
     body: Body,
-) -> ApiResult<([(&'static str, String); 1], Json<RecordingInfo>)> {
+) -> ApiResult<Response> {
     // Counted from here, so that a draining server waits for it (see `crate::drain`).
     let _uploading = st.drain.upload();
     let started = std::time::Instant::now();
     let recorded_at = recorded_at(params.recorded_at.as_deref())?;
     let meta = call_meta(&headers)?;
     let announced = params.announced;
+    let (rid, _claim) = match params.recording_id {
+        None => (RecordingId::random(), None),
+        Some(wanted) => {
+            let claim = st.claims.claim(&wanted).ok_or_else(|| {
+                ApiError::busy(format!("{wanted} is being uploaded by another request right now; try again shortly"))
+            })?;
+            match earlier_upload(&st, &caller.name, &id, &wanted).await? {
+                Earlier::Signed(info) => return repeated(&st, log, body, *info).await,
+                Earlier::Unsigned => crate::orphans::remove_unsigned_for_retry(&st.db, &st.blobs, &wanted).await?,
+                Earlier::None => {}
+            }
+            (wanted, Some(claim))
+        }
+    };
     // Checked before the body is read, so a refused upload costs no disk; checked again
     // when its row is written, since the case may close meanwhile.
     let precheck = id.clone();
     let case = st.db.read(move |s| Ok(s.case(&precheck)?)).await?;
     policy::check_upload(case.as_ref(), &id, announced)?;
     let length = announced_length(&headers).map_err(refused_upload)?;
-    let rid = RecordingId::random();
     let staged = st.blobs.receive(body, st.max_upload, length, &rid).await.map_err(refused_upload)?;
     let (crc32, staged_size) = (staged.crc32, staged.size);
     let mut info = RecordingInfo {
@@ -193,7 +213,54 @@ pub async fn upload(
         metrics::counter!(monitoring::UPLOAD_BYTES).increment(staged_size);
         metrics::histogram!(monitoring::UPLOAD_SECONDS).record(started.elapsed());
     }
-    Ok(([(HEADER_CRC32, format!("{crc32:08x}"))], Json(result?)))
+    Ok(([(HEADER_CRC32, format!("{crc32:08x}"))], Json(result?)).into_response())
+}
+
+/// What the server holds of a recording id a recorder chose for its upload.
+enum Earlier {
+    None,
+    /// This recorder uploaded and signed it on this case.
+    Signed(Box<RecordingInfo>),
+    /// This recorder uploaded it on this case and never signed it.
+    Unsigned,
+}
+
+/// Looks up an id a recorder chose; refuses one that is not this recorder's to use on
+/// this case.
+async fn earlier_upload(st: &AppState, caller: &UserName, case: &CaseId, id: &RecordingId) -> ApiResult<Earlier> {
+    let (who, case, rid) = (caller.clone(), case.clone(), id.clone());
+    st.db
+        .read(move |s| {
+            if s.destroyed_case(&rid)?.is_some() {
+                return Err(ApiError::conflict(format!(
+                    "recording {rid} was destroyed (its case was closed without offence, or its retention ended); \
+                     it is not stored again: delete your copy"
+                )));
+            }
+            let Some(info) = s.recording_info(&rid)? else { return Ok(Earlier::None) };
+            if info.case_id != case || info.uploaded_by != who {
+                return Err(ApiError::conflict(format!(
+                    "the recording id {rid} is in use by another case or recorder; upload with another key"
+                )));
+            }
+            Ok(if info.statement.is_some() { Earlier::Signed(Box::new(info)) } else { Earlier::Unsigned })
+        })
+        .await
+}
+
+/// Answers an upload of a recording the server has (signed) already: reads and drops the
+/// body, logs the repeat, and answers the recording with its statement, which the
+/// recorder checks is its own.
+async fn repeated(st: &AppState, log: RequestLog, body: Body, info: RecordingInfo) -> ApiResult<Response> {
+    let read = crate::blobs::discard(body, st.max_upload).await;
+    let (rid, size) = (info.id.clone(), info.size);
+    log.logged(&st.db, move |_, rec| {
+        rec.recording_id = rid.to_string();
+        rec.details = json!({ "repeated": true, "size": size, "received": read }).to_string();
+        Ok(())
+    })
+    .await?;
+    Ok(Json(info).into_response())
 }
 
 /// The recorder signs what it uploaded (case, recording id, key version, SHA-256 and

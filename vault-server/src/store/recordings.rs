@@ -68,6 +68,14 @@ impl Store<'_> {
         Ok(())
     }
 
+    /// Recording `id` as an upload answers it (without its call metadata), signed or not.
+    pub fn recording_info(&self, id: &RecordingId) -> rusqlite::Result<Option<RecordingInfo>> {
+        self.c
+            .prepare_cached(&format!("SELECT {RECORDING_COLUMNS} FROM recordings WHERE id = ?1"))?
+            .query_row([id.as_str()], |r| recording_info(r, false))
+            .optional()
+    }
+
     pub fn recording(&self, id: &RecordingId) -> rusqlite::Result<Option<StoredRecording>> {
         self.c
             .prepare_cached(
