@@ -93,3 +93,38 @@ fn systemd_accepts_the_backup_service_and_its_timer() {
     let said = String::from_utf8_lossy(&verify.stderr);
     assert!(verify.status.success() && said.trim().is_empty(), "systemd-analyze verify: {said}");
 }
+
+#[test]
+fn systemd_accepts_the_ingester_unit_and_rates_its_hardening_ok() {
+    // Every vault-cli setting the ingester's files name is one vault-cli reads.
+    let help = run(Command::new(bin("vault-cli")).args(["ingest", "--help"]).env_clear()).ok();
+    let mut known = settings(&help);
+    known.insert("VAULT_CONFIG_DIR".into()); // read by the token cache, not a flag
+    for file in ["vault-ingest.service", "vault-ingest.env"] {
+        let (_, text) = deploy(file);
+        let unknown: Vec<_> = settings(&text).difference(&known).cloned().collect();
+        assert!(unknown.is_empty(), "{file} names settings vault-cli does not read: {unknown:?}");
+    }
+    if Command::new("systemd-analyze").arg("--version").output().is_err() {
+        eprintln!("systemd-analyze is not installed; the unit was not checked");
+        return;
+    }
+    let (_, unit) = deploy("vault-ingest.service");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("vault-ingest.service");
+    std::fs::write(&path, unit.replace("/usr/local/bin/vault-cli", bin("vault-cli").to_str().unwrap())).unwrap();
+    let verify = Command::new("systemd-analyze").arg("verify").arg(&path).output().unwrap();
+    let said = String::from_utf8_lossy(&verify.stderr);
+    // The EnvironmentFile does not exist on this machine; nothing else may be said.
+    let said: Vec<&str> = said.lines().filter(|l| !l.contains("/etc/vault-ingest/env")).collect();
+    assert!(verify.status.success() && said.is_empty(), "systemd-analyze verify: {said:?}");
+    let security = Command::new("systemd-analyze").args(["security", "--offline=true"]).arg(&path).output().unwrap();
+    let out = String::from_utf8_lossy(&security.stdout);
+    let level: f64 = out
+        .lines()
+        .find_map(|l| l.split("Overall exposure level for vault-ingest.service: ").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no exposure level in: {out}"));
+    assert!(level <= 2.0, "the unit's exposure is {level} (systemd calls up to 2.0 OK): {out}");
+}

@@ -456,3 +456,39 @@ fn fail_an_id_in_use_by_another_recorder_is_refused() {
     assert_eq!((actor.as_str(), action.as_str(), outcome.as_str()), ("pbx2", "upload", "refused"));
     assert_eq!(rows(&w.v), 1);
 }
+
+#[test]
+fn the_handoff_script_of_the_pbx_recipes_delivers_a_recording_with_its_call_metadata() {
+    let w = world();
+    let ing = Ingester::start(&w, &[]);
+    wait_for("the ingester to start", &ing.log, || ing.status().is_object());
+    // Where the phone system wrote the recording (same file system as the spool).
+    let monitor = w.v.dir.path().join("monitor");
+    std::fs::create_dir(&monitor).unwrap();
+    let content = recording(11, 64_000);
+    let file = monitor.join("1701942.42.wav");
+    std::fs::write(&file, &content).unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/vault-handoff");
+    let out = run(Command::new("sh").arg(&script).arg(&w.spool).arg(&file).args([
+        "+31201234567",
+        "6001",
+        "anna \"the\" agent",
+        "inbound",
+        "1701942.42",
+    ]));
+    out.ok();
+    assert!(!file.exists(), "the recording was moved, not copied");
+    wait_for("the upload", &ing.log, || ing.uploaded() == 1 && files_in(&w.spool).is_empty());
+    let id = listed(&w).pop().unwrap();
+    let o = w.v.dir.path().join("handoff.out");
+    let shown =
+        w.v.cli(&w.bob, &["--json", "fetch", &id, "--reason", "quality review", "--out", o.to_str().unwrap()]).ok();
+    assert_eq!(std::fs::read(&o).unwrap(), content);
+    let call = &json(&shown)["call"];
+    assert_eq!(call["from"], "+31201234567");
+    assert_eq!(call["to"], "6001");
+    assert_eq!(call["agent"], "anna \"the\" agent");
+    assert_eq!(call["direction"], "inbound");
+    assert_eq!(call["call_id"], "1701942.42");
+    assert_eq!(call["file_name"], "1701942.42.wav");
+}
