@@ -492,3 +492,39 @@ fn the_handoff_script_of_the_pbx_recipes_delivers_a_recording_with_its_call_meta
     assert_eq!(call["call_id"], "1701942.42");
     assert_eq!(call["file_name"], "1701942.42.wav");
 }
+
+#[test]
+fn fail_a_recording_destroyed_under_r5_is_not_stored_again_by_a_retry() {
+    let w = world();
+    let admin = &w.v.admin;
+    let covert =
+        w.v.cli(
+            admin,
+            &["case", "create", "--kind", "covert", "--title", "Fraud", "--suspicion", "theft", "--dpia-ref", "D-7"],
+        )
+        .ok();
+    w.v.cli(admin, &["case", "approve", &covert, "--ap-ref", "AP-2026-1", "--date", "2026-01-10"]).ok();
+    let file = w.v.dir.path().join("covert.wav");
+    std::fs::write(&file, recording(12, 2000)).unwrap();
+    let args = ["upload", &covert, file.to_str().unwrap(), "--announced", "none", "--upload-key", "call-77"];
+    let id = w.v.cli(&w.pbx, &args).ok();
+    // Nothing criminal found: destroyed at once (R5).
+    w.v.cli(admin, &["case", "close", &covert, "--outcome", "no-offence"]).ok();
+    // The phone system still has its copy and tries again: refused, not stored anew.
+    let again = w.v.cli(&w.pbx, &args);
+    assert_ne!(again.code, 0);
+    assert!(again.stderr.contains("closed") || again.stderr.contains("destroyed"), "{}", again.stderr);
+    assert_eq!(w.v.count(&format!("SELECT count(*) FROM recordings WHERE id = '{id}'")), 0);
+    // Even aimed past the closed case, the id itself is refused as destroyed.
+    w.v.cli(&w.pbx, &["login"]).ok();
+    let token = w.v.token(&w.pbx);
+    let (status, body) = w.v.raw(
+        "POST",
+        &format!("/v1/cases/{}/recordings?announced=signal-tone&recording_id={id}", w.case),
+        Some(&token),
+        &[("x-vault-upload-length", "3")],
+        b"abc",
+    );
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains("destroyed"), "{body}");
+}

@@ -133,6 +133,12 @@ impl Uploader {
         Ok(self.ids.id(vault, case, upload_key))
     }
 
+    /// Checks that this recorder can encrypt to `case` (its recipient, vouched for by a
+    /// custodian), before any upload.
+    pub fn check_case(&mut self, case: &CaseId) -> anyhow::Result<()> {
+        self.target(case).map(|_| ())
+    }
+
     /// The case's recipient, checked against the trust root (at most [`TARGET_FRESH`]
     /// ago).
     fn target(&mut self, case: &CaseId) -> anyhow::Result<Target> {

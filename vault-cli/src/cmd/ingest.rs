@@ -169,7 +169,7 @@ impl Ingest {
         // with the reason, and the other routes go on.
         uploader.client.login().context("cannot log in")?;
         for r in &routes {
-            match uploader.upload_id(&r.case, "") {
+            match uploader.check_case(&r.case) {
                 Ok(_) => {}
                 Err(e) if matches!(classify(&e), Failure::Refused | Failure::Denied) => {
                     eprintln!("vault-cli: warning: {} ({}): {e:#}", r.case, r.dir.display())
@@ -218,16 +218,37 @@ impl Ingest {
         let mut last_summary = Instant::now();
         let mut last_scan = Instant::now();
         let mut logged_counts = Counts::default();
+        let mut in_flight = 0usize;
+        let queue = 2 * self.jobs as usize;
         loop {
-            match rx.recv_timeout(Duration::from_millis(100)) {
-                Ok(Msg::Fs(Ok(event))) => spool.event(&event),
-                Ok(Msg::Fs(Err(e))) => {
-                    eprintln!("vault-cli: watching the spool failed ({e}); looking at it afresh");
-                    spool.rescan();
+            // Everything that has come, then the bookkeeping once: per batch, not per
+            // message, so that ten thousand files cost no more than they must.
+            let mut next = rx.recv_timeout(Duration::from_millis(100));
+            let mut disconnected = false;
+            loop {
+                match next {
+                    Ok(Msg::Fs(Ok(event))) => spool.event(&event),
+                    Ok(Msg::Fs(Err(e))) => {
+                        eprintln!("vault-cli: watching the spool failed ({e}); looking at it afresh");
+                        spool.rescan();
+                    }
+                    Ok(Msg::Done { path, took, result }) => {
+                        in_flight -= 1;
+                        spool.finished(path, took, *result);
+                    }
+                    Err(mpsc::RecvTimeoutError::Timeout) => break,
+                    Err(mpsc::RecvTimeoutError::Disconnected) => {
+                        disconnected = true;
+                        break;
+                    }
                 }
-                Ok(Msg::Done { path, took, result }) => spool.finished(path, took, *result),
-                Err(mpsc::RecvTimeoutError::Timeout) => {}
-                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                next = rx.try_recv().map_err(|e| match e {
+                    mpsc::TryRecvError::Empty => mpsc::RecvTimeoutError::Timeout,
+                    mpsc::TryRecvError::Disconnected => mpsc::RecvTimeoutError::Disconnected,
+                });
+            }
+            if disconnected {
+                break;
             }
             // Every few seconds, a scan catches what events missed.
             if last_scan.elapsed() > Duration::from_secs(5) {
@@ -235,8 +256,10 @@ impl Ingest {
                 last_scan = Instant::now();
             }
             spool.settle_found();
-            if !stop.load(Ordering::SeqCst) {
-                for job in spool.due() {
+            // A few jobs queued per worker, no more: a stop waits only for those.
+            if !stop.load(Ordering::SeqCst) && in_flight < queue {
+                for job in spool.due(queue - in_flight) {
+                    in_flight += 1;
                     job_tx.send(job).expect("the workers outlive the loop");
                 }
             }
@@ -257,8 +280,7 @@ impl Ingest {
                 }
                 last_summary = Instant::now();
             }
-            let in_flight = spool.pending.values().any(|p| p.in_flight);
-            if stop.load(Ordering::SeqCst) && !in_flight {
+            if stop.load(Ordering::SeqCst) && in_flight == 0 {
                 eprintln!("vault-cli: ingest stopping; files not yet uploaded stay in the spool");
                 break;
             }
@@ -290,18 +312,21 @@ impl Ingest {
             (None, None, Some(file)) => parse_routes(file, self.announced)?,
             _ => bail!("give --watch DIR --case CASE, or --routes FILE"),
         };
+        // Canonical, so that the paths events name compare equal to them.
         let mut seen = std::collections::HashSet::new();
-        for r in &routes {
+        let mut out = Vec::with_capacity(routes.len());
+        for r in routes {
             let dir = std::fs::canonicalize(&r.dir)
                 .with_context(|| format!("spool directory {} cannot be opened", r.dir.display()))?;
             if !dir.is_dir() {
                 bail!("{} is not a directory", r.dir.display());
             }
-            if !seen.insert(dir) {
+            if !seen.insert(dir.clone()) {
                 bail!("{} is routed twice: a spool directory goes to one case", r.dir.display());
             }
+            out.push(Route { dir, ..r });
         }
-        Ok(routes)
+        Ok(out)
     }
 }
 
@@ -578,15 +603,25 @@ impl Spool {
         self.pending.retain(|path, p| p.in_flight || p.ready || path.exists());
     }
 
-    /// Files ready and due, marked in flight.
-    fn due(&mut self) -> Vec<Job> {
+    /// Up to `limit` files ready and due, the longest waiting first, marked in flight.
+    fn due(&mut self, limit: usize) -> Vec<Job> {
         let now = Instant::now();
-        let mut out = Vec::new();
-        for (path, p) in self.pending.iter_mut() {
-            if p.ready && !p.in_flight && p.not_before <= now {
-                p.in_flight = true;
-                out.push(Job { path: path.clone(), route: self.routes[p.route].clone() });
-            }
+        let mut ready: Vec<(Instant, &PathBuf)> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| p.ready && !p.in_flight && p.not_before <= now)
+            .map(|(path, p)| (p.not_before, path))
+            .collect();
+        if ready.len() > limit {
+            ready.select_nth_unstable(limit);
+            ready.truncate(limit);
+        }
+        let paths: Vec<PathBuf> = ready.into_iter().map(|(_, p)| p.clone()).collect();
+        let mut out = Vec::with_capacity(paths.len());
+        for path in paths {
+            let p = self.pending.get_mut(&path).expect("listed above");
+            p.in_flight = true;
+            out.push(Job { path, route: self.routes[p.route].clone() });
         }
         out
     }
