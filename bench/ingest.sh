@@ -4,6 +4,8 @@
 #     bench/ingest.sh                      # 10,000 files of 100 KiB, 8 jobs
 #     N=2000 SIZE_KIB=100 JOBS=8 bench/ingest.sh
 #     RATE=600 bench/ingest.sh             # files per second fed in the latency run
+#     PERF=/tmp/p.data TARGET_DIR=target bench/ingest.sh   # profile the throughput run
+#                                          # (perf; cargo build --profile release-debug first)
 #
 # Two runs against one release server on a free loopback port, in a temporary directory:
 #
@@ -107,10 +109,24 @@ EOF
 # --- 1. throughput -----------------------------------------------------------------------
 make t
 find "$stage" -name 't*.wav' -exec mv -t "$spool" {} +
+# cpu PID: CPU seconds (user + system) the process has used so far.
+cpu() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$1/stat"; }
+perf_pid=""
+if [[ -n ${PERF:-} ]]; then
+    # A system-wide profile of the throughput run (build with --profile release-debug).
+    perf record -a -g -e cpu-clock -F 999 -o "$PERF" 2>/dev/null &
+    perf_pid=$!
+    sleep 1
+fi
+srv_cpu0=$(cpu "$srv_pid")
 t0=$EPOCHREALTIME
-as pbx ingest --watch "$spool" --case "$case_id" --announced signal-tone --jobs "$JOBS" \
-    --settle-secs 0 --once 2>"$tmp/ingest1.err" || { tail "$tmp/ingest1.err" >&2; die "ingest failed"; }
+TIMEFORMAT='%U %S'
+{ time as pbx ingest --watch "$spool" --case "$case_id" --announced signal-tone --jobs "$JOBS" \
+    --settle-secs 0 --once 2>"$tmp/ingest1.err" || { tail "$tmp/ingest1.err" >&2; die "ingest failed"; }; } 2>"$tmp/ingest1.time"
 t1=$EPOCHREALTIME
+srv_cpu=$(awk -v a="$srv_cpu0" -v b="$(cpu "$srv_pid")" 'BEGIN { printf "%.2f", b - a }')
+ing_cpu=$(awk '{ printf "%.2f", $1 + $2 }' "$tmp/ingest1.time")
+if [[ -n $perf_pid ]]; then kill -INT "$perf_pid"; wait "$perf_pid" || true; fi
 left=$(find "$spool" -maxdepth 1 -type f | wc -l)
 ((left == 0)) || die "$left files left in the spool"
 signed=$(sqlite3 "file:$data/vault.db?mode=ro" "SELECT count(*) FROM recordings WHERE statement IS NOT NULL")
@@ -118,7 +134,7 @@ unsigned=$(sqlite3 "file:$data/vault.db?mode=ro" "SELECT count(*) FROM recording
 ((signed == N && unsigned == 0)) || die "the vault holds $signed signed and $unsigned unsigned recordings, not $N"
 secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
 rate=$(awk -v n="$N" -v s="$secs" 'BEGIN { printf "%.0f", n / s }')
-echo "throughput: $N recordings in $secs s = $rate recordings/s" >&2
+echo "throughput: $N recordings in $secs s = $rate recordings/s (CPU s: ingest $ing_cpu, server $srv_cpu)" >&2
 
 # --- 2. latency --------------------------------------------------------------------------
 make l
@@ -178,6 +194,6 @@ total=$(sqlite3 "file:$data/vault.db?mode=ro" "SELECT count(*) FROM recordings W
 echo "verify: ok, $total signed recordings, log intact" >&2
 
 echo
-echo "| files | size | jobs | throughput rec/s | latency run: fed rec/s | p50 ms | p99 ms | max ms |"
-echo "|---:|---:|---:|---:|---:|---:|---:|---:|"
-echo "| $N | $SIZE_KIB KiB | $JOBS | $rate | $fed_rate | $p50 | $p99 | $max |"
+echo "| files | size | jobs | throughput rec/s | CPU s ingest | CPU s server | latency run: fed rec/s | p50 ms | p99 ms | max ms |"
+echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+echo "| $N | $SIZE_KIB KiB | $JOBS | $rate | $ing_cpu | $srv_cpu | $fed_rate | $p50 | $p99 | $max |"

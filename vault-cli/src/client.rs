@@ -34,6 +34,8 @@ pub struct Denied(pub String);
 #[error("{message}")]
 pub struct Answered {
     pub status: u16,
+    /// The server's machine-readable code (`conflict`, `key_changed`, ...), if it sent one.
+    pub code: String,
     pub message: String,
 }
 
@@ -362,7 +364,26 @@ impl Upload {
         for (name, value) in headers {
             req = req.header(name, value);
         }
-        let req = req.bearer_auth(self.token.as_str()).body(reqwest::Body::wrap_stream(body));
+        self.post(req.body(reqwest::Body::wrap_stream(body)))
+    }
+
+    /// As [`Upload::send`], with a body made beforehand (a small recording, encrypted and
+    /// signed before it is sent).
+    pub fn send_bytes(
+        &self,
+        query: &[(&str, String)],
+        headers: Vec<(&'static str, String)>,
+        body: Vec<u8>,
+    ) -> anyhow::Result<Answer> {
+        let mut req = self.http.post(&self.url).query(query);
+        for (name, value) in headers {
+            req = req.header(name, value);
+        }
+        self.post(req.body(body))
+    }
+
+    fn post(&self, req: reqwest::RequestBuilder) -> anyhow::Result<Answer> {
+        let req = req.bearer_auth(self.token.as_str());
         let answer = self.rt.block_on(async {
             let mut resp = req.send().await?;
             let status = resp.status();
@@ -430,14 +451,14 @@ fn check(resp: Response) -> anyhow::Result<Response> {
 /// The error for an answer with an error status: access denied (exit 3) for 401 and
 /// 403, otherwise the server's message.
 fn error_from(status: StatusCode, body: &[u8]) -> anyhow::Error {
-    let msg = match serde_json::from_slice::<ErrorBody>(body) {
-        Ok(b) => b.message,
-        Err(_) => format!("the server answered {status}"),
+    let (code, msg) = match serde_json::from_slice::<ErrorBody>(body) {
+        Ok(b) => (b.error, b.message),
+        Err(_) => (String::new(), format!("the server answered {status}")),
     };
     if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
         Denied(msg).into()
     } else {
-        Answered { status: status.as_u16(), message: msg }.into()
+        Answered { status: status.as_u16(), code, message: msg }.into()
     }
 }
 

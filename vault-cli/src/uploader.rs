@@ -26,15 +26,17 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
 use vault_core::api::{
-    Announcement, CallMeta, CaseRecipient, Done, HEADER_CRC32, HEADER_META, HEADER_UPLOAD_LENGTH, RecordingInfo,
-    RecordingSignature,
+    Announcement, CallMeta, CaseRecipient, Done, HEADER_CRC32, HEADER_META, HEADER_REPEATED, HEADER_STATEMENT,
+    HEADER_UPLOAD_LENGTH, RecordingInfo, RecordingSignature,
 };
 use vault_core::ids::{CaseId, RecordingId};
 use vault_core::trust::{RecordingStatement, Signed, SigningKey, statement};
 use vault_core::upload_id::UploadIds;
 
-use crate::client::Client;
+use crate::client::{Answered, Client};
 use crate::transfer;
 
 /// How long a checked case recipient is used before it is read and checked again (a
@@ -171,6 +173,13 @@ impl Uploader {
     /// Encrypts, uploads and signs `rec`. `progress` shows a bar on a terminal.
     pub fn upload(&mut self, rec: Recording<'_>, progress: bool) -> anyhow::Result<Stored> {
         let target = self.target(rec.case)?;
+        if let Source::File(path) = rec.source {
+            let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+            let meta = file.metadata()?;
+            if meta.is_file() && meta.len() <= WHOLE_MAX {
+                return self.upload_whole(rec, &target, file, meta.len());
+            }
+        }
         let encryption = vault_core::crypto::Encryption::new(&target.recipient)?;
         let (producer, ciphertext_len, plaintext_len) = match rec.source {
             Source::File(path) => {
@@ -221,7 +230,7 @@ impl Uploader {
         }
         let answer = answer?;
         let info: RecordingInfo = serde_json::from_slice(&answer.body).context("unexpected answer from the server")?;
-        if info.statement.is_some() {
+        if repeated(&answer) {
             self.check_repeated(&info, rec.id.as_ref(), rec.case)?;
             return Ok(Stored::Repeated(info));
         }
@@ -270,6 +279,85 @@ impl Uploader {
         Ok(Stored::New(RecordingInfo { sha256, statement: Some(signature.statement), ..info }))
     }
 
+    /// Uploads a small recording in one request: encrypted in memory, signed, then sent
+    /// with its statement and CRC-32, which the server checks before it stores anything;
+    /// it stores and signs it at once (one request and one commit instead of two each).
+    fn upload_whole(
+        &mut self,
+        rec: Recording<'_>,
+        target: &Target,
+        file: std::fs::File,
+        len: u64,
+    ) -> anyhow::Result<Stored> {
+        let id = rec.id.clone().unwrap_or_else(RecordingId::random);
+        let mut call = rec.call;
+        call.plaintext_size = call.plaintext_size.or(Some(len));
+        let meta_ct = vault_core::crypto::seal_call_meta(&target.recipient, &call);
+        let encryption = vault_core::crypto::Encryption::new(&target.recipient)?;
+        let mut ciphertext = Vec::with_capacity(encryption.ciphertext_len(len) as usize);
+        // One byte more than measured, to notice a file that grew.
+        let read = encryption
+            .encrypt(&mut file.take(len + 1), &mut ciphertext)
+            .context("reading or encrypting the recording failed")?;
+        if read != len {
+            bail!(
+                "the file changed size while it was read ({len} bytes, then {read}); nothing was stored. \
+                 Upload it again once it is no longer being written"
+            );
+        }
+        let sent = transfer::Sent {
+            crc32: crc32fast::hash(&ciphertext),
+            sha256: ring::digest::digest(&ring::digest::SHA256, &ciphertext).as_ref().try_into().expect("32 bytes"),
+            len: ciphertext.len() as u64,
+        };
+        let statement = RecordingStatement {
+            vault: self.vault.get().expect("set by target").clone(),
+            case: rec.case.clone(),
+            recording: id.clone(),
+            version: target.version,
+            sha256: hex::encode(sent.sha256),
+            size: sent.len,
+            recorded_at: rec.recorded_at.clone(),
+            announced: rec.announced,
+            by: self.client.user.clone(),
+            at: statement::now(),
+        };
+        let signed = Signed::sign(&statement, &self.signer);
+        let query = vec![
+            ("announced", rec.announced.as_str().to_owned()),
+            ("recorded_at", rec.recorded_at.clone()),
+            ("recording_id", id.to_string()),
+        ];
+        let headers = vec![
+            (HEADER_META, meta_ct),
+            (HEADER_UPLOAD_LENGTH, sent.len.to_string()),
+            (HEADER_STATEMENT, B64.encode(signed.to_json())),
+            (HEADER_CRC32, format!("{:08x}", sent.crc32)),
+        ];
+        let upload = self.client.upload(&format!("/v1/cases/{}/recordings", rec.case))?;
+        let answer = match upload.send_bytes(&query, headers, ciphertext) {
+            Err(e) if e.downcast_ref::<Answered>().is_some_and(|a| a.code == "key_changed") => {
+                self.forget_target(rec.case);
+                return Err(KeyChanged(e.to_string()).into());
+            }
+            other => other?,
+        };
+        let info: RecordingInfo = serde_json::from_slice(&answer.body).context("unexpected answer from the server")?;
+        if repeated(&answer) {
+            self.check_repeated(&info, Some(&id), rec.case)?;
+            return Ok(Stored::Repeated(info));
+        }
+        let crc = answer.headers.get(HEADER_CRC32).and_then(|v| v.to_str().ok());
+        check_received(&info, crc, sent)?;
+        if info.id != id || info.statement.as_ref() != Some(&signed) {
+            bail!(
+                "the server answered {} with another statement than the one sent for {id}; report this to an admin",
+                info.id
+            );
+        }
+        Ok(Stored::New(info))
+    }
+
     /// Checks the server's answer to a repeated upload: the recording it names must be
     /// the id this upload asked for, of this case, signed by this recorder's own key.
     /// Anything else (a server that makes up "already stored" to have the plaintext
@@ -299,6 +387,16 @@ impl Uploader {
         Ok(())
     }
 }
+
+/// Whether the server answered that it held the upload already.
+fn repeated(answer: &crate::client::Answer) -> bool {
+    answer.headers.get(HEADER_REPEATED).is_some_and(|v| v == "true")
+}
+
+/// Recordings up to this many bytes are encrypted in memory and sent signed, in one
+/// request (see [`Uploader::upload_whole`]); larger ones stream, and are signed once the
+/// server has them. Memory stays bounded either way.
+const WHOLE_MAX: u64 = 4 << 20;
 
 /// What feeds the request body.
 enum Producer {

@@ -23,6 +23,9 @@ pub const HEADER_META: &str = "x-vault-meta";
 /// Response header to an upload: the CRC-32 (8 hex digits) of the bytes the server
 /// received, which the uploader compares with what it sent.
 pub const HEADER_CRC32: &str = "x-vault-crc32";
+/// On an upload's answer: `true` when the server held the recording already (an upload of
+/// an id its recorder had signed) and stored nothing.
+pub const HEADER_REPEATED: &str = "x-vault-repeated";
 /// Request header of an upload: the length in bytes (decimal) of the whole ciphertext
 /// the uploader is about to send. The server requires it, and stores nothing unless the
 /// body is exactly that long and that long can be an age file anyone could decrypt.

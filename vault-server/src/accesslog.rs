@@ -309,6 +309,37 @@ impl RequestLog {
         .await
     }
 
+    /// As [`RequestLog::logged`], and appends the second entry `f` returns right after
+    /// this request's own, in the same savepoint: a request that does two logged things
+    /// at once (an upload that arrives signed is an `upload` and a `recording-sign`).
+    pub async fn logged_twice<R: Send + 'static>(
+        &self,
+        db: &Db,
+        f: impl FnOnce(&Store<'_>, &mut LogRecord) -> ApiResult<(R, LogRecord)> + Send + 'static,
+    ) -> ApiResult<R> {
+        let mut rec = self.record();
+        let this = self.clone();
+        db.call(move |c| {
+            let sp = c.savepoint()?;
+            let store = Store::new(&sp);
+            match f(&store, &mut rec) {
+                Ok((r, second)) => {
+                    append(&store, &rec, Outcome::Allowed)?;
+                    append(&store, &second, Outcome::Allowed)?;
+                    sp.commit()?;
+                    Ok(r)
+                }
+                Err(e) => {
+                    if e.status.is_client_error() {
+                        this.update(|r| *r = rec);
+                    }
+                    Err(e)
+                }
+            }
+        })
+        .await
+    }
+
     /// Appends this request's entry as `refused`, with `refusal` as its details. Only the
     /// router's layer calls this, once per refused request that it does not count.
     pub async fn write_refusal(&self, db: &Db, refusal: &Refusal) -> ApiResult<()> {

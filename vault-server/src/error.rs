@@ -77,6 +77,18 @@ impl ApiError {
         }
     }
 
+    /// The case's key changed since the recorder encrypted (409, `key_changed`): it
+    /// encrypts to the new key and tries again.
+    pub fn key_changed(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::CONFLICT,
+            code: "key_changed",
+            message: message.into(),
+            detail: None,
+            retry_after: None,
+        }
+    }
+
     /// Something the server depends on (a witness) does not answer; try again later.
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self {

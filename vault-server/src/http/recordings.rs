@@ -16,8 +16,8 @@ use base64::engine::general_purpose::STANDARD as B64;
 use futures_util::StreamExt;
 use serde_json::json;
 use vault_core::api::{
-    Done, HEADER_CASE_RECIPIENT, HEADER_CRC32, HEADER_ENVELOPE, HEADER_KEY_STATEMENT, HEADER_META, HEADER_SHA256,
-    HEADER_STATEMENT, HEADER_UPLOAD_LENGTH, PAGE_MAX, PageParams, Reason, RecordingInfo, RecordingPage,
+    Done, HEADER_CASE_RECIPIENT, HEADER_CRC32, HEADER_ENVELOPE, HEADER_KEY_STATEMENT, HEADER_META, HEADER_REPEATED,
+    HEADER_SHA256, HEADER_STATEMENT, HEADER_UPLOAD_LENGTH, PAGE_MAX, PageParams, Reason, RecordingInfo, RecordingPage,
     RecordingSignature, UploadParams,
 };
 use vault_core::evidence::{Custody, ExportDetails, ExportRequest, custody_digest};
@@ -25,17 +25,18 @@ use vault_core::ids::{CaseId, RecordingId, UserName};
 use vault_core::log::Action;
 use vault_core::note::Checkpoint;
 use vault_core::proof::SliceEntry;
+use vault_core::trust::{RecordingStatement, Signed};
 
 use super::extract::{ApiJson, ApiPath, ApiQuery, Fetcher, Reader, Recorder};
 use super::validate::{self, decode_small, require_text};
-use crate::accesslog::RequestLog;
+use crate::accesslog::{LogRecord, RequestLog};
 use crate::blobs::UploadError;
 use crate::clock::now_rfc3339;
 use crate::error::{ApiError, ApiResult};
 use crate::monitoring;
 use crate::policy;
 use crate::state::AppState;
-use crate::store::About;
+use crate::store::{About, StoredRecording};
 use crate::trust;
 
 /// A page of a case's recordings, in upload order.
@@ -155,6 +156,12 @@ pub async fn upload(
     let recorded_at = recorded_at(params.recorded_at.as_deref())?;
     let meta = call_meta(&headers)?;
     let announced = params.announced;
+    // An upload that arrives signed (its recorder encrypted it before sending) carries
+    // its statement and the CRC-32 of its body, checked before and after the body.
+    let signed = signed_upload(&headers)?;
+    if signed.is_some() && params.recording_id.is_none() {
+        return Err(ApiError::bad_request("a signed upload names its recording_id (the id its statement signs)"));
+    }
     let (rid, _claim) = match params.recording_id {
         None => (RecordingId::random(), None),
         Some(wanted) => {
@@ -171,12 +178,45 @@ pub async fn upload(
     };
     // Checked before the body is read, so a refused upload costs no disk; checked again
     // when its row is written, since the case may close meanwhile.
-    let precheck = id.clone();
-    let case = st.db.read(move |s| Ok(s.case(&precheck)?)).await?;
-    policy::check_upload(case.as_ref(), &id, announced)?;
+    let (precheck, who, want_key) = (id.clone(), caller.name.clone(), signed.is_some());
+    let (case, key) = st
+        .db
+        .read(move |s| {
+            let key = if want_key { s.enrolment(&who)?.map(|e| e.id) } else { None };
+            Ok((s.case(&precheck)?, key))
+        })
+        .await?;
+    let case = policy::check_upload(case.as_ref(), &id, announced)?;
     let length = announced_length(&headers).map_err(refused_upload)?;
+    let sha256 = match &signed {
+        None => None,
+        Some((statement, _)) => {
+            let key = key.ok_or_else(|| ApiError::internal(format!("{} has no enrolled key", caller.name)))?;
+            let expected = StoredRecording {
+                case_id: id.clone(),
+                key_version: case.key_version,
+                size: length.ok_or_else(|| refused_upload(UploadError::LengthNotAnnounced))?,
+                sha256: String::new(),
+                meta: None,
+                announced,
+                recorded_at: recorded_at.clone(),
+                uploaded_by: caller.name.clone(),
+                statement: None,
+            };
+            key_unchanged(statement, case.key_version)?;
+            Some(trust::check_recording_statement(statement, &st.log_origin, &rid, &expected, &caller.name, &key)?)
+        }
+    };
     let staged = st.blobs.receive(body, st.max_upload, length, &rid).await.map_err(refused_upload)?;
     let (crc32, staged_size) = (staged.crc32, staged.size);
+    if let Some((_, sent)) = &signed
+        && *sent != crc32
+    {
+        return Err(ApiError::bad_request(format!(
+            "the body that arrived has CRC-32 {crc32:08x}, not {sent:08x} as its sender announced: it was damaged \
+             on the way; nothing was stored, send it again"
+        )));
+    }
     let mut info = RecordingInfo {
         id: rid.clone(),
         case_id: id.clone(),
@@ -193,27 +233,90 @@ pub async fn upload(
     };
     st.blobs.commit(staged).await?;
     let row_id = rid.clone();
-    let result = log
-        .logged(&st.db, move |s, rec| {
-            rec.recording_id = row_id.to_string();
-            rec.details =
-                json!({ "size": info.size, "crc32": format!("{crc32:08x}"), "announced": announced.as_str() })
-                    .to_string();
-            let case = policy::check_upload(s.case(&id)?.as_ref(), &id, announced)?;
-            info.key_version = case.key_version;
-            info.uploaded_at = now_rfc3339();
-            s.insert_recording(&info, meta.as_deref())?;
-            Ok(info)
-        })
-        .await;
-    if result.is_err() {
-        let _ = st.blobs.remove(&rid).await;
-    } else {
-        st.drain.committed(&rid);
-        metrics::counter!(monitoring::UPLOAD_BYTES).increment(staged_size);
-        metrics::histogram!(monitoring::UPLOAD_SECONDS).record(started.elapsed());
+    let details = json!({ "size": info.size, "crc32": format!("{crc32:08x}"), "announced": announced.as_str() });
+    let result = match (signed, sha256) {
+        (Some((statement, _)), Some(sha256)) => {
+            // The upload and the recorder's signature of it, in this order, at once.
+            log.logged_twice(&st.db, move |s, rec| {
+                rec.recording_id = row_id.to_string();
+                rec.details = details.to_string();
+                let case = policy::check_upload(s.case(&id)?.as_ref(), &id, announced)?;
+                key_unchanged(&statement, case.key_version)?;
+                info.key_version = case.key_version;
+                info.uploaded_at = now_rfc3339();
+                s.insert_recording(&info, meta.as_deref())?;
+                s.sign_recording(&row_id, &sha256, &statement)?;
+                let signing = LogRecord::new(rec.actor.clone(), Action::RecordingSign)
+                    .case(&id)
+                    .recording(&row_id)
+                    .details(json!({ "statement": statement }));
+                Ok((RecordingInfo { sha256, statement: Some(statement), ..info }, signing))
+            })
+            .await
+        }
+        _ => {
+            log.logged(&st.db, move |s, rec| {
+                rec.recording_id = row_id.to_string();
+                rec.details = details.to_string();
+                let case = policy::check_upload(s.case(&id)?.as_ref(), &id, announced)?;
+                info.key_version = case.key_version;
+                info.uploaded_at = now_rfc3339();
+                s.insert_recording(&info, meta.as_deref())?;
+                Ok(info)
+            })
+            .await
+        }
+    };
+    match &result {
+        Err(_) => {
+            let _ = st.blobs.remove(&rid).await;
+        }
+        Ok(info) => {
+            if info.statement.is_none() {
+                st.drain.committed(&rid);
+            }
+            metrics::counter!(monitoring::UPLOAD_BYTES).increment(staged_size);
+            metrics::histogram!(monitoring::UPLOAD_SECONDS).record(started.elapsed());
+        }
     }
     Ok(([(HEADER_CRC32, format!("{crc32:08x}"))], Json(result?)).into_response())
+}
+
+/// The statement and CRC-32 of an upload that arrives signed (`X-Vault-Statement`, base64
+/// of the signed statement's JSON; `X-Vault-CRC32`, 8 hex digits); `None` for one to be
+/// signed after it is stored.
+fn signed_upload(headers: &HeaderMap) -> ApiResult<Option<(Signed, u32)>> {
+    let Some(statement) = headers.get(HEADER_STATEMENT) else { return Ok(None) };
+    let bad = |what: &str| ApiError::bad_request(format!("the upload's {what}"));
+    let json = statement
+        .to_str()
+        .ok()
+        .and_then(|s| B64.decode(s.trim()).ok())
+        .ok_or_else(|| bad("statement header is not base64"))?;
+    if json.len() > 16 * 1024 {
+        return Err(bad("statement is too long"));
+    }
+    let signed = Signed::from_json(&String::from_utf8_lossy(&json)).map_err(|e| bad(&format!("statement: {e}")))?;
+    let crc = headers
+        .get(HEADER_CRC32)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| v.len() == 8)
+        .and_then(|v| u32::from_str_radix(v, 16).ok())
+        .ok_or_else(|| bad("CRC-32 (X-Vault-CRC32, 8 hex digits) is missing: a signed upload announces it"))?;
+    Ok(Some((signed, crc)))
+}
+
+/// Refuses a statement of another key version than the case's current one, in words a
+/// recorder recognises (`key_changed`): it encrypts to the new key and uploads again.
+fn key_unchanged(statement: &Signed, current: u32) -> ApiResult<()> {
+    match statement.parse::<RecordingStatement>() {
+        Ok(r) if r.version != current => Err(ApiError::key_changed(format!(
+            "the case key changed: it is at version {current}, the recording was encrypted to version {}; \
+             encrypt it to the new key and upload again",
+            r.version
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// What the server holds of a recording id a recorder chose for its upload.
@@ -260,7 +363,7 @@ async fn repeated(st: &AppState, log: RequestLog, body: Body, info: RecordingInf
         Ok(())
     })
     .await?;
-    Ok(Json(info).into_response())
+    Ok(([(HEADER_REPEATED, "true")], Json(info)).into_response())
 }
 
 /// The recorder signs what it uploaded (case, recording id, key version, SHA-256 and
