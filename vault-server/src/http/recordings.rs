@@ -36,7 +36,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::monitoring;
 use crate::policy;
 use crate::state::AppState;
-use crate::store::{About, StoredRecording};
+use crate::store::{About, Store, StoredRecording};
 use crate::trust;
 
 /// A page of a case's recordings, in upload order.
@@ -162,30 +162,31 @@ pub async fn upload(
     if signed.is_some() && params.recording_id.is_none() {
         return Err(ApiError::bad_request("a signed upload names its recording_id (the id its statement signs)"));
     }
-    let (rid, _claim) = match params.recording_id {
-        None => (RecordingId::random(), None),
-        Some(wanted) => {
-            let claim = st.claims.claim(&wanted).ok_or_else(|| {
-                ApiError::busy(format!("{wanted} is being uploaded by another request right now; try again shortly"))
-            })?;
-            match earlier_upload(&st, &caller.name, &id, &wanted).await? {
-                Earlier::Signed(info) => return repeated(&st, log, body, *info).await,
-                Earlier::Unsigned => crate::orphans::remove_unsigned_for_retry(&st.db, &st.blobs, &wanted).await?,
-                Earlier::None => {}
-            }
-            (wanted, Some(claim))
-        }
+    // An id the recorder chose is this request's alone while it works on it.
+    let chosen = params.recording_id.is_some();
+    let rid = params.recording_id.unwrap_or_else(RecordingId::random);
+    let _claim = match chosen {
+        false => None,
+        true => Some(st.claims.claim(&rid).ok_or_else(|| {
+            ApiError::busy(format!("{rid} is being uploaded by another request right now; try again shortly"))
+        })?),
     };
     // Checked before the body is read, so a refused upload costs no disk; checked again
     // when its row is written, since the case may close meanwhile.
-    let (precheck, who, want_key) = (id.clone(), caller.name.clone(), signed.is_some());
-    let (case, key) = st
+    let (precheck, who, want_key, wanted) = (id.clone(), caller.name.clone(), signed.is_some(), rid.clone());
+    let (earlier, case, key) = st
         .db
         .read(move |s| {
+            let earlier = if chosen { earlier_upload(s, &who, &precheck, &wanted)? } else { Earlier::None };
             let key = if want_key { s.enrolment(&who)?.map(|e| e.id) } else { None };
-            Ok((s.case(&precheck)?, key))
+            Ok((earlier, s.case(&precheck)?, key))
         })
         .await?;
+    match earlier {
+        Earlier::Signed(info) => return repeated(&st, log, body, *info).await,
+        Earlier::Unsigned => crate::orphans::remove_unsigned_for_retry(&st.db, &st.blobs, &rid).await?,
+        Earlier::None => {}
+    }
     let case = policy::check_upload(case.as_ref(), &id, announced)?;
     let length = announced_length(&headers).map_err(refused_upload)?;
     let sha256 = match &signed {
@@ -330,25 +331,20 @@ enum Earlier {
 
 /// Looks up an id a recorder chose; refuses one that is not this recorder's to use on
 /// this case.
-async fn earlier_upload(st: &AppState, caller: &UserName, case: &CaseId, id: &RecordingId) -> ApiResult<Earlier> {
-    let (who, case, rid) = (caller.clone(), case.clone(), id.clone());
-    st.db
-        .read(move |s| {
-            if s.destroyed_case(&rid)?.is_some() {
-                return Err(ApiError::conflict(format!(
-                    "recording {rid} was destroyed (its case was closed without offence, or its retention ended); \
-                     it is not stored again: delete your copy"
-                )));
-            }
-            let Some(info) = s.recording_info(&rid)? else { return Ok(Earlier::None) };
-            if info.case_id != case || info.uploaded_by != who {
-                return Err(ApiError::conflict(format!(
-                    "the recording id {rid} is in use by another case or recorder; upload with another key"
-                )));
-            }
-            Ok(if info.statement.is_some() { Earlier::Signed(Box::new(info)) } else { Earlier::Unsigned })
-        })
-        .await
+fn earlier_upload(s: &Store<'_>, caller: &UserName, case: &CaseId, id: &RecordingId) -> ApiResult<Earlier> {
+    if s.destroyed_case(id)?.is_some() {
+        return Err(ApiError::conflict(format!(
+            "recording {id} was destroyed (its case was closed without offence, or its retention ended); \
+             it is not stored again: delete your copy"
+        )));
+    }
+    let Some(info) = s.recording_info(id)? else { return Ok(Earlier::None) };
+    if info.case_id != *case || info.uploaded_by != *caller {
+        return Err(ApiError::conflict(format!(
+            "the recording id {id} is in use by another case or recorder; upload with another key"
+        )));
+    }
+    Ok(if info.statement.is_some() { Earlier::Signed(Box::new(info)) } else { Earlier::Unsigned })
 }
 
 /// Answers an upload of a recording the server has (signed) already: reads and drops the
