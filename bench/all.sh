@@ -10,3 +10,4 @@ echo; echo "## Logged requests (bench/logged.sh 32 10)"; "$here/logged.sh" 32 10
 echo; echo "## Verification (bench/verify.sh 1000000)"; "$here/verify.sh" 1000000
 echo; echo "## Scale (bench/scale.sh 1000000)"; "$here/scale.sh" 1000000
 echo; echo "## Backup and restore (bench/backup.sh 200 5)"; "$here/backup.sh" 200 5
+echo; echo "## Ingest (bench/ingest.sh)"; "$here/ingest.sh"
