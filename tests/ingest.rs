@@ -444,6 +444,20 @@ fn stdin_upload_round_trips_and_an_upload_key_makes_it_idempotent() {
     assert_eq!(listed(&w).len(), 2);
 }
 
+/// A raw upload by `who` to the world's case under recording id `id` (3 bytes that are not
+/// age: only refusals before the body are expected).
+fn upload_raw(w: &World, who: &Person, id: &str) -> (u16, String) {
+    w.v.cli(who, &["login"]).ok();
+    let token = w.v.token(who);
+    w.v.raw(
+        "POST",
+        &format!("/v1/cases/{}/recordings?announced=signal-tone&recording_id={id}", w.case),
+        Some(&token),
+        &[("x-vault-upload-length", "3")],
+        b"abc",
+    )
+}
+
 #[test]
 fn fail_an_id_in_use_by_another_recorder_is_refused() {
     let w = world();
@@ -454,15 +468,7 @@ fn fail_an_id_in_use_by_another_recorder_is_refused() {
         .v
         .cli(&w.pbx, &["upload", &w.case, file.to_str().unwrap(), "--announced", "signal-tone", "--upload-key", "k1"])
         .ok();
-    w.v.cli(&pbx2, &["login"]).ok();
-    let token = w.v.token(&pbx2);
-    let (status, body) = w.v.raw(
-        "POST",
-        &format!("/v1/cases/{}/recordings?announced=signal-tone&recording_id={id}", w.case),
-        Some(&token),
-        &[("x-vault-upload-length", "3")],
-        b"abc",
-    );
+    let (status, body) = upload_raw(&w, &pbx2, &id);
     assert_eq!(status, 409, "{body}");
     assert!(body.contains("in use"), "{body}");
     let (actor, action, outcome, _, _) = w.v.last_log();
@@ -529,15 +535,7 @@ fn fail_a_recording_destroyed_under_r5_is_not_stored_again_by_a_retry() {
     assert!(again.stderr.contains("closed") || again.stderr.contains("destroyed"), "{}", again.stderr);
     assert_eq!(w.v.count(&format!("SELECT count(*) FROM recordings WHERE id = '{id}'")), 0);
     // Even aimed past the closed case, the id itself is refused as destroyed.
-    w.v.cli(&w.pbx, &["login"]).ok();
-    let token = w.v.token(&w.pbx);
-    let (status, body) = w.v.raw(
-        "POST",
-        &format!("/v1/cases/{}/recordings?announced=signal-tone&recording_id={id}", w.case),
-        Some(&token),
-        &[("x-vault-upload-length", "3")],
-        b"abc",
-    );
+    let (status, body) = upload_raw(&w, &w.pbx, &id);
     assert_eq!(status, 409, "{body}");
     assert!(body.contains("destroyed"), "{body}");
 }

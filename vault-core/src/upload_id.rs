@@ -9,9 +9,6 @@
 //! against it. The recorder signs the id in its recording statement, so a server that
 //! answers "already stored" must show the recorder's own signature for that very id.
 
-use age::secrecy::ExposeSecret;
-use zeroize::Zeroizing;
-
 use crate::ids::{CaseId, RecordingId};
 
 /// HKDF salt and info of the derivation of the upload-id key: labels used for nothing
@@ -24,24 +21,9 @@ pub struct UploadIds {
     key: ring::hmac::Key,
 }
 
-struct KeyLen;
-
-impl ring::hkdf::KeyType for KeyLen {
-    fn len(&self) -> usize {
-        32
-    }
-}
-
 impl UploadIds {
     pub fn from_identity(identity: &age::x25519::Identity) -> Self {
-        let text = identity.to_string();
-        let (_, secret) =
-            bech32::decode(text.expose_secret()).expect("an age identity is valid Bech32 by construction");
-        let secret = Zeroizing::new(secret);
-        let prk = ring::hkdf::Salt::new(ring::hkdf::HKDF_SHA256, DERIVE_SALT).extract(&secret);
-        let okm = prk.expand(&[DERIVE_INFO], KeyLen).expect("32 bytes is a valid HKDF-SHA256 length");
-        let mut key = Zeroizing::new([0u8; 32]);
-        okm.fill(&mut key[..]).expect("32 bytes is a valid HKDF-SHA256 length");
+        let key = crate::trust::keys::derive(identity, DERIVE_SALT, DERIVE_INFO);
         Self { key: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &key[..]) }
     }
 

@@ -287,26 +287,7 @@ impl RequestLog {
         db: &Db,
         f: impl FnOnce(&Store<'_>, &mut LogRecord) -> ApiResult<R> + Send + 'static,
     ) -> ApiResult<R> {
-        let mut rec = self.record();
-        let this = self.clone();
-        db.call(move |c| {
-            let sp = c.savepoint()?;
-            let store = Store::new(&sp);
-            match f(&store, &mut rec) {
-                Ok(r) => {
-                    append(&store, &rec, Outcome::Allowed)?;
-                    sp.commit()?;
-                    Ok(r)
-                }
-                Err(e) => {
-                    if e.status.is_client_error() {
-                        this.update(|r| *r = rec);
-                    }
-                    Err(e)
-                }
-            }
-        })
-        .await
+        self.logged_then(db, move |s, rec| Ok((f(s, rec)?, None))).await
     }
 
     /// As [`RequestLog::logged`], and appends the second entry `f` returns right after
@@ -317,6 +298,14 @@ impl RequestLog {
         db: &Db,
         f: impl FnOnce(&Store<'_>, &mut LogRecord) -> ApiResult<(R, LogRecord)> + Send + 'static,
     ) -> ApiResult<R> {
+        self.logged_then(db, move |s, rec| f(s, rec).map(|(r, second)| (r, Some(second)))).await
+    }
+
+    async fn logged_then<R: Send + 'static>(
+        &self,
+        db: &Db,
+        f: impl FnOnce(&Store<'_>, &mut LogRecord) -> ApiResult<(R, Option<LogRecord>)> + Send + 'static,
+    ) -> ApiResult<R> {
         let mut rec = self.record();
         let this = self.clone();
         db.call(move |c| {
@@ -325,7 +314,9 @@ impl RequestLog {
             match f(&store, &mut rec) {
                 Ok((r, second)) => {
                     append(&store, &rec, Outcome::Allowed)?;
-                    append(&store, &second, Outcome::Allowed)?;
+                    if let Some(second) = second {
+                        append(&store, &second, Outcome::Allowed)?;
+                    }
                     sp.commit()?;
                     Ok(r)
                 }

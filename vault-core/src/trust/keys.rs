@@ -37,17 +37,24 @@ impl ring::hkdf::KeyType for Seed {
     }
 }
 
+/// 32 bytes derived from an age identity's secret with HKDF-SHA256 under `salt` and
+/// `info` (labels used for nothing else; see `schema/TRUST.md`).
+pub(crate) fn derive(identity: &age::x25519::Identity, salt: &[u8], info: &[u8]) -> Zeroizing<[u8; 32]> {
+    let text = identity.to_string();
+    let (_, secret) = bech32::decode(text.expose_secret()).expect("an age identity is valid Bech32 by construction");
+    let secret = Zeroizing::new(secret);
+    let prk = ring::hkdf::Salt::new(ring::hkdf::HKDF_SHA256, salt).extract(&secret);
+    let info = [info];
+    let okm = prk.expand(&info, Seed).expect("32 bytes is a valid HKDF-SHA256 length");
+    let mut out = Zeroizing::new([0u8; 32]);
+    okm.fill(&mut out[..]).expect("32 bytes is a valid HKDF-SHA256 length");
+    out
+}
+
 impl SigningKey {
     /// Derives the signing key of an age X25519 identity.
     pub fn from_identity(identity: &age::x25519::Identity) -> Self {
-        let text = identity.to_string();
-        let (_, secret) =
-            bech32::decode(text.expose_secret()).expect("an age identity is valid Bech32 by construction");
-        let secret = Zeroizing::new(secret);
-        let prk = ring::hkdf::Salt::new(ring::hkdf::HKDF_SHA256, DERIVE_SALT).extract(&secret);
-        let okm = prk.expand(&[DERIVE_INFO], Seed).expect("32 bytes is a valid HKDF-SHA256 length");
-        let mut seed = Zeroizing::new([0u8; 32]);
-        okm.fill(&mut seed[..]).expect("32 bytes is a valid HKDF-SHA256 length");
+        let seed = derive(identity, DERIVE_SALT, DERIVE_INFO);
         let pair = Ed25519KeyPair::from_seed_unchecked(&seed[..]).expect("any 32 bytes are an Ed25519 seed");
         Self { pair, recipient: identity.to_public() }
     }
