@@ -151,10 +151,14 @@ impl Drop for Ingester {
     }
 }
 
-/// The signed recordings of the case, as bob lists them: (id, file name from the sealed
-/// call metadata is not listed, so) ids only.
+/// The ids of the world's case's signed recordings, as bob lists them.
 fn listed(w: &World) -> Vec<String> {
-    let out = w.v.cli(&w.bob, &["--json", "recordings", &w.case]).ok();
+    listed_in(w, &w.case)
+}
+
+/// The ids of `case`'s signed recordings, as bob lists them.
+fn listed_in(w: &World, case: &str) -> Vec<String> {
+    let out = w.v.cli(&w.bob, &["--json", "recordings", case]).ok();
     let v = json(&out);
     let list = v["recordings"].as_array().cloned().or_else(|| v.as_array().cloned()).unwrap_or_default();
     list.iter().map(|r| r["id"].as_str().unwrap().to_owned()).collect()
@@ -622,4 +626,42 @@ fn a_case_key_rotated_under_a_running_ingester_is_picked_up() {
     let versions = w.v.count("SELECT count(DISTINCT key_version) FROM recordings");
     assert_eq!(versions, 2, "the second recording is under the new key:\n{}", ing.log());
     assert_eq!(ing.status()["failed"], 0);
+}
+
+#[test]
+fn a_routes_file_sends_each_spool_to_its_own_case() {
+    let w = world();
+    let other =
+        w.v.cli(
+            &w.v.admin,
+            &["case", "create", "--kind", "customer", "--title", "Complaints", "--purpose", "complaint-handling"],
+        )
+        .ok();
+    w.v.cli(&w.v.admin, &["grant", &other, "bob", "--reason", "quality review"]).ok();
+    let complaints = w.v.dir.path().join("complaints");
+    std::fs::create_dir(&complaints).unwrap();
+    let routes = w.v.dir.path().join("routes");
+    std::fs::write(&routes, format!("# spool  case  announced\nspool {}\ncomplaints {other} spoken-notice\n", w.case))
+        .unwrap();
+    let sales_call = recording(41, 4000);
+    let complaint = recording(42, 4000);
+    drop_in(&w.spool, "sale.wav", &sales_call);
+    drop_in(&complaints, "complaint.wav", &complaint);
+    let log = w.v.dir.path().join("routes.log");
+    let out =
+        w.v.cli_cmd(&w.pbx)
+            .args(["ingest", "--routes"])
+            .arg(&routes)
+            .args(["--once", "--settle-secs", "0"])
+            .stderr(std::fs::File::create(&log).unwrap())
+            .status()
+            .unwrap();
+    assert!(out.success(), "{}", std::fs::read_to_string(&log).unwrap());
+    let ids = listed(&w);
+    assert_eq!(ids.len(), 1);
+    assert_eq!(fetched(&w, &ids[0]), sales_call);
+    let theirs = listed_in(&w, &other);
+    assert_eq!(theirs.len(), 1);
+    assert_eq!(fetched(&w, &theirs[0]), complaint);
+    assert!(files_in(&w.spool).is_empty() && files_in(&complaints).is_empty());
 }
