@@ -396,7 +396,7 @@ fn repeated(answer: &crate::client::Answer) -> bool {
 /// Recordings up to this many bytes are encrypted in memory and sent signed, in one
 /// request (see [`Uploader::upload_whole`]); larger ones stream, and are signed once the
 /// server has them. Memory stays bounded either way.
-const WHOLE_MAX: u64 = 4 << 20;
+const WHOLE_MAX: u64 = 1 << 20;
 
 /// What feeds the request body.
 enum Producer {
