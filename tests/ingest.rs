@@ -324,8 +324,10 @@ fn fail_a_lost_answer_to_a_large_uploads_signature_is_uploaded_again_without_a_d
     lost_answer_is_uploaded_again_without_a_duplicate(5 << 20, "/signature");
 }
 
-#[test]
-fn fail_a_lying_server_cannot_have_plaintext_deleted_by_claiming_it_holds_it() {
+/// The lying server answers every upload "I have that already" with `forge(honest answer
+/// to an earlier upload, the id asked for)`; the ingester must keep the plaintext and say
+/// `why` it did not believe the answer.
+fn lying_server_cannot_have_plaintext_deleted(forge: fn(&str, &str) -> String, why: &str) {
     let mut w = world();
     let lie = Switch::default();
     let _proxy = w.v.behind_proxy(lie.clone());
@@ -334,13 +336,13 @@ fn fail_a_lying_server_cannot_have_plaintext_deleted_by_claiming_it_holds_it() {
     std::fs::write(&first, recording(1, 10_000)).unwrap();
     let stored =
         w.v.cli(&w.pbx, &["--json", "upload", &w.case, first.to_str().unwrap(), "--announced", "signal-tone"]).ok();
-    // From now on every upload is answered "I have that already", with that recording.
     lie.lie(move |req: &Request, resp: &mut Response| {
         if req.method == "POST" && req.path.contains("/recordings?") {
+            let asked = req.path.split("recording_id=").nth(1).unwrap_or_default().split('&').next().unwrap();
             resp.status = 200;
             resp.headers.retain(|(k, _)| k != "x-vault-crc32");
             resp.headers.push(("x-vault-repeated".into(), "true".into()));
-            resp.body = stored.clone().into_bytes();
+            resp.body = forge(&stored, asked).into_bytes();
         }
     });
     let content = recording(2, 10_000);
@@ -349,7 +351,25 @@ fn fail_a_lying_server_cannot_have_plaintext_deleted_by_claiming_it_holds_it() {
     wait_for("the ingester to give up", &ing.log, || w.spool.join("failed/kept.wav").exists());
     assert_eq!(std::fs::read(w.spool.join("failed/kept.wav")).unwrap(), content, "the plaintext must be kept");
     let reason = std::fs::read_to_string(w.spool.join("failed/kept.wav.reason")).unwrap();
-    assert!(reason.contains("not trusting that answer"), "{reason}");
+    assert!(reason.contains("not trusting that answer") && reason.contains(why), "{reason}");
+}
+
+#[test]
+fn fail_a_lying_server_cannot_have_plaintext_deleted_with_another_recordings_statement() {
+    // The recorder's own signature, but for another recording.
+    lying_server_cannot_have_plaintext_deleted(|stored, _| stored.to_owned(), "for another recording");
+}
+
+#[test]
+fn fail_a_lying_server_cannot_have_plaintext_deleted_with_a_statement_it_rewrote() {
+    // The id asked for, in a statement the server edited: the signature no longer holds.
+    lying_server_cannot_have_plaintext_deleted(
+        |stored, asked| {
+            let old = json(stored)["id"].as_str().unwrap().to_owned();
+            stored.replace(&old, asked)
+        },
+        "does not carry this recorder's signature",
+    );
 }
 
 #[test]
@@ -418,6 +438,7 @@ fn sigterm_stops_the_ingester_cleanly() {
     let mut ing = Ingester::start(&w, &[]);
     wait_for("the status file", &ing.log, || ing.status().is_object());
     assert!(ing.stop().success(), "{}", ing.log());
+    assert!(ing.log().contains("ingest stopping"), "{}", ing.log());
 }
 
 #[test]

@@ -360,11 +360,7 @@ impl Upload {
         headers: Vec<(&'static str, String)>,
         body: transfer::ChunkStream,
     ) -> anyhow::Result<Answer> {
-        let mut req = self.http.post(&self.url).query(query);
-        for (name, value) in headers {
-            req = req.header(name, value);
-        }
-        self.post(req.body(reqwest::Body::wrap_stream(body)))
+        self.post(self.request(query, headers).body(reqwest::Body::wrap_stream(body)))
     }
 
     /// As [`Upload::send`], with a body made beforehand (a small recording, encrypted and
@@ -375,11 +371,15 @@ impl Upload {
         headers: Vec<(&'static str, String)>,
         body: Vec<u8>,
     ) -> anyhow::Result<Answer> {
+        self.post(self.request(query, headers).body(body))
+    }
+
+    fn request(&self, query: &[(&str, String)], headers: Vec<(&'static str, String)>) -> reqwest::RequestBuilder {
         let mut req = self.http.post(&self.url).query(query);
         for (name, value) in headers {
             req = req.header(name, value);
         }
-        self.post(req.body(body))
+        req
     }
 
     fn post(&self, req: reqwest::RequestBuilder) -> anyhow::Result<Answer> {

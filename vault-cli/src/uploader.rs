@@ -173,13 +173,6 @@ impl Uploader {
     /// Encrypts, uploads and signs `rec`. `progress` shows a bar on a terminal.
     pub fn upload(&mut self, rec: Recording<'_>, progress: bool) -> anyhow::Result<Stored> {
         let target = self.target(rec.case)?;
-        if let Source::File(path) = rec.source {
-            let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-            let meta = file.metadata()?;
-            if meta.is_file() && meta.len() <= WHOLE_MAX {
-                return self.upload_whole(rec, &target, file, meta.len());
-            }
-        }
         let encryption = vault_core::crypto::Encryption::new(&target.recipient)?;
         let (producer, ciphertext_len, plaintext_len) = match rec.source {
             Source::File(path) => {
@@ -189,20 +182,19 @@ impl Uploader {
                     bail!("{} is not a regular file", path.display());
                 }
                 let len = meta.len();
-                (Producer::Encrypt { file, len, encryption: Box::new(encryption) }, None, Some(len))
+                if len <= WHOLE_MAX {
+                    return self.upload_whole(rec, &target, encryption, file, len);
+                }
+                let ciphertext_len = encryption.ciphertext_len(len);
+                (Producer::Encrypt { file, len, encryption: Box::new(encryption) }, ciphertext_len, Some(len))
             }
             Source::Stdin => {
                 let (cipher, plain_len) = encrypt_stdin(encryption)?;
                 let len = cipher.metadata()?.len();
-                (Producer::Copy { file: cipher }, Some(len), Some(plain_len))
+                (Producer::Copy { file: cipher }, len, Some(plain_len))
             }
         };
-        let ciphertext_len = match (&producer, ciphertext_len) {
-            (_, Some(n)) => n,
-            (Producer::Encrypt { len, encryption, .. }, None) => encryption.ciphertext_len(*len),
-            (Producer::Copy { .. }, None) => unreachable!("a copy knows its length"),
-        };
-        let mut call = rec.call;
+        let mut call = rec.call.clone();
         call.plaintext_size = call.plaintext_size.or(plaintext_len);
         let meta_ct = vault_core::crypto::seal_call_meta(&target.recipient, &call);
         let upload = self.client.upload(&format!("/v1/cases/{}/recordings", rec.case))?;
@@ -213,13 +205,8 @@ impl Uploader {
             indicatif::ProgressBar::hidden()
         };
         let running = producer.start(writer, pb.clone());
-        let mut query =
-            vec![("announced", rec.announced.as_str().to_owned()), ("recorded_at", rec.recorded_at.clone())];
-        if let Some(id) = &rec.id {
-            query.push(("recording_id", id.to_string()));
-        }
         let headers = vec![(HEADER_META, meta_ct), (HEADER_UPLOAD_LENGTH, ciphertext_len.to_string())];
-        let answer = upload.send(&query, headers, body);
+        let answer = upload.send(&query(&rec, rec.id.as_ref()), headers, body);
         let produced = running.join().map_err(|_| anyhow!("the encryption thread panicked"))?;
         pb.finish_and_clear();
         if let Ok(Some((expected, read))) = produced.as_ref().map(|p| p.mismatch()) {
@@ -260,23 +247,14 @@ impl Uploader {
         }
         // The hash signed is this client's, of what it sent; the server's CRC-32 of what it
         // received matched above.
-        let sha256 = hex::encode(sent.sha256);
-        let statement = RecordingStatement {
-            vault: self.vault.get().expect("set by target").clone(),
-            case: rec.case.clone(),
-            recording: info.id.clone(),
-            version: target.version,
-            sha256: sha256.clone(),
-            size: sent.len,
-            recorded_at: rec.recorded_at,
-            announced: rec.announced,
-            by: self.client.user.clone(),
-            at: statement::now(),
-        };
-        let signature = RecordingSignature { statement: Signed::sign(&statement, &self.signer) };
+        let signature = RecordingSignature { statement: self.sign(&rec, &info.id, target.version, &sent) };
         let _: Done<RecordingId> =
             self.client.post_json(&format!("/v1/recordings/{}/signature", info.id), &signature)?;
-        Ok(Stored::New(RecordingInfo { sha256, statement: Some(signature.statement), ..info }))
+        Ok(Stored::New(RecordingInfo {
+            sha256: hex::encode(sent.sha256),
+            statement: Some(signature.statement),
+            ..info
+        }))
     }
 
     /// Uploads a small recording in one request: encrypted in memory, signed, then sent
@@ -286,14 +264,14 @@ impl Uploader {
         &mut self,
         rec: Recording<'_>,
         target: &Target,
+        encryption: vault_core::crypto::Encryption,
         file: std::fs::File,
         len: u64,
     ) -> anyhow::Result<Stored> {
         let id = rec.id.clone().unwrap_or_else(RecordingId::random);
-        let mut call = rec.call;
+        let mut call = rec.call.clone();
         call.plaintext_size = call.plaintext_size.or(Some(len));
         let meta_ct = vault_core::crypto::seal_call_meta(&target.recipient, &call);
-        let encryption = vault_core::crypto::Encryption::new(&target.recipient)?;
         let mut ciphertext = Vec::with_capacity(encryption.ciphertext_len(len) as usize);
         // One byte more than measured, to notice a file that grew.
         let read = encryption
@@ -307,27 +285,10 @@ impl Uploader {
         }
         let sent = transfer::Sent {
             crc32: crc32fast::hash(&ciphertext),
-            sha256: ring::digest::digest(&ring::digest::SHA256, &ciphertext).as_ref().try_into().expect("32 bytes"),
+            sha256: vault_core::sha256(&ciphertext),
             len: ciphertext.len() as u64,
         };
-        let statement = RecordingStatement {
-            vault: self.vault.get().expect("set by target").clone(),
-            case: rec.case.clone(),
-            recording: id.clone(),
-            version: target.version,
-            sha256: hex::encode(sent.sha256),
-            size: sent.len,
-            recorded_at: rec.recorded_at.clone(),
-            announced: rec.announced,
-            by: self.client.user.clone(),
-            at: statement::now(),
-        };
-        let signed = Signed::sign(&statement, &self.signer);
-        let query = vec![
-            ("announced", rec.announced.as_str().to_owned()),
-            ("recorded_at", rec.recorded_at.clone()),
-            ("recording_id", id.to_string()),
-        ];
+        let signed = self.sign(&rec, &id, target.version, &sent);
         let headers = vec![
             (HEADER_META, meta_ct),
             (HEADER_UPLOAD_LENGTH, sent.len.to_string()),
@@ -335,7 +296,7 @@ impl Uploader {
             (HEADER_CRC32, format!("{:08x}", sent.crc32)),
         ];
         let upload = self.client.upload(&format!("/v1/cases/{}/recordings", rec.case))?;
-        let answer = match upload.send_bytes(&query, headers, ciphertext) {
+        let answer = match upload.send_bytes(&query(&rec, Some(&id)), headers, ciphertext) {
             Err(e) if e.downcast_ref::<Answered>().is_some_and(|a| a.code == "key_changed") => {
                 self.forget_target(rec.case);
                 return Err(KeyChanged(e.to_string()).into());
@@ -356,6 +317,24 @@ impl Uploader {
             );
         }
         Ok(Stored::New(info))
+    }
+
+    /// This recorder's signed statement that `id` of `rec`'s case, under key `version`,
+    /// is the ciphertext it `sent`.
+    fn sign(&self, rec: &Recording<'_>, id: &RecordingId, version: u32, sent: &transfer::Sent) -> Signed {
+        let statement = RecordingStatement {
+            vault: self.vault.get().expect("set by target").clone(),
+            case: rec.case.clone(),
+            recording: id.clone(),
+            version,
+            sha256: hex::encode(sent.sha256),
+            size: sent.len,
+            recorded_at: rec.recorded_at.clone(),
+            announced: rec.announced,
+            by: self.client.user.clone(),
+            at: statement::now(),
+        };
+        Signed::sign(&statement, &self.signer)
     }
 
     /// Checks the server's answer to a repeated upload: the recording it names must be
@@ -386,6 +365,15 @@ impl Uploader {
         }
         Ok(())
     }
+}
+
+/// The query of an upload of `rec`, under `id` if it has one.
+fn query(rec: &Recording<'_>, id: Option<&RecordingId>) -> Vec<(&'static str, String)> {
+    let mut q = vec![("announced", rec.announced.as_str().to_owned()), ("recorded_at", rec.recorded_at.clone())];
+    if let Some(id) = id {
+        q.push(("recording_id", id.to_string()));
+    }
+    q
 }
 
 /// Whether the server answered that it held the upload already.

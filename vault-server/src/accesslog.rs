@@ -287,21 +287,14 @@ impl RequestLog {
         db: &Db,
         f: impl FnOnce(&Store<'_>, &mut LogRecord) -> ApiResult<R> + Send + 'static,
     ) -> ApiResult<R> {
-        self.logged_then(db, move |s, rec| Ok((f(s, rec)?, None))).await
+        self.logged_with(db, move |s, rec| Ok((f(s, rec)?, None))).await
     }
 
-    /// As [`RequestLog::logged`], and appends the second entry `f` returns right after
-    /// this request's own, in the same savepoint: a request that does two logged things
-    /// at once (an upload that arrives signed is an `upload` and a `recording-sign`).
-    pub async fn logged_twice<R: Send + 'static>(
-        &self,
-        db: &Db,
-        f: impl FnOnce(&Store<'_>, &mut LogRecord) -> ApiResult<(R, LogRecord)> + Send + 'static,
-    ) -> ApiResult<R> {
-        self.logged_then(db, move |s, rec| f(s, rec).map(|(r, second)| (r, Some(second)))).await
-    }
-
-    async fn logged_then<R: Send + 'static>(
+    /// As [`RequestLog::logged`], and appends the second entry `f` may return right after
+    /// this request's own, in the same savepoint: for a request that does two logged
+    /// things at once (an upload that arrives signed is an `upload` and a
+    /// `recording-sign`).
+    pub async fn logged_with<R: Send + 'static>(
         &self,
         db: &Db,
         f: impl FnOnce(&Store<'_>, &mut LogRecord) -> ApiResult<(R, Option<LogRecord>)> + Send + 'static,

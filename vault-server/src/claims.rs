@@ -5,8 +5,8 @@
 //! Both may remove an unsigned upload's row and ciphertext and, for the upload, put new
 //! ciphertext under the same name. Without a claim, a sweep that read the old row could
 //! delete the new upload's ciphertext after the upload renamed it into place. Whoever
-//! holds the claim works on the id alone; the other is told so (an upload answers 409 and
-//! is tried again; the sweep leaves the id for its next round).
+//! holds the claim works on the id alone; the other is told so (an upload answers 503 `busy`
+//! and is tried again; the sweep leaves the id for its next round).
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};

@@ -111,6 +111,16 @@ struct Counts {
     in_flight: u64,
 }
 
+impl std::fmt::Display for Counts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} uploaded, {} already held, {} retried, {} failed, {} waiting",
+            self.uploaded, self.repeated, self.retried, self.failed, self.waiting
+        )
+    }
+}
+
 /// Where a file seen in a spool stands.
 #[derive(Debug)]
 struct Pending {
@@ -152,14 +162,9 @@ enum Failure {
 impl Ingest {
     pub fn run(self, g: &Global) -> anyhow::Result<()> {
         let routes = self.routes()?;
-        for r in &routes {
-            for sub in ["done", "failed"] {
-                if sub == "done" && !self.keep {
-                    continue;
-                }
-                std::fs::create_dir_all(r.dir.join(sub))
-                    .with_context(|| format!("cannot make {}", r.dir.join(sub).display()))?;
-            }
+        let subdirs: &[&str] = if self.keep { &["done", "failed"] } else { &["failed"] };
+        for dir in routes.iter().flat_map(|r| subdirs.iter().map(|sub| r.dir.join(sub))) {
+            std::fs::create_dir_all(&dir).with_context(|| format!("cannot make {}", dir.display()))?;
         }
         let mut client = Client::new(g)?;
         client.share_transfers(2);
@@ -190,9 +195,8 @@ impl Ingest {
                 .with_context(|| format!("cannot watch {}", r.dir.display()))?;
         }
         let stop = stop_on_signal()?;
-        let jobs: Arc<Mutex<mpsc::Receiver<Job>>>;
         let (job_tx, job_rx) = mpsc::channel::<Job>();
-        jobs = Arc::new(Mutex::new(job_rx));
+        let jobs = Arc::new(Mutex::new(job_rx));
         let mut workers = Vec::new();
         for _ in 0..self.jobs {
             let (jobs, tx, mut up, keep) = (jobs.clone(), tx.clone(), uploader.copy()?, self.keep);
@@ -217,7 +221,7 @@ impl Ingest {
         let mut last_status = Instant::now() - Duration::from_secs(10);
         let mut last_summary = Instant::now();
         let mut last_scan = Instant::now();
-        let mut logged_counts = Counts::default();
+        let mut last_line = String::new();
         let mut in_flight = 0usize;
         let queue = 2 * self.jobs as usize;
         loop {
@@ -267,16 +271,12 @@ impl Ingest {
                 spool.write_status(self.status_file.as_deref());
                 last_status = Instant::now();
             }
+            // A summary every 10 s, when something changed.
             if last_summary.elapsed() >= Duration::from_secs(10) {
-                let c = spool.counts();
-                if (c.uploaded, c.repeated, c.failed, c.waiting)
-                    != (logged_counts.uploaded, logged_counts.repeated, logged_counts.failed, logged_counts.waiting)
-                {
-                    eprintln!(
-                        "vault-cli: ingest: {} uploaded, {} already held, {} retried, {} failed, {} waiting",
-                        c.uploaded, c.repeated, c.retried, c.failed, c.waiting
-                    );
-                    logged_counts = c;
+                let line = spool.counts().to_string();
+                if line != last_line {
+                    eprintln!("vault-cli: ingest: {line}");
+                    last_line = line;
                 }
                 last_summary = Instant::now();
             }
@@ -294,10 +294,7 @@ impl Ingest {
         }
         spool.write_status(self.status_file.as_deref());
         let c = spool.counts();
-        eprintln!(
-            "vault-cli: ingest: {} uploaded, {} already held, {} retried, {} failed, {} waiting",
-            c.uploaded, c.repeated, c.retried, c.failed, c.waiting
-        );
+        eprintln!("vault-cli: ingest: {c}");
         if g.json {
             crate::output::json(&c)?;
         }
@@ -389,7 +386,7 @@ fn ingest_one(up: &mut Uploader, job: &Job, keep: bool) -> anyhow::Result<Stored
         Ok(bytes) => {
             let s: Sidecar = serde_json::from_slice(&bytes)
                 .map_err(|e| Refusal(format!("its sidecar {}.json is not valid call metadata: {e}", name)))?;
-            (s, hex::encode(ring::digest::digest(&ring::digest::SHA256, &bytes)))
+            (s, hex::encode(vault_core::sha256(&bytes)))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => (Sidecar::default(), "-".to_owned()),
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", sidecar_path.display())),
@@ -708,17 +705,19 @@ impl Spool {
 
     fn write_status(&self, file: Option<&Path>) {
         let Some(file) = file else { return };
-        let c = self.counts();
-        let text = serde_json::json!({
-            "uploaded": c.uploaded,
-            "repeated": c.repeated,
-            "retried": c.retried,
-            "failed": c.failed,
-            "waiting": c.waiting,
-            "in_flight": c.in_flight,
-            "keep": self.keep,
-            "at": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        });
+        #[derive(Serialize)]
+        struct Status {
+            #[serde(flatten)]
+            counts: Counts,
+            keep: bool,
+            at: String,
+        }
+        let text = serde_json::to_string(&Status {
+            counts: self.counts(),
+            keep: self.keep,
+            at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        })
+        .expect("counts serialise");
         let tmp = file.with_extension("tmp");
         if std::fs::write(&tmp, format!("{text}\n")).and_then(|()| std::fs::rename(&tmp, file)).is_err() {
             eprintln!("vault-cli: cannot write --status-file {}", file.display());

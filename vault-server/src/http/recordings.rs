@@ -189,9 +189,9 @@ pub async fn upload(
     }
     let case = policy::check_upload(case.as_ref(), &id, announced)?;
     let length = announced_length(&headers).map_err(refused_upload)?;
-    let sha256 = match &signed {
+    let signed = match signed {
         None => None,
-        Some((statement, _)) => {
+        Some((statement, crc32)) => {
             let key = key.ok_or_else(|| ApiError::internal(format!("{} has no enrolled key", caller.name)))?;
             let expected = StoredRecording {
                 case_id: id.clone(),
@@ -204,26 +204,28 @@ pub async fn upload(
                 uploaded_by: caller.name.clone(),
                 statement: None,
             };
-            key_unchanged(statement, case.key_version)?;
-            Some(trust::check_recording_statement(statement, &st.log_origin, &rid, &expected, &caller.name, &key)?)
+            key_unchanged(&statement, case.key_version)?;
+            let sha256 =
+                trust::check_recording_statement(&statement, &st.log_origin, &rid, &expected, &caller.name, &key)?;
+            Some(SignedUpload { statement, sha256, crc32 })
         }
     };
     let staged = st.blobs.receive(body, st.max_upload, length, &rid).await.map_err(refused_upload)?;
     let (crc32, staged_size) = (staged.crc32, staged.size);
-    if let Some((_, sent)) = &signed
-        && *sent != crc32
+    if let Some(sent) = signed.as_ref().map(|s| s.crc32)
+        && sent != crc32
     {
         return Err(ApiError::bad_request(format!(
             "the body that arrived has CRC-32 {crc32:08x}, not {sent:08x} as its sender announced: it was damaged \
              on the way; nothing was stored, send it again"
         )));
     }
-    let mut info = RecordingInfo {
+    let info = RecordingInfo {
         id: rid.clone(),
         case_id: id.clone(),
         key_version: 1,
         size: staged.size,
-        // The recorder's, once it signs (see `sign`).
+        // The recorder's, once it signs (here if it arrived signed, else see `sign`).
         sha256: String::new(),
         announced,
         recorded_at,
@@ -234,40 +236,29 @@ pub async fn upload(
     };
     st.blobs.commit(staged).await?;
     let row_id = rid.clone();
-    let details = json!({ "size": info.size, "crc32": format!("{crc32:08x}"), "announced": announced.as_str() });
-    let result = match (signed, sha256) {
-        (Some((statement, _)), Some(sha256)) => {
-            // The upload and the recorder's signature of it, in this order, at once.
-            log.logged_twice(&st.db, move |s, rec| {
-                rec.recording_id = row_id.to_string();
-                rec.details = details.to_string();
-                let case = policy::check_upload(s.case(&id)?.as_ref(), &id, announced)?;
-                key_unchanged(&statement, case.key_version)?;
-                info.key_version = case.key_version;
-                info.uploaded_at = now_rfc3339();
+    let result = log
+        .logged_with(&st.db, move |s, rec| {
+            rec.recording_id = row_id.to_string();
+            rec.details =
+                json!({ "size": info.size, "crc32": format!("{crc32:08x}"), "announced": announced.as_str() })
+                    .to_string();
+            let case = policy::check_upload(s.case(&id)?.as_ref(), &id, announced)?;
+            let info = RecordingInfo { key_version: case.key_version, uploaded_at: now_rfc3339(), ..info };
+            let Some(SignedUpload { statement, sha256, .. }) = signed else {
                 s.insert_recording(&info, meta.as_deref())?;
-                s.sign_recording(&row_id, &sha256, &statement)?;
-                let signing = LogRecord::new(rec.actor.clone(), Action::RecordingSign)
-                    .case(&id)
-                    .recording(&row_id)
-                    .details(json!({ "statement": statement }));
-                Ok((RecordingInfo { sha256, statement: Some(statement), ..info }, signing))
-            })
-            .await
-        }
-        _ => {
-            log.logged(&st.db, move |s, rec| {
-                rec.recording_id = row_id.to_string();
-                rec.details = details.to_string();
-                let case = policy::check_upload(s.case(&id)?.as_ref(), &id, announced)?;
-                info.key_version = case.key_version;
-                info.uploaded_at = now_rfc3339();
-                s.insert_recording(&info, meta.as_deref())?;
-                Ok(info)
-            })
-            .await
-        }
-    };
+                return Ok((info, None));
+            };
+            // Arrived signed: the upload and the recorder's signature of it, in this order.
+            key_unchanged(&statement, case.key_version)?;
+            s.insert_recording(&info, meta.as_deref())?;
+            s.sign_recording(&row_id, &sha256, &statement)?;
+            let signing = LogRecord::new(rec.actor.clone(), Action::RecordingSign)
+                .case(&id)
+                .recording(&row_id)
+                .details(json!({ "statement": statement }));
+            Ok((RecordingInfo { sha256, statement: Some(statement), ..info }, Some(signing)))
+        })
+        .await;
     match &result {
         Err(_) => {
             let _ = st.blobs.remove(&rid).await;
@@ -281,6 +272,14 @@ pub async fn upload(
         }
     }
     Ok(([(HEADER_CRC32, format!("{crc32:08x}"))], Json(result?)).into_response())
+}
+
+/// An upload that arrived signed, its statement checked: the SHA-256 it signs, and the
+/// CRC-32 its body must arrive with.
+struct SignedUpload {
+    statement: Signed,
+    sha256: String,
+    crc32: u32,
 }
 
 /// The statement and CRC-32 of an upload that arrives signed (`X-Vault-Statement`, base64
